@@ -1,0 +1,182 @@
+//! Static files with content-hashed URLs.
+//!
+//! The files under `static/` are embedded in the binary (rust-embed; read
+//! from disk in debug builds) and hashed once at start-up. Templates refer to
+//! them only through [`Assets::url`], which yields `/static/css/site.3f2a9c1b.css`.
+//! A hashed URL is immutable for a year; a URL with an outdated hash (a page
+//! cached before a deploy) still gets the current file, revalidated each time.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::errors::AppError;
+use crate::startup::AppState;
+
+#[derive(rust_embed::Embed)]
+#[folder = "static/"]
+struct StaticFiles;
+
+const HASH_LEN: usize = 8;
+
+struct Asset {
+    hash: String,
+    data: Cow<'static, [u8]>,
+    content_type: &'static str,
+}
+
+/// The table of static files, built once per application.
+pub struct Assets {
+    files: HashMap<String, Asset>,
+}
+
+impl Assets {
+    pub fn load() -> Self {
+        let files = StaticFiles::iter()
+            .filter_map(|name| {
+                let file = StaticFiles::get(&name)?;
+                let hash: String = file.metadata.sha256_hash()[..HASH_LEN / 2]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let asset = Asset {
+                    hash,
+                    content_type: content_type(&name),
+                    data: file.data,
+                };
+                Some((name.into_owned(), asset))
+            })
+            .collect();
+        Assets { files }
+    }
+
+    /// The content-hashed URL of a file under `static/`. Panics in tests and
+    /// debug builds on a name that does not exist, so a typo in a template is
+    /// caught before it ships; release builds fall back to the plain path.
+    pub fn url(&self, name: &str) -> String {
+        match self.files.get(name) {
+            Some(asset) => format!("/static/{}", hashed_name(name, &asset.hash)),
+            None => {
+                debug_assert!(false, "unknown static asset {name}");
+                format!("/static/{name}")
+            }
+        }
+    }
+}
+
+fn hashed_name(name: &str, hash: &str) -> String {
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.ends_with('/') => format!("{stem}.{hash}.{ext}"),
+        _ => format!("{name}.{hash}"),
+    }
+}
+
+/// Splits `css/site.3f2a9c1b.css` into (`css/site.css`, Some("3f2a9c1b")).
+fn split_hash(requested: &str) -> (String, Option<&str>) {
+    let (dir, file) = match requested.rsplit_once('/') {
+        Some((dir, file)) => (Some(dir), file),
+        None => (None, requested),
+    };
+    let parts: Vec<&str> = file.split('.').collect();
+    if parts.len() >= 3 {
+        let candidate = parts[parts.len() - 2];
+        if candidate.len() == HASH_LEN && candidate.chars().all(|c| c.is_ascii_hexdigit()) {
+            let mut plain: Vec<&str> = parts[..parts.len() - 2].to_vec();
+            plain.push(parts[parts.len() - 1]);
+            let plain = plain.join(".");
+            let logical = match dir {
+                Some(dir) => format!("{dir}/{plain}"),
+                None => plain,
+            };
+            return (logical, Some(candidate));
+        }
+    }
+    (requested.to_string(), None)
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("woff2") => "font/woff2",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `GET /static/{path}`.
+pub async fn serve(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let (logical, hash) = split_hash(&path);
+    let asset = state.assets.files.get(&logical).ok_or(AppError::NotFound)?;
+    let etag = format!("\"{}\"", asset.hash);
+    let cache = if hash == Some(asset.hash.as_str()) {
+        "public, max-age=31536000, immutable"
+    } else {
+        // Outdated or missing hash: serve the current file, but make the
+        // browser check again next time instead of keeping it for a year.
+        "public, no-cache"
+    };
+    let not_modified = req
+        .headers()
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut builder = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    builder
+        .insert_header((CACHE_CONTROL, cache))
+        .insert_header((ETAG, etag))
+        .insert_header((CONTENT_TYPE, asset.content_type));
+    Ok(if not_modified {
+        builder.finish()
+    } else {
+        builder.body(asset.data.clone().into_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashed_names_round_trip() {
+        let hashed = hashed_name("css/site.css", "3f2a9c1b");
+        assert_eq!(hashed, "css/site.3f2a9c1b.css");
+        assert_eq!(
+            split_hash(&hashed),
+            ("css/site.css".to_string(), Some("3f2a9c1b"))
+        );
+        assert_eq!(
+            split_hash("img/logo.min.0123abcd.svg"),
+            ("img/logo.min.svg".to_string(), Some("0123abcd"))
+        );
+        assert_eq!(
+            split_hash("css/site.css"),
+            ("css/site.css".to_string(), None)
+        );
+        assert_eq!(
+            split_hash("css/site.notahash.css"),
+            ("css/site.notahash.css".to_string(), None)
+        );
+    }
+
+    #[test]
+    fn every_embedded_file_has_a_hashed_url() {
+        let assets = Assets::load();
+        let url = assets.url("css/site.css");
+        assert!(url.starts_with("/static/css/site."), "{url}");
+        assert_eq!(url.len(), "/static/css/site..css".len() + HASH_LEN);
+    }
+}

@@ -1,0 +1,29 @@
+//! The command line: `emeterai [serve]`, `emeterai migrate`. Every setting
+//! is a flag and an environment variable; `--help` lists them all.
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "emeterai",
+    version,
+    about = "e-Meterai registration portal",
+    long_about = "e-Meterai registration portal.\n\nSettings are read from the environment (and a .env file when present); each can also be given as a flag."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the portal (the default). Runs pending migrations first.
+    Serve,
+    /// Bring the database schema up to date, then exit.
+    Migrate,
+}

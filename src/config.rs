@@ -1,0 +1,308 @@
+//! Settings: read once from the environment (or command-line flags) into one
+//! struct that is passed to the application. Never a global, so tests can
+//! build their own.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// Where the portal runs. Production refuses to start without an explicit
+/// secret key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Every setting of the portal. Each one is an environment variable (and a
+/// flag of the same meaning); `emeterai --help` lists them all.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Database: `postgres://...` / `postgresql://...`, or a SQLite path or `sqlite://` URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
+        default_value = "data/emeterai.sqlite3",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Listen address.
+    #[arg(
+        long,
+        env = "EMETERAI_BIND",
+        value_name = "EMETERAI_BIND",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub bind: SocketAddr,
+
+    /// Public URL of the portal, used in mailed links.
+    #[arg(long, env = "EMETERAI_BASE_URL", value_name = "EMETERAI_BASE_URL", default_value = "http://127.0.0.1:8080", value_parser = parse_base_url)]
+    pub base_url: String,
+
+    /// `development` or `production`. Production requires EMETERAI_SECRET_KEY.
+    #[arg(
+        long = "env",
+        env = "EMETERAI_ENV",
+        value_name = "EMETERAI_ENV",
+        default_value = "development"
+    )]
+    pub environment: Environment,
+
+    /// Key for signing cookies and tokens (at least 32 characters). In development
+    /// it is generated and kept in the data directory when unset.
+    #[arg(
+        long,
+        env = "EMETERAI_SECRET_KEY",
+        value_name = "EMETERAI_SECRET_KEY",
+        hide_env_values = true
+    )]
+    pub secret_key: Option<String>,
+
+    /// Directory for the SQLite database and the development secret key.
+    #[arg(
+        long,
+        env = "EMETERAI_DATA_DIR",
+        value_name = "EMETERAI_DATA_DIR",
+        default_value = "data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Mail provider endpoint; unset prints outgoing mail to the log.
+    #[arg(long, env = "EMETERAI_MAIL_API_URL", value_name = "EMETERAI_MAIL_API_URL", value_parser = parse_http_url)]
+    pub mail_api_url: Option<String>,
+
+    /// Bearer token for the mail provider.
+    #[arg(
+        long,
+        env = "EMETERAI_MAIL_API_KEY",
+        value_name = "EMETERAI_MAIL_API_KEY",
+        hide_env_values = true
+    )]
+    pub mail_api_key: Option<String>,
+
+    /// Sender address of outgoing mail.
+    #[arg(
+        long,
+        env = "EMETERAI_MAIL_FROM",
+        value_name = "EMETERAI_MAIL_FROM",
+        default_value = "noreply@e-meterai.local"
+    )]
+    pub mail_from: String,
+
+    /// bcrypt cost for passwords (4-31; tests may use 4).
+    #[arg(long, env = "EMETERAI_BCRYPT_COST", value_name = "EMETERAI_BCRYPT_COST", default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub bcrypt_cost: u32,
+
+    /// Contact Center telephone number shown on every help and error page.
+    #[arg(
+        long,
+        env = "EMETERAI_CONTACT_PHONE",
+        value_name = "EMETERAI_CONTACT_PHONE",
+        default_value = "1500 159"
+    )]
+    pub contact_phone: String,
+
+    /// Contact Center WhatsApp number, international digits (used for wa.me links).
+    #[arg(long, env = "EMETERAI_CONTACT_WHATSAPP", value_name = "EMETERAI_CONTACT_WHATSAPP", default_value = "628119590159", value_parser = parse_digits)]
+    pub contact_whatsapp: String,
+
+    /// Contact Center email address.
+    #[arg(
+        long,
+        env = "EMETERAI_CONTACT_EMAIL",
+        value_name = "EMETERAI_CONTACT_EMAIL",
+        default_value = "cs@e-meterai.local"
+    )]
+    pub contact_email: String,
+
+    /// Database connections per instance.
+    #[arg(long, env = "EMETERAI_DB_POOL_SIZE", value_name = "EMETERAI_DB_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_pool_size: u32,
+
+    /// Seconds to wait for a database connection before answering 503.
+    #[arg(long, env = "EMETERAI_DB_TIMEOUT_SECS", value_name = "EMETERAI_DB_TIMEOUT_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub db_timeout_secs: u64,
+
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "EMETERAI_WORKERS", value_name = "EMETERAI_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+
+    /// Largest accepted request body in bytes (the KTP photo is at most 1 MB).
+    #[arg(long, env = "EMETERAI_MAX_BODY_BYTES", value_name = "EMETERAI_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub max_body_bytes: u64,
+
+    /// Seconds that in-flight requests get to finish on SIGTERM/SIGINT.
+    #[arg(long, env = "EMETERAI_SHUTDOWN_TIMEOUT_SECS", value_name = "EMETERAI_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_timeout_secs: u64,
+
+    /// Log format: `text` or `json`. Verbosity follows RUST_LOG (default `info`).
+    #[arg(
+        long,
+        env = "EMETERAI_LOG_FORMAT",
+        value_name = "EMETERAI_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("EMETERAI_SECRET_KEY must be set when EMETERAI_ENV=production")]
+    MissingSecret,
+    #[error("EMETERAI_SECRET_KEY must be at least 32 characters long")]
+    ShortSecret,
+    #[error("cannot keep the development secret key in {path}: {source}")]
+    SecretFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Settings {
+    /// The defaults of every setting, ignoring the process environment: the
+    /// same values `--help` shows. Tests and tools start from these.
+    pub fn defaults() -> Self {
+        use clap::FromArgMatches;
+        let command = Self::augment_args(clap::Command::new("emeterai"))
+            .mut_args(|arg| arg.env(clap::builder::Resettable::Reset));
+        let matches = command
+            .try_get_matches_from(["emeterai"])
+            .expect("the built-in defaults parse");
+        Self::from_arg_matches(&matches).expect("the built-in defaults are valid")
+    }
+
+    /// The defaults with another database and data directory.
+    pub fn with_database(database_url: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Settings {
+            database_url: database_url.into(),
+            data_dir: data_dir.into(),
+            ..Self::defaults()
+        }
+    }
+
+    pub fn db_timeout(&self) -> Duration {
+        Duration::from_secs(self.db_timeout_secs)
+    }
+
+    /// Cookies get the `Secure` flag when the public URL is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.base_url.starts_with("https://")
+    }
+
+    /// The key used to sign cookies and tokens. Outside development it must be
+    /// configured; in development it is generated once and kept on disk so that
+    /// sessions survive restarts.
+    pub fn load_secret(&self) -> Result<Vec<u8>, ConfigError> {
+        if let Some(key) = &self.secret_key {
+            if key.chars().count() < 32 {
+                return Err(ConfigError::ShortSecret);
+            }
+            return Ok(key.as_bytes().to_vec());
+        }
+        if self.environment == Environment::Production {
+            return Err(ConfigError::MissingSecret);
+        }
+        let path = self.data_dir.join("secret.key");
+        read_or_create_secret(&path).map_err(|source| ConfigError::SecretFile { path, source })
+    }
+}
+
+fn read_or_create_secret(path: &Path) -> std::io::Result<Vec<u8>> {
+    match std::fs::read_to_string(path) {
+        Ok(existing) if existing.trim().len() >= 32 => {
+            return Ok(existing.trim().as_bytes().to_vec());
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let key: String = {
+        use rand::Rng;
+        let bytes: [u8; 32] = rand::rng().random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    use std::io::Write;
+    let mut file = options.open(path)?;
+    file.write_all(key.as_bytes())?;
+    Ok(key.into_bytes())
+}
+
+fn parse_http_url(value: &str) -> Result<String, String> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .ok_or_else(|| "must start with http:// or https://".to_string())?;
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+        return Err("must name a host, e.g. https://portal.example.go.id".into());
+    }
+    Ok(value.to_string())
+}
+
+fn parse_base_url(value: &str) -> Result<String, String> {
+    parse_http_url(value).map(|v| v.trim_end_matches('/').to_string())
+}
+
+fn parse_digits(value: &str) -> Result<String, String> {
+    if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) {
+        Ok(value.to_string())
+    } else {
+        Err("must be digits only, with the country code (e.g. 628119590159)".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_loses_trailing_slash_and_needs_a_scheme() {
+        assert_eq!(
+            parse_base_url("https://x.go.id/").unwrap(),
+            "https://x.go.id"
+        );
+        assert!(parse_base_url("x.go.id").is_err());
+        assert!(parse_base_url("http://").is_err());
+    }
+
+    #[test]
+    fn production_needs_a_secret() {
+        let mut s = Settings::defaults();
+        s.environment = Environment::Production;
+        assert!(matches!(s.load_secret(), Err(ConfigError::MissingSecret)));
+        s.secret_key = Some("short".into());
+        assert!(matches!(s.load_secret(), Err(ConfigError::ShortSecret)));
+        s.secret_key = Some("x".repeat(40));
+        assert_eq!(s.load_secret().unwrap().len(), 40);
+    }
+
+    #[test]
+    fn development_secret_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Settings::defaults();
+        s.data_dir = dir.path().join("nested");
+        let first = s.load_secret().unwrap();
+        let second = s.load_secret().unwrap();
+        assert_eq!(first, second);
+        assert_eq!(first.len(), 64);
+    }
+}

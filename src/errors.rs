@@ -1,0 +1,230 @@
+//! One error type for the application, and the error pages.
+//!
+//! `AppError::error_response` only decides the status, logs the cause chain
+//! with a reference code and attaches that code to the response. The
+//! error-page middleware ([`error_page`]) then renders every 4xx/5xx response
+//! that is not already a finished page, whether it came from our handlers or
+//! from actix itself (unknown path, wrong method, body too large), in the
+//! citizen's language, with the reference code and the contact channels.
+
+use std::error::Error as StdError;
+use std::fmt::Write as _;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+
+use crate::reference::new_reference;
+use crate::web::{PageCtx, Rendered};
+
+type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Seconds a citizen is asked to wait after a 503.
+pub const RETRY_AFTER_SECS: u32 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    #[error("forbidden")]
+    Forbidden,
+    #[error("too many requests")]
+    TooManyRequests,
+    #[error("service unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl AppError {
+    pub fn internal(cause: impl Into<BoxError>) -> Self {
+        AppError::Internal(cause.into())
+    }
+
+    pub fn unavailable(cause: impl Into<BoxError>) -> Self {
+        AppError::Unavailable(cause.into())
+    }
+}
+
+impl From<r2d2::Error> for AppError {
+    /// No connection could be had in time: the database is down or overloaded.
+    fn from(e: r2d2::Error) -> Self {
+        AppError::Unavailable(Box::new(e))
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => AppError::NotFound,
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+                AppError::Unavailable(Box::new(e))
+            }
+            other => AppError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        AppError::Unavailable(Box::new(e))
+    }
+}
+
+/// The reference code of an error response, attached by whoever logged it.
+#[derive(Debug, Clone)]
+pub struct ErrorReference(pub String);
+
+/// The error and every cause below it, on one line.
+pub fn error_chain(e: &dyn StdError) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let _ = write!(out, ": {cause}");
+        source = cause.source();
+    }
+    out
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let reference = new_reference("ERR");
+        let chain = error_chain(self);
+        if status.is_server_error() {
+            tracing::error!(reference = %reference, status = status.as_u16(), error = %chain, "request failed");
+        } else {
+            tracing::info!(reference = %reference, status = status.as_u16(), error = %chain, "request refused");
+        }
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        }
+        let mut response = response.finish();
+        response.extensions_mut().insert(ErrorReference(reference));
+        response
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    ctx: &'a PageCtx,
+    status: u16,
+    title: &'static str,
+    body: &'static str,
+    reference: &'a str,
+}
+
+fn texts_for(ctx: &PageCtx, status: StatusCode) -> (&'static str, &'static str) {
+    let t = ctx.t;
+    match status.as_u16() {
+        400 => (t.error_400_title, t.error_400_body),
+        401 | 403 => (t.error_403_title, t.error_403_body),
+        404 | 410 => (t.error_404_title, t.error_404_body),
+        405 => (t.error_405_title, t.error_405_body),
+        413 => (t.error_413_title, t.error_413_body),
+        429 => (t.error_429_title, t.error_429_body),
+        500 => (t.error_500_title, t.error_500_body),
+        502..=504 => (t.error_503_title, t.error_503_body),
+        s if s >= 500 => (t.error_500_title, t.error_500_body),
+        _ => (t.error_other_title, t.error_other_body),
+    }
+}
+
+/// Error-page middleware handler: turns any 4xx/5xx response that is not
+/// already a page into the error page for its status.
+pub fn error_page<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    if res.response().extensions().get::<Rendered>().is_some() {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let known = res
+        .response()
+        .extensions()
+        .get::<ErrorReference>()
+        .map(|r| r.0.clone());
+    let reference = known.unwrap_or_else(|| {
+        let reference = new_reference("ERR");
+        // Errors raised by actix itself (unknown path, wrong method, body too
+        // large, malformed form) arrive here without having been logged.
+        let cause = res
+            .response()
+            .error()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        tracing::info!(reference = %reference, status = status.as_u16(), path = %res.request().path(), error = %cause, "request refused");
+        reference
+    });
+    let (req, old) = res.into_parts();
+    let html = match PageCtx::from_request(&req) {
+        Ok(ctx) => {
+            let (title, body) = texts_for(&ctx, status);
+            ErrorPage {
+                ctx: &ctx,
+                status: status.as_u16(),
+                title,
+                body,
+                reference: &reference,
+            }
+            .render()
+            .map(|html| (html, ctx.lang.code()))
+            .ok()
+        }
+        Err(_) => None,
+    };
+    let (html, lang) = html.unwrap_or_else(|| (fallback_page(status, &reference), "id"));
+    let mut builder = HttpResponse::build(status);
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            builder.append_header((name.clone(), value.clone()));
+        }
+    }
+    builder
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((header::CONTENT_LANGUAGE, HeaderValue::from_static(lang)));
+    let mut response = builder.body(html);
+    response.extensions_mut().insert(Rendered);
+    response.extensions_mut().insert(ErrorReference(reference));
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}
+
+/// A page that needs nothing but the status and reference, for the case
+/// where even the application state is missing.
+#[derive(Template)]
+#[template(path = "error_fallback.html")]
+struct FallbackPage<'a> {
+    status: u16,
+    reference: &'a str,
+}
+
+fn fallback_page(status: StatusCode, reference: &str) -> String {
+    FallbackPage {
+        status: status.as_u16(),
+        reference,
+    }
+    .render()
+    .unwrap_or_default()
+}

@@ -1,0 +1,19 @@
+//! `GET /`: the start page.
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use askama::Template;
+
+use crate::errors::AppError;
+use crate::web::PageCtx;
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    ctx: PageCtx,
+}
+
+pub async fn get(ctx: PageCtx) -> Result<HttpResponse, AppError> {
+    let page = HomePage { ctx };
+    page.ctx.render(StatusCode::OK, &page)
+}

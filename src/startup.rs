@@ -1,0 +1,164 @@
+//! Building and running the application: the state shared by every worker,
+//! the middleware stack and the HTTP server. Binding to port 0 gives a free
+//! port, which the tests use.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::http::header;
+use actix_web::middleware::{Compress, DefaultHeaders, ErrorHandlers, from_fn};
+use actix_web::{App, HttpServer, web};
+
+use crate::assets::Assets;
+use crate::config::{ConfigError, Settings};
+use crate::db::{self, DbError, DbUrl, Pool};
+use crate::metrics::Metrics;
+use crate::web::Contact;
+
+/// Everything the handlers share, built once per application.
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: Pool,
+    pub db_url: DbUrl,
+    pub assets: Assets,
+    pub metrics: Metrics,
+    pub contact: Contact,
+    pub secret: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Content-Security-Policy: our own files only, no inline scripts or styles,
+/// no framing.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Checks the settings, opens the database, runs the migrations and
+    /// binds the listener. Nothing is served until `run_until_stopped`.
+    pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        let secret = settings.load_secret()?;
+        let db_url = DbUrl::parse(&settings.database_url)?;
+        let pool = db::build_pool(&db_url, settings.db_pool_size, settings.db_timeout())?;
+        let applied = db::migrate(&pool)?;
+        tracing::info!(backend = db_url.backend_name(), applied, "database ready");
+
+        let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
+            addr: settings.bind,
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: settings.bind,
+                source,
+            })?
+            .port();
+
+        let contact = Contact {
+            phone: settings.contact_phone.clone(),
+            whatsapp: settings.contact_whatsapp.clone(),
+            email: settings.contact_email.clone(),
+        };
+        let workers = settings
+            .workers
+            .map(usize::from)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let shutdown_timeout = settings.shutdown_timeout_secs;
+        let state = web::Data::new(AppState {
+            settings,
+            pool,
+            db_url,
+            assets: Assets::load(),
+            metrics: Metrics::new(),
+            contact,
+            secret,
+        });
+
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .configure(crate::routes::configure)
+                .default_service(web::to(crate::routes::not_found))
+                .wrap(from_fn(crate::telemetry::limit_body))
+                .wrap(ErrorHandlers::new().default_handler(crate::errors::error_page))
+                .wrap(security_headers(app_state.settings.secure_cookies()))
+                .wrap(Compress::default())
+                .wrap(from_fn(crate::telemetry::observe))
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: state.settings.bind,
+            source,
+        })?
+        .workers(workers)
+        .shutdown_timeout(shutdown_timeout)
+        .run();
+
+        tracing::info!(port, workers, "listening");
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle to stop the server (tests; signals are handled by actix:
+    /// SIGTERM and SIGINT stop accepting, let requests in flight finish
+    /// within the shutdown timeout, then exit).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Headers on every response. `Cache-Control: no-store` applies to whatever
+/// does not set its own (pages); static files set theirs.
+fn security_headers(https: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
+        .add((header::CONTENT_SECURITY_POLICY, CSP))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((
+            "Permissions-Policy",
+            "camera=(), microphone=(), geolocation=()",
+        ))
+        .add((header::CACHE_CONTROL, "no-store"));
+    if https {
+        headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
+    } else {
+        headers
+    }
+}

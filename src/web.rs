@@ -1,0 +1,125 @@
+//! What every page needs: the language, the texts, asset URLs and contact
+//! channels (`PageCtx`), and one way to turn an askama page into a response.
+
+use std::future::{Ready, ready};
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_LANGUAGE, CONTENT_TYPE};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
+use askama::Template;
+
+use crate::errors::AppError;
+use crate::i18n::{LANG_COOKIE, Lang, Text};
+use crate::startup::AppState;
+
+/// Contact Center channels, from settings; the same on every page.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    pub phone: String,
+    pub whatsapp: String,
+    pub email: String,
+}
+
+impl Contact {
+    /// The phone number as a `tel:` target (digits and a leading +).
+    pub fn phone_tel(&self) -> String {
+        self.phone
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == '+')
+            .collect()
+    }
+}
+
+/// Marks a response whose body is already a finished page, so the error-page
+/// middleware leaves it alone (e.g. a form returned with status 422).
+#[derive(Clone, Copy)]
+pub struct Rendered;
+
+pub struct PageCtx {
+    pub lang: Lang,
+    pub t: &'static Text,
+    pub path: String,
+    query: String,
+    remember_lang: bool,
+    secure_cookies: bool,
+    state: web::Data<AppState>,
+}
+
+impl PageCtx {
+    pub fn from_request(req: &HttpRequest) -> Result<Self, AppError> {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .cloned()
+            .ok_or(AppError::internal("application state missing"))?;
+        let (lang, remember_lang) = Lang::from_request(req);
+        Ok(PageCtx {
+            lang,
+            t: lang.text(),
+            path: req.path().to_string(),
+            query: req.query_string().to_string(),
+            remember_lang,
+            secure_cookies: state.settings.secure_cookies(),
+            state,
+        })
+    }
+
+    /// Content-hashed URL of a static file.
+    pub fn asset(&self, name: &str) -> String {
+        self.state.assets.url(name)
+    }
+
+    pub fn contact(&self) -> &Contact {
+        &self.state.contact
+    }
+
+    /// This page in the other language: the same path and query, `lang` replaced.
+    pub fn switch_href(&self) -> String {
+        let mut query: Vec<&str> = self
+            .query
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("lang="))
+            .collect();
+        let lang = format!("lang={}", self.lang.other().code());
+        query.push(&lang);
+        format!("{}?{}", self.path, query.join("&"))
+    }
+
+    /// Renders a page with the given status. HTML responses are never cached
+    /// (`no-store` is added by the default headers), so a citizen never
+    /// submits a stale form to a newer server.
+    pub fn render<T: Template>(
+        &self,
+        status: StatusCode,
+        page: &T,
+    ) -> Result<HttpResponse, AppError> {
+        let html = page.render().map_err(AppError::internal)?;
+        let mut builder = HttpResponse::build(status);
+        builder
+            .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
+            .insert_header((CONTENT_LANGUAGE, self.lang.code()));
+        if self.remember_lang {
+            builder.cookie(
+                Cookie::build(LANG_COOKIE, self.lang.code())
+                    .path("/")
+                    .max_age(CookieDuration::days(365))
+                    .same_site(SameSite::Lax)
+                    .http_only(true)
+                    .secure(self.secure_cookies)
+                    .finish(),
+            );
+        }
+        let mut response = builder.body(html);
+        response.extensions_mut().insert(Rendered);
+        Ok(response)
+    }
+}
+
+impl FromRequest for PageCtx {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(PageCtx::from_request(req))
+    }
+}
