@@ -1,0 +1,109 @@
+use crate::helpers::{Backend, TestApp, attr_after};
+use crate::on_both_backends;
+
+async fn start_page_speaks_indonesian_by_default(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let response = app.get("/").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let html = response.text().await.unwrap();
+    assert!(html.contains(r#"<html lang="id">"#));
+    assert!(html.contains("<h1>Daftar akun e-Meterai</h1>"));
+    assert!(html.contains("NIK Anda (16 digit, tertera pada KTP)"));
+    assert!(html.contains(r#"href="/register""#));
+    assert!(html.contains(r#"href="/help""#));
+    // Contact channels in the footer.
+    assert!(html.contains(r#"href="tel:1500159""#));
+    assert!(html.contains("https://wa.me/628119590159"));
+}
+
+async fn english_is_chosen_with_lang_and_remembered(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let response = app.get("/?lang=en").await;
+    assert_eq!(response.status(), 200);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("lang=en"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"));
+    let html = response.text().await.unwrap();
+    assert!(html.contains(r#"<html lang="en">"#));
+    assert!(html.contains("<h1>Create an e-Meterai account</h1>"));
+    // The switch link leads back to Indonesian.
+    assert_eq!(
+        attr_after(&html, "lang-switch", "href").as_deref(),
+        Some("/?lang=id")
+    );
+
+    // Without ?lang the cookie keeps English.
+    let (_, html) = app.get_html("/").await;
+    assert!(html.contains("<h1>Create an e-Meterai account</h1>"));
+
+    let (_, html) = app.get_html("/?lang=id").await;
+    assert!(html.contains("<h1>Daftar akun e-Meterai</h1>"));
+    let (_, html) = app.get_html("/").await;
+    assert!(html.contains(r#"<html lang="id">"#));
+}
+
+async fn every_response_carries_security_headers(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    for path in ["/", "/does-not-exist", "/healthz"] {
+        let response = app.get(path).await;
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(headers["x-request-id"].len(), 32);
+    }
+}
+
+async fn pages_are_compressed_for_slow_connections(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let response = app
+        .client
+        .get(app.url("/"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let compressed = response.bytes().await.unwrap();
+    // gzip magic number: the body really is compressed.
+    assert_eq!(&compressed[..2], &[0x1f, 0x8b]);
+}
+
+async fn head_requests_are_answered(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let response = app.client.head(app.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+}
+
+on_both_backends!(
+    start_page_speaks_indonesian_by_default,
+    english_is_chosen_with_lang_and_remembered,
+    every_response_carries_security_headers,
+    pages_are_compressed_for_slow_connections,
+    head_requests_are_answered,
+);

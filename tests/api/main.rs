@@ -1,0 +1,12 @@
+//! Integration tests: one binary, each test with its own application and
+//! database. Tests named `postgres` run when TEST_DATABASE_URL is set (and
+//! must, in CI).
+
+mod helpers;
+
+mod assets;
+mod errors;
+mod home;
+mod ops;
+mod pages;
+mod settings;

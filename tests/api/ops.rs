@@ -1,0 +1,77 @@
+use crate::helpers::{Backend, TestApp};
+use crate::on_both_backends;
+
+async fn healthz_answers(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (status, body) = app.get_html("/healthz").await;
+    assert_eq!(status, 200);
+    assert_eq!(body, "ok\n");
+}
+
+async fn readyz_reports_the_backend(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (status, body) = app.get_html("/readyz").await;
+    assert_eq!(status, 200);
+    let expected = match backend {
+        Backend::Sqlite => "ready: sqlite\n",
+        Backend::Postgres => "ready: postgres\n",
+    };
+    assert_eq!(body, expected);
+}
+
+async fn readyz_is_503_when_the_database_is_gone(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    app.db.destroy();
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    // The process itself is still alive.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
+async fn metrics_count_requests_by_route_and_status(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.get("/").await;
+    app.get("/").await;
+    app.get("/nothing-here/12345").await;
+    let (status, body) = app.get_html("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(r#"emeterai_http_requests_total{method="GET",route="/",status="200"} 2"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"route="unmatched",status="404"} 1"#),
+        "{body}"
+    );
+    // Raw paths never become labels.
+    assert!(!body.contains("nothing-here"));
+    assert!(body.contains("emeterai_http_request_duration_seconds_bucket"));
+    assert!(body.contains("emeterai_db_pool_max_connections 10"));
+}
+
+async fn server_stops_gracefully(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    app.stop().await;
+    assert!(app.client.get(app.url("/healthz")).send().await.is_err());
+}
+
+on_both_backends!(
+    healthz_answers,
+    readyz_reports_the_backend,
+    readyz_is_503_when_the_database_is_gone,
+    metrics_count_requests_by_route_and_status,
+    server_stops_gracefully,
+);

@@ -1,0 +1,52 @@
+//! The list of pages in tests/pages.json answers as listed. The same list
+//! drives the HTML and accessibility checks of tools/pagecheck.
+
+use serde::Deserialize;
+
+use crate::helpers::{Backend, TestApp};
+use crate::on_both_backends;
+
+#[derive(Deserialize)]
+struct PageList {
+    pages: Vec<Page>,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    name: String,
+    path: String,
+    status: u16,
+    #[serde(default)]
+    form: Option<serde_json::Value>,
+}
+
+fn page_list() -> Vec<Page> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pages.json"))
+        .expect("tests/pages.json");
+    serde_json::from_str::<PageList>(&text)
+        .expect("valid page list")
+        .pages
+}
+
+async fn every_listed_page_answers_as_listed(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let pages = page_list();
+    assert!(pages.len() >= 4);
+    for page in pages.iter().filter(|p| p.form.is_none()) {
+        let response = app.get(&page.path).await;
+        assert_eq!(response.status().as_u16(), page.status, "{}", page.name);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/html; charset=utf-8",
+            "{}",
+            page.name
+        );
+        let html = response.text().await.unwrap();
+        assert!(html.starts_with("<!DOCTYPE html>"), "{}", page.name);
+        assert!(html.contains("1500 159"), "{}: contact channels", page.name);
+    }
+}
+
+on_both_backends!(every_listed_page_answers_as_listed);
