@@ -2,8 +2,6 @@
 //! own fresh database (a temporary SQLite file, or a fresh PostgreSQL
 //! database made from `TEST_DATABASE_URL`) and drives it over HTTP.
 
-use std::path::PathBuf;
-
 use actix_web::dev::ServerHandle;
 use diesel::{Connection, RunQueryDsl, pg::PgConnection};
 use emeterai::config::Settings;
@@ -19,7 +17,6 @@ pub enum Backend {
 /// A database that exists for one test.
 pub struct TestDb {
     pub url: String,
-    pub backend: Backend,
     pub dir: TempDir,
     postgres: Option<(String, String)>, // (admin URL, database name)
 }
@@ -32,7 +29,6 @@ impl TestDb {
         match backend {
             Backend::Sqlite => Some(TestDb {
                 url: dir.path().join("test.sqlite3").display().to_string(),
-                backend,
                 dir,
                 postgres: None,
             }),
@@ -55,16 +51,11 @@ impl TestDb {
                     .expect("create test database");
                 Some(TestDb {
                     url: with_database_name(&admin, &name),
-                    backend,
                     dir,
                     postgres: Some((admin, name)),
                 })
             }
         }
-    }
-
-    pub fn sqlite_path(&self) -> Option<PathBuf> {
-        (self.backend == Backend::Sqlite).then(|| PathBuf::from(&self.url))
     }
 
     /// Makes the database disappear under the running application.
@@ -110,7 +101,6 @@ fn with_database_name(url: &str, name: &str) -> String {
 
 pub struct TestApp {
     pub address: String,
-    pub port: u16,
     /// Keeps cookies, never follows redirects.
     pub client: reqwest::Client,
     pub db: TestDb,
@@ -147,7 +137,6 @@ impl TestApp {
             .unwrap();
         Some(TestApp {
             address: format!("http://127.0.0.1:{port}"),
-            port,
             client,
             db,
             state,

@@ -75,3 +75,30 @@ on_both_backends!(
     metrics_count_requests_by_route_and_status,
     server_stops_gracefully,
 );
+
+#[derive(diesel::QueryableByName)]
+struct SslInUse {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    ssl: bool,
+}
+
+/// Managed PostgreSQL services require TLS: the bundled libpq must speak it.
+#[actix_web::test]
+async fn postgres_with_sslmode_require_uses_tls() {
+    use diesel::RunQueryDsl;
+    let Some(app) = TestApp::spawn_with(Backend::Postgres, |s| {
+        s.database_url.push_str("?sslmode=require");
+    })
+    .await
+    else {
+        return;
+    };
+    let (status, body) = app.get_html("/readyz").await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "ready: postgres\n"));
+    let mut conn = app.state.pool.get().unwrap();
+    let row: SslInUse =
+        diesel::sql_query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .get_result(&mut *conn)
+            .expect("pg_stat_ssl");
+    assert!(row.ssl, "the connection is not encrypted");
+}

@@ -1,0 +1,164 @@
+// Checks every page listed in tests/pages.json against a running portal:
+//  - status code as listed;
+//  - the HTML as served, with the Nu HTML Checker (vnu.jar, machine's Java);
+//  - accessibility with axe-core (WCAG 2.0/2.1/2.2 A and AA) in headless
+//    Chromium, after the page and its styles have loaded;
+//  - no request to any other host (the portal makes no third-party requests);
+//  - page weight: document plus its assets, gzip-compressed, against the
+//    page's optional `max_kib` budget.
+// Any failure exits non-zero.
+//
+// Usage: node check.mjs --base http://127.0.0.1:8080 --pages ../../tests/pages.json --out DIR
+
+import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+const require = createRequire(import.meta.url);
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+const base = arg('base', 'http://127.0.0.1:8080').replace(/\/$/, '');
+const pagesFile = arg('pages', new URL('../../tests/pages.json', import.meta.url).pathname);
+const outDir = arg('out', new URL('./out', import.meta.url).pathname);
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const vnuJar = String(require('vnu-jar'));
+const baseOrigin = new URL(base).origin;
+
+const pages = JSON.parse(readFileSync(pagesFile, 'utf8')).pages;
+mkdirSync(outDir, { recursive: true });
+
+const failures = [];
+const fail = (page, message) => failures.push(`${page.name}: ${message}`);
+
+const browser = await chromium.launch({
+  executablePath: chromiumPath,
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
+
+const htmlFiles = [];
+for (const page of pages) {
+  // A fresh context per page: no cookie (e.g. the language) leaks between pages.
+  // bypassCSP lets axe run; the portal's own CSP forbids injected scripts.
+  const context = await browser.newContext({ bypassCSP: true, viewport: { width: 390, height: 844 } });
+  const tab = await context.newPage();
+  const outside = [];
+  const bodies = [];
+  tab.on('request', (request) => {
+    const url = request.url();
+    if (!url.startsWith('data:') && new URL(url).origin !== baseOrigin) outside.push(url);
+  });
+  tab.on('response', async (response) => {
+    try {
+      bodies.push({ url: response.url(), body: await response.body() });
+    } catch {
+      // Redirects and aborted requests have no body.
+    }
+  });
+
+  let response = await tab.goto(base + page.path, { waitUntil: 'load' });
+  if (page.form) {
+    for (const [field, value] of Object.entries(page.form.fields || {})) {
+      const selector = `[name="${field}"]`;
+      const type = await tab.getAttribute(selector, 'type');
+      if (type === 'checkbox') {
+        if (value) await tab.check(selector);
+      } else if (type === 'file') {
+        await tab.setInputFiles(selector, join(new URL('../../', import.meta.url).pathname, value));
+      } else {
+        await tab.fill(selector, String(value));
+      }
+    }
+    const [navigation] = await Promise.all([
+      tab.waitForNavigation({ waitUntil: 'load' }),
+      tab.click(`${page.form.selector || 'form'} [type="submit"]`),
+    ]);
+    response = navigation;
+  }
+  if (!response) {
+    fail(page, 'no response');
+    await context.close();
+    continue;
+  }
+  if (response.status() !== page.status) {
+    fail(page, `status ${response.status()}, expected ${page.status}`);
+  }
+  const html = await response.text();
+  const file = join(outDir, `${page.name}.html`);
+  writeFileSync(file, html);
+  htmlFiles.push({ page, file });
+
+  await tab.evaluate(axeSource);
+  const results = await tab.evaluate(() =>
+    // eslint-disable-next-line no-undef
+    axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'] },
+      resultTypes: ['violations'],
+    }),
+  );
+  for (const v of results.violations) {
+    const targets = v.nodes.map((n) => n.target.join(' ')).slice(0, 5).join(', ');
+    fail(page, `axe ${v.id} (${v.impact}): ${v.help} at ${targets}`);
+  }
+  if (outside.length) fail(page, `third-party requests: ${outside.join(', ')}`);
+
+  // Weight of what this visit downloaded, as gzip would send it.
+  const seen = new Set();
+  let bytes = 0;
+  for (const { url, body } of bodies) {
+    if (seen.has(url)) continue;
+    seen.add(url);
+    bytes += gzipSync(body).length;
+  }
+  const kib = bytes / 1024;
+  console.log(`${page.name}: ${response.status()}, ${seen.size} files, ${kib.toFixed(1)} KiB gzip, ${results.violations.length} axe violations`);
+  if (page.max_kib && kib > page.max_kib) fail(page, `${kib.toFixed(1)} KiB gzip exceeds budget of ${page.max_kib} KiB`);
+  await context.close();
+}
+await browser.close();
+
+// One Java start for every page.
+if (htmlFiles.length) {
+  let report;
+  try {
+    execFileSync('java', ['-jar', vnuJar, '--errors-only', '--format', 'json', ...htmlFiles.map((f) => f.file)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    report = { messages: [] };
+  } catch (e) {
+    // vnu exits 1 when it found errors; the JSON report is on stderr.
+    try {
+      report = JSON.parse(e.stderr.toString());
+    } catch {
+      console.error(e.stderr?.toString() || e.message);
+      process.exit(2);
+    }
+  }
+  for (const m of report.messages) {
+    if (m.type !== 'error' && m.subType !== 'fatal') continue;
+    const entry = htmlFiles.find((f) => m.url && m.url.endsWith(`/${f.page.name}.html`));
+    fail(entry ? entry.page : { name: m.url }, `HTML line ${m.lastLine}: ${m.message}`);
+  }
+}
+
+if (failures.length) {
+  console.error(`\n${failures.length} page check failure(s):`);
+  for (const f of failures) console.error(`  - ${f}`);
+  process.exit(1);
+}
+console.log(`${pages.length} pages passed the HTML and accessibility checks`);
