@@ -145,6 +145,42 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_SHUTDOWN_TIMEOUT_SECS", value_name = "EMETERAI_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_timeout_secs: u64,
 
+    /// Hours a verification link stays valid.
+    #[arg(long, env = "EMETERAI_VERIFY_TOKEN_TTL_HOURS", value_name = "EMETERAI_VERIFY_TOKEN_TTL_HOURS", default_value_t = 48, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub verify_token_ttl_hours: u32,
+
+    /// Hours an unverified registration is kept before it is deleted (freeing its email and NIK).
+    #[arg(long, env = "EMETERAI_UNVERIFIED_TTL_HOURS", value_name = "EMETERAI_UNVERIFIED_TTL_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u32).range(1..=8760))]
+    pub unverified_ttl_hours: u32,
+
+    /// Seconds before a verification link can be sent again to the same address.
+    #[arg(long, env = "EMETERAI_RESEND_COOLDOWN_SECS", value_name = "EMETERAI_RESEND_COOLDOWN_SECS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(0..=86400))]
+    pub resend_cooldown_secs: u32,
+
+    /// Seconds to wait for the mail provider before counting the try as failed.
+    #[arg(long, env = "EMETERAI_MAIL_TIMEOUT_SECS", value_name = "EMETERAI_MAIL_TIMEOUT_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub mail_timeout_secs: u64,
+
+    /// First retry delay after a failed mail delivery, in seconds; doubles per try.
+    #[arg(long, env = "EMETERAI_MAIL_RETRY_BASE_SECS", value_name = "EMETERAI_MAIL_RETRY_BASE_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub mail_retry_base_secs: u64,
+
+    /// Longest delay between two delivery tries, in seconds.
+    #[arg(long, env = "EMETERAI_MAIL_RETRY_MAX_SECS", value_name = "EMETERAI_MAIL_RETRY_MAX_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub mail_retry_max_secs: u64,
+
+    /// Delivery tries before a mail is marked failed.
+    #[arg(long, env = "EMETERAI_MAIL_MAX_ATTEMPTS", value_name = "EMETERAI_MAIL_MAX_ATTEMPTS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub mail_max_attempts: u32,
+
+    /// Seconds between looks at the outbox (new mail is also sent at once).
+    #[arg(long, env = "EMETERAI_MAIL_POLL_SECS", value_name = "EMETERAI_MAIL_POLL_SECS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub mail_poll_secs: u64,
+
+    /// Password hashes computed at once (bcrypt is slow by design); default one per core.
+    #[arg(long, env = "EMETERAI_HASH_CONCURRENCY", value_name = "EMETERAI_HASH_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub hash_concurrency: Option<u16>,
+
     /// Log format: `text` or `json`. Verbosity follows RUST_LOG (default `info`).
     #[arg(
         long,

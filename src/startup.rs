@@ -3,6 +3,7 @@
 //! port, which the tests use.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::http::header;
@@ -24,6 +25,15 @@ pub struct AppState {
     pub metrics: Metrics,
     pub contact: Contact,
     pub secret: Vec<u8>,
+    pub mailer: crate::mail::Mailer,
+    /// Wakes the mail worker when a mail was queued.
+    pub wake_mailer: Arc<tokio::sync::Notify>,
+    pub common_passwords: crate::domain::CommonPasswords,
+    /// Bounds how many bcrypt hashes run at once.
+    pub hash_permits: tokio::sync::Semaphore,
+    /// A hash to check unknown sign-in addresses against, so they take as
+    /// long as wrong passwords.
+    pub dummy_hash: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +42,10 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error("cannot build the mail client: {0}")]
+    Mail(#[from] reqwest::Error),
+    #[error("cannot prepare password hashing: {0}")]
+    Hash(#[from] bcrypt::BcryptError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -82,7 +96,18 @@ impl Application {
             .map(usize::from)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let shutdown_timeout = settings.shutdown_timeout_secs;
+        let hash_concurrency = settings
+            .hash_concurrency
+            .map(usize::from)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let dummy_hash = bcrypt::hash("not a real password", settings.bcrypt_cost)?;
+        let wake_mailer = Arc::new(tokio::sync::Notify::new());
         let state = web::Data::new(AppState {
+            mailer: crate::mail::Mailer::new(&settings)?,
+            wake_mailer: wake_mailer.clone(),
+            common_passwords: crate::domain::CommonPasswords::load(),
+            hash_permits: tokio::sync::Semaphore::new(hash_concurrency),
+            dummy_hash,
             settings,
             pool,
             db_url,
@@ -99,6 +124,10 @@ impl Application {
                 .configure(crate::routes::configure)
                 .default_service(web::to(crate::routes::not_found))
                 .wrap(from_fn(crate::telemetry::limit_body))
+                .wrap(crate::session::middleware(
+                    &app_state.secret,
+                    app_state.settings.secure_cookies(),
+                ))
                 .wrap(ErrorHandlers::new().default_handler(crate::errors::error_page))
                 .wrap(security_headers(app_state.settings.secure_cookies()))
                 .wrap(Compress::default())
@@ -113,6 +142,7 @@ impl Application {
         .shutdown_timeout(shutdown_timeout)
         .run();
 
+        actix_web::rt::spawn(crate::mail::run_worker(state.clone(), wake_mailer));
         tracing::info!(port, workers, "listening");
         Ok(Application {
             port,

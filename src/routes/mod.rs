@@ -1,7 +1,10 @@
 //! HTTP handlers, one module per page or resource.
 
 pub mod home;
+pub mod login;
 pub mod ops;
+pub mod register;
+pub mod verify;
 
 use actix_web::web;
 
@@ -13,7 +16,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(page("/healthz", ops::healthz))
         .service(page("/readyz", ops::readyz))
         .service(page("/metrics", ops::metrics))
-        .service(page("/static/{path:.+}", crate::assets::serve));
+        .service(page("/static/{path:.+}", crate::assets::serve))
+        .service(page("/register", register::get).route(web::post().to(register::post::post)))
+        .service(page("/register/check-email", register::check_email::get))
+        .service(page("/verify", verify::verify))
+        .service(web::resource("/verify/resend").route(web::post().to(verify::resend)))
+        .service(page("/login", login::get).route(web::post().to(login::post)))
+        .service(web::resource("/logout").route(web::post().to(login::logout)))
+        .service(page("/account", login::account));
 }
 
 /// A resource answering GET and HEAD with one handler; any other method

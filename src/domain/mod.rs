@@ -1,0 +1,31 @@
+//! Domain types parsed from form input. Each can only hold a valid value
+//! (parse, don't validate); each failure is a [`Problem`] with the words a
+//! citizen reads beside the field.
+
+mod birth_date;
+mod email;
+mod full_name;
+mod ktp_photo;
+mod nik;
+mod npwp;
+mod password;
+mod phone;
+mod problem;
+
+pub use birth_date::BirthDate;
+pub use email::{Email, mask_email as email_mask};
+pub use full_name::FullName;
+pub use ktp_photo::{KTP_PHOTO_MAX_BYTES, KtpPhoto};
+pub use nik::{Nik, mask_nik};
+pub use npwp::Npwp;
+pub use password::{CommonPasswords, Password};
+pub use phone::PhoneNumber;
+pub use problem::Problem;
+
+/// Removes the separators people type inside numbers.
+pub(crate) fn strip_separators(input: &str) -> String {
+    input
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '.' | '-' | '\t' | '(' | ')' | '/'))
+        .collect()
+}

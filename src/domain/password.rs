@@ -1,0 +1,219 @@
+use std::collections::HashSet;
+use std::fmt;
+use std::io::Read;
+
+use super::{Email, Nik, Problem};
+
+/// The 19,640 most common passwords (lower-case), as compiled by Royce
+/// Williams in 2017 and shipped with Django, plus common Indonesian choices.
+const COMMON_GZ: &[u8] = include_bytes!("common-passwords.txt.gz");
+const COMMON_INDONESIAN: &[&str] = &[
+    "bismillah",
+    "bismillah123",
+    "indonesia",
+    "indonesia1",
+    "indonesia123",
+    "merdeka",
+    "merdeka45",
+    "garuda",
+    "jakarta",
+    "jakarta123",
+    "rahasia",
+    "rahasia123",
+    "katasandi",
+    "katasandi123",
+    "sayang",
+    "sayangku",
+    "cintaku",
+    "kamusayang",
+    "emeterai",
+    "e-meterai",
+    "meterai",
+    "meterai123",
+    "pancasila",
+    "alhamdulillah",
+    "password1234",
+];
+
+/// The set of refused passwords, built once per application.
+pub struct CommonPasswords(HashSet<String>);
+
+impl CommonPasswords {
+    pub fn load() -> Self {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(COMMON_GZ)
+            .read_to_string(&mut text)
+            .expect("the embedded password list is valid gzip text");
+        let mut set: HashSet<String> = text.lines().map(str::to_string).collect();
+        set.extend(COMMON_INDONESIAN.iter().map(|p| p.to_string()));
+        CommonPasswords(set)
+    }
+
+    pub fn contains(&self, password: &str) -> bool {
+        self.0.contains(&password.to_lowercase())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A password that meets the rules: at least 8 characters, at most 72 bytes
+/// (bcrypt reads no further), not common, not the email or NIK. No
+/// composition rules. Never printed.
+pub struct Password(String);
+
+impl Password {
+    /// Checks the password and its confirmation. Problems with the
+    /// confirmation (`PasswordConfirmEmpty`, `PasswordMismatch`) belong
+    /// beside the confirmation field.
+    pub fn parse(
+        password: &str,
+        confirmation: &str,
+        email: Option<&Email>,
+        nik: Option<&Nik>,
+        common: &CommonPasswords,
+    ) -> Result<Password, Problem> {
+        Self::parse_new(password, email, nik, common)?;
+        if confirmation.is_empty() {
+            return Err(Problem::PasswordConfirmEmpty);
+        }
+        if confirmation != password {
+            return Err(Problem::PasswordMismatch);
+        }
+        Ok(Password(password.to_string()))
+    }
+
+    fn parse_new(
+        password: &str,
+        email: Option<&Email>,
+        nik: Option<&Nik>,
+        common: &CommonPasswords,
+    ) -> Result<(), Problem> {
+        if password.is_empty() {
+            return Err(Problem::PasswordEmpty);
+        }
+        if password.chars().count() < 8 {
+            return Err(Problem::PasswordTooShort);
+        }
+        if password.len() > 72 {
+            return Err(Problem::PasswordTooLong);
+        }
+        if common.contains(password) {
+            return Err(Problem::PasswordCommon);
+        }
+        let lower = password.to_lowercase();
+        if let Some(email) = email {
+            let local = email.as_str().split('@').next().unwrap_or_default();
+            if lower == email.as_str() || (local.chars().count() >= 4 && lower == local) {
+                return Err(Problem::PasswordPersonal);
+            }
+        }
+        if let Some(nik) = nik
+            && lower.contains(nik.as_str())
+        {
+            return Err(Problem::PasswordPersonal);
+        }
+        Ok(())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn parse(p: &str, c: &str) -> Result<Password, Problem> {
+        let common = CommonPasswords::load();
+        let email = Email::parse("budi.santoso@example.co.id").unwrap();
+        let nik = Nik::parse(
+            "3201011708900003",
+            NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        )
+        .unwrap();
+        Password::parse(p, c, Some(&email), Some(&nik), &common)
+    }
+
+    #[test]
+    fn list_is_loaded() {
+        let common = CommonPasswords::load();
+        assert!(common.len() > 19_000);
+        assert!(common.contains("PASSWORD"));
+        assert!(common.contains("bismillah"));
+    }
+
+    #[test]
+    fn accepts_a_long_uncommon_password_without_composition_rules() {
+        assert!(parse("kopi tubruk pagi hari", "kopi tubruk pagi hari").is_ok());
+    }
+
+    #[test]
+    fn each_rule_has_its_own_problem() {
+        assert_eq!(parse("", "").unwrap_err(), Problem::PasswordEmpty);
+        assert_eq!(
+            parse("pendek", "pendek").unwrap_err(),
+            Problem::PasswordTooShort
+        );
+        assert_eq!(
+            parse("password", "password").unwrap_err(),
+            Problem::PasswordCommon
+        );
+        assert_eq!(
+            parse("Bismillah", "Bismillah").unwrap_err(),
+            Problem::PasswordCommon
+        );
+        assert_eq!(
+            parse("budi.santoso@example.co.id", "budi.santoso@example.co.id").unwrap_err(),
+            Problem::PasswordPersonal
+        );
+        assert_eq!(
+            parse("x3201011708900003", "x3201011708900003").unwrap_err(),
+            Problem::PasswordPersonal
+        );
+        assert_eq!(
+            parse("kopi tubruk pagi", "").unwrap_err(),
+            Problem::PasswordConfirmEmpty
+        );
+        assert_eq!(
+            parse("kopi tubruk pagi", "kopi tubruk sore").unwrap_err(),
+            Problem::PasswordMismatch
+        );
+    }
+
+    #[test]
+    fn length_is_counted_in_bytes_for_bcrypt() {
+        // 80 ASCII bytes.
+        let long = "a1b2c3d4".repeat(10);
+        assert_eq!(parse(&long, &long).unwrap_err(), Problem::PasswordTooLong);
+        // 30 characters of Javanese script are 90 bytes.
+        let javanese = "ꦱꦼꦩꦁꦒꦶ".repeat(6);
+        assert!(javanese.chars().count() < 72);
+        assert_eq!(
+            parse(&javanese, &javanese).unwrap_err(),
+            Problem::PasswordTooLong
+        );
+        // Exactly 72 bytes is fine.
+        let edge = "q7".repeat(36);
+        assert!(parse(&edge, &edge).is_ok());
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let p = parse("kopi tubruk pagi hari", "kopi tubruk pagi hari").unwrap();
+        assert_eq!(format!("{p:?}"), "Password(***)");
+    }
+}

@@ -1,0 +1,154 @@
+use crate::i18n::Lang;
+
+/// Everything that can be wrong with a field, with its text in both
+/// languages. The match is exhaustive, so a new problem cannot ship without
+/// its Indonesian and English wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    NameEmpty,
+    NameTooLong,
+    NameCharacters,
+    NikEmpty,
+    NikNotDigits,
+    NikLength,
+    NikProvince,
+    NikDate,
+    NikSerial,
+    NikBirthMismatch,
+    BirthDateEmpty,
+    BirthDateFormat,
+    BirthDateFuture,
+    BirthDateTooEarly,
+    EmailEmpty,
+    EmailTooLong,
+    EmailFormat,
+    PhoneEmpty,
+    PhoneFormat,
+    PasswordEmpty,
+    PasswordTooShort,
+    PasswordTooLong,
+    PasswordCommon,
+    PasswordPersonal,
+    PasswordConfirmEmpty,
+    PasswordMismatch,
+    NpwpFormat,
+    NpwpCheck,
+    PhotoMissing,
+    PhotoTooLarge,
+    PhotoType,
+    TermsRequired,
+}
+
+impl Problem {
+    pub fn text(self, lang: Lang) -> &'static str {
+        let (id, en) = self.texts();
+        match lang {
+            Lang::Id => id,
+            Lang::En => en,
+        }
+    }
+
+    fn texts(self) -> (&'static str, &'static str) {
+        use Problem::*;
+        match self {
+            NameEmpty => ("Masukkan nama lengkap Anda", "Enter your full name"),
+            NameTooLong => (
+                "Nama lengkap paling panjang 100 karakter",
+                "Full name must be 100 characters or fewer",
+            ),
+            NameCharacters => (
+                "Nama lengkap hanya boleh berisi huruf, spasi, titik, koma, tanda hubung dan apostrof",
+                "Full name must only include letters, spaces, full stops, commas, hyphens and apostrophes",
+            ),
+            NikEmpty => ("Masukkan NIK Anda", "Enter your NIK"),
+            NikNotDigits => (
+                "NIK hanya boleh berisi angka",
+                "NIK must only include numbers",
+            ),
+            NikLength => ("NIK harus 16 digit", "NIK must be 16 digits"),
+            NikProvince => (
+                "Dua digit pertama NIK harus kode provinsi, periksa kembali KTP Anda",
+                "The first 2 digits of the NIK must be a province code; check your KTP",
+            ),
+            NikDate => (
+                "Digit ke-7 sampai ke-12 NIK harus tanggal lahir (tanggal, bulan, tahun), periksa kembali KTP Anda",
+                "Digits 7 to 12 of the NIK must be a date of birth (day, month, year); check your KTP",
+            ),
+            NikSerial => (
+                "Empat digit terakhir NIK tidak boleh 0000",
+                "The last 4 digits of the NIK cannot be 0000",
+            ),
+            NikBirthMismatch => (
+                "Tanggal lahir tidak sesuai dengan NIK, periksa kembali KTP Anda",
+                "Date of birth does not match the NIK; check your KTP",
+            ),
+            BirthDateEmpty => ("Masukkan tanggal lahir Anda", "Enter your date of birth"),
+            BirthDateFormat => (
+                "Tanggal lahir harus tanggal yang ada, misalnya 1990-08-17",
+                "Date of birth must be a real date, for example 1990-08-17",
+            ),
+            BirthDateFuture => (
+                "Tanggal lahir harus di masa lalu",
+                "Date of birth must be in the past",
+            ),
+            BirthDateTooEarly => (
+                "Tanggal lahir harus setelah tahun 1900",
+                "Date of birth must be after 1900",
+            ),
+            EmailEmpty => ("Masukkan alamat email Anda", "Enter your email address"),
+            EmailTooLong => (
+                "Alamat email paling panjang 254 karakter",
+                "Email address must be 254 characters or fewer",
+            ),
+            EmailFormat => (
+                "Masukkan alamat email dengan format yang benar, seperti nama@contoh.co.id",
+                "Enter an email address in the correct format, like name@example.com",
+            ),
+            PhoneEmpty => ("Masukkan nomor ponsel Anda", "Enter your mobile number"),
+            PhoneFormat => (
+                "Masukkan nomor ponsel Indonesia, seperti 0812 3456 7890 atau +62 812 3456 7890",
+                "Enter an Indonesian mobile number, like 0812 3456 7890 or +62 812 3456 7890",
+            ),
+            PasswordEmpty => ("Masukkan kata sandi", "Enter a password"),
+            PasswordTooShort => (
+                "Kata sandi paling sedikit 8 karakter",
+                "Password must be 8 characters or more",
+            ),
+            PasswordTooLong => (
+                "Kata sandi terlalu panjang: paling banyak 72 byte. Huruf beraksen, aksara non-Latin dan emoji masing-masing dihitung lebih dari 1 byte",
+                "Password is too long: at most 72 bytes. Accented letters, non-Latin scripts and emoji each count as more than 1 byte",
+            ),
+            PasswordCommon => (
+                "Kata sandi ini terlalu umum dan mudah ditebak, pilih kata sandi lain",
+                "This password is too common and easy to guess; choose another",
+            ),
+            PasswordPersonal => (
+                "Kata sandi tidak boleh sama dengan email atau NIK Anda",
+                "Password must not be your email address or NIK",
+            ),
+            PasswordConfirmEmpty => ("Ketik ulang kata sandi Anda", "Re-type your password"),
+            PasswordMismatch => ("Kedua kata sandi tidak sama", "The passwords do not match"),
+            NpwpFormat => (
+                "NPWP harus 15 digit (format lama) atau 16 digit",
+                "NPWP must be 15 digits (old format) or 16 digits",
+            ),
+            NpwpCheck => (
+                "NPWP tidak sesuai, periksa kembali kartu NPWP Anda",
+                "This NPWP is not correct; check your NPWP card",
+            ),
+            PhotoMissing => ("Pilih foto KTP Anda", "Select a photo of your KTP"),
+            PhotoTooLarge => (
+                "Foto KTP paling besar 1 MB, perkecil foto lalu unggah kembali",
+                "The KTP photo must be 1 MB or smaller; make it smaller and upload it again",
+            ),
+            PhotoType => (
+                "Foto KTP harus berupa berkas JPG, PNG atau BMP",
+                "The KTP photo must be a JPG, PNG or BMP file",
+            ),
+            TermsRequired => (
+                "Centang persetujuan syarat dan ketentuan untuk melanjutkan",
+                "Select the box to agree to the terms and conditions",
+            ),
+        }
+    }
+}

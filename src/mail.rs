@@ -1,0 +1,266 @@
+//! Outgoing mail: composing the messages, delivering them through the
+//! provider's HTTP API from the outbox, retrying with backoff, and the
+//! periodic purge of expired registrations.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use askama::Template;
+use chrono::{NaiveDateTime, Utc};
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::db::outbox::{self, Mail, NewMail, STATUS_PENDING};
+use crate::i18n::Lang;
+use crate::startup::AppState;
+
+pub const KIND_VERIFY: &str = "verify";
+
+/// Talks to the mail provider, or prints mail to the log when none is set.
+pub struct Mailer {
+    client: reqwest::Client,
+    api_url: Option<String>,
+    api_key: Option<String>,
+    from: String,
+}
+
+#[derive(Serialize)]
+struct ProviderMessage<'a> {
+    from: &'a str,
+    to: [&'a str; 1],
+    subject: &'a str,
+    text: &'a str,
+    html: &'a str,
+}
+
+impl Mailer {
+    pub fn new(settings: &Settings) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(settings.mail_timeout_secs))
+            .connect_timeout(Duration::from_secs(settings.mail_timeout_secs))
+            .build()?;
+        Ok(Mailer {
+            client,
+            api_url: settings.mail_api_url.clone(),
+            api_key: settings.mail_api_key.clone(),
+            from: settings.mail_from.clone(),
+        })
+    }
+
+    /// One delivery try. Any 2xx is accepted; anything else is an error to
+    /// retry later.
+    pub async fn deliver(&self, mail: &Mail) -> Result<(), String> {
+        let Some(url) = &self.api_url else {
+            tracing::info!(
+                to = %mail.to_address,
+                subject = %mail.subject,
+                body = %mail.text_body,
+                "mail (no provider configured, printed instead of sent)"
+            );
+            return Ok(());
+        };
+        let message = ProviderMessage {
+            from: &self.from,
+            to: [&mail.to_address],
+            subject: &mail.subject,
+            text: &mail.text_body,
+            html: &mail.html_body,
+        };
+        let mut request = self.client.post(url).json(&message);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        match request.send().await {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(format!("provider answered {}", response.status())),
+            Err(e) if e.is_timeout() => Err("provider did not answer in time".into()),
+            Err(e) => Err(format!(
+                "provider unreachable: {}",
+                crate::errors::error_chain(&e)
+            )),
+        }
+    }
+}
+
+/// Delay before try number `attempts + 1`: base, 2 x base, 4 x base, ...
+/// capped at `max`.
+pub fn backoff(attempts: u32, base: Duration, max: Duration) -> Duration {
+    let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
+    base.saturating_mul(factor).min(max)
+}
+
+#[derive(Template)]
+#[template(path = "mail/verify.txt")]
+struct VerifyText<'a> {
+    lang: Lang,
+    name: &'a str,
+    link: &'a str,
+    hours: u32,
+}
+
+#[derive(Template)]
+#[template(path = "mail/verify.html")]
+struct VerifyHtml<'a> {
+    lang: Lang,
+    name: &'a str,
+    link: &'a str,
+    hours: u32,
+}
+
+/// The verification mail for an account, ready for the outbox.
+pub fn verification_mail(
+    settings: &Settings,
+    lang: Lang,
+    account_id: &str,
+    to: &str,
+    name: &str,
+    token: &str,
+    now: NaiveDateTime,
+) -> Result<NewMail, askama::Error> {
+    let link = format!("{}/verify?token={}", settings.base_url, token);
+    let hours = settings.verify_token_ttl_hours;
+    let text = VerifyText {
+        lang,
+        name,
+        link: &link,
+        hours,
+    }
+    .render()?;
+    let html = VerifyHtml {
+        lang,
+        name,
+        link: &link,
+        hours,
+    }
+    .render()?;
+    let subject = match lang {
+        Lang::Id => "Verifikasi email akun e-Meterai Anda",
+        Lang::En => "Verify the email address of your e-Meterai account",
+    };
+    Ok(NewMail {
+        id: uuid::Uuid::new_v4().to_string(),
+        account_id: Some(account_id.to_string()),
+        kind: KIND_VERIFY.to_string(),
+        to_address: to.to_string(),
+        subject: subject.to_string(),
+        text_body: text,
+        html_body: html,
+        status: STATUS_PENDING.to_string(),
+        next_attempt_at: now,
+        created_at: now,
+    })
+}
+
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc()
+}
+
+/// Delivers every mail that is due, once. Returns how many were handled.
+pub async fn deliver_due(state: &web::Data<AppState>) -> Result<usize, String> {
+    let settings = &state.settings;
+    let lease = chrono::Duration::seconds(settings.mail_timeout_secs as i64 * 2 + 30);
+    let pool = state.pool.clone();
+    let claimed = web::block(move || {
+        let now = now();
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        outbox::claim_due(&mut conn, now, now + lease, 20).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let count = claimed.len();
+    for mail in claimed {
+        let result = state.mailer.deliver(&mail).await;
+        let pool = state.pool.clone();
+        let base = Duration::from_secs(settings.mail_retry_base_secs);
+        let max = Duration::from_secs(settings.mail_retry_max_secs);
+        let max_attempts = settings.mail_max_attempts;
+        let id = mail.id.clone();
+        let attempts = mail.attempts as u32 + 1;
+        let kind = mail.kind.clone();
+        web::block(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            let now = now();
+            match result {
+                Ok(()) => {
+                    tracing::info!(mail = %id, kind = %kind, attempts, "mail sent");
+                    outbox::mark_sent(&mut conn, &id, now)
+                }
+                Err(error) => {
+                    let retry_at = (attempts < max_attempts).then(|| {
+                        now + chrono::Duration::from_std(backoff(attempts, base, max))
+                            .unwrap_or_else(|_| chrono::Duration::seconds(300))
+                    });
+                    if retry_at.is_some() {
+                        tracing::warn!(mail = %id, kind = %kind, attempts, %error, "mail not delivered; will try again");
+                    } else {
+                        tracing::error!(mail = %id, kind = %kind, attempts, %error, "mail failed after its last try");
+                    }
+                    outbox::mark_attempt_failed(&mut conn, &id, &error, retry_at)
+                }
+            }
+            .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+    }
+    Ok(count)
+}
+
+/// Deletes registrations that were never confirmed in time, and abandoned
+/// draft uploads (older than a day).
+pub async fn purge_expired(state: &web::Data<AppState>) -> Result<(usize, usize), String> {
+    let pool = state.pool.clone();
+    let ttl = chrono::Duration::hours(i64::from(state.settings.unverified_ttl_hours));
+    web::block(move || {
+        let now = now();
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        crate::db::accounts::purge_unverified(
+            &mut conn,
+            now - ttl,
+            now - chrono::Duration::hours(24),
+        )
+        .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// The background worker of one instance: sends due mail whenever woken (a
+/// new mail was queued) or every poll interval, and purges expired
+/// registrations hourly. Several instances can run it on one database.
+pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notify>) {
+    let poll = Duration::from_secs(state.settings.mail_poll_secs);
+    let purge_every = Duration::from_secs(3600);
+    let mut last_purge: Option<std::time::Instant> = None;
+    loop {
+        if let Err(error) = deliver_due(&state).await {
+            tracing::warn!(%error, "mail outbox unavailable; will try again");
+        }
+        if last_purge.is_none_or(|t| t.elapsed() >= purge_every) {
+            match purge_expired(&state).await {
+                Ok((accounts, drafts)) if accounts + drafts > 0 => {
+                    tracing::info!(accounts, drafts, "purged expired registrations")
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "purge failed; will try again"),
+            }
+            last_purge = Some(std::time::Instant::now());
+        }
+        let _ = tokio::time::timeout(poll, wake.notified()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Duration::from_secs(5);
+        let max = Duration::from_secs(300);
+        let delays: Vec<u64> = (1..=8).map(|a| backoff(a, base, max).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(backoff(1000, base, max), max);
+    }
+}

@@ -1,0 +1,201 @@
+//! Citizen sign-in: `GET/POST /login`, `POST /logout`, `GET /account`.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::db::accounts::{self, Account};
+use crate::domain::Email;
+use crate::errors::AppError;
+use crate::routes::register::post::see_other;
+use crate::startup::AppState;
+use crate::web::PageCtx;
+
+#[derive(Template)]
+#[template(path = "login/form.html")]
+struct LoginPage {
+    ctx: PageCtx,
+    csrf: String,
+    email: String,
+    error: Option<&'static str>,
+    stale: bool,
+    signed_out: bool,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    signed_out: Option<String>,
+}
+
+pub async fn get(
+    ctx: PageCtx,
+    session: Session,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, AppError> {
+    let page = LoginPage {
+        csrf: crate::session::csrf_token(&session),
+        email: String::new(),
+        error: None,
+        stale: false,
+        signed_out: query.signed_out.is_some(),
+        ctx,
+    };
+    page.ctx.render(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+#[derive(Template)]
+#[template(path = "login/unverified.html")]
+struct UnverifiedPage {
+    ctx: PageCtx,
+    csrf: String,
+    email: String,
+    masked: String,
+}
+
+pub async fn post(
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let retry = |ctx: PageCtx, error: Option<&'static str>, stale: bool, status: StatusCode| {
+        let page = LoginPage {
+            csrf: crate::session::csrf_token(&session),
+            email: form.email.clone(),
+            error,
+            stale,
+            signed_out: false,
+            ctx,
+        };
+        page.ctx.render(status, &page)
+    };
+    if !crate::session::csrf_valid(&session, &form.csrf_token) {
+        return retry(ctx, None, true, StatusCode::FORBIDDEN);
+    }
+    let account = match Email::parse(&form.email) {
+        Ok(email) => {
+            let pool = state.pool.clone();
+            web::block(move || {
+                let mut conn = pool.get()?;
+                accounts::find_by_email(&mut conn, email.as_str()).map_err(AppError::from)
+            })
+            .await??
+        }
+        Err(_) => None,
+    };
+    // Unknown addresses are checked against a dummy hash so that both
+    // failures take the same time.
+    let hash = account
+        .as_ref()
+        .map(|a| a.password_hash.clone())
+        .unwrap_or_else(|| state.dummy_hash.clone());
+    let password = form.password.clone();
+    let matches = {
+        let _permit = state
+            .hash_permits
+            .acquire()
+            .await
+            .map_err(AppError::internal)?;
+        web::block(move || bcrypt::verify(password, &hash).unwrap_or(false)).await?
+    };
+    match account {
+        Some(account) if matches => {
+            if !account.is_verified() {
+                let page = UnverifiedPage {
+                    csrf: crate::session::csrf_token(&session),
+                    masked: crate::domain::email_mask(&account.email),
+                    email: account.email,
+                    ctx,
+                };
+                return page.ctx.render(StatusCode::FORBIDDEN, &page);
+            }
+            crate::session::sign_in(&session, &account.id, account.session_epoch);
+            tracing::info!("citizen signed in");
+            Ok(see_other("/account"))
+        }
+        _ => {
+            tracing::info!("sign-in refused: wrong email or password");
+            let t = ctx.t;
+            retry(
+                ctx,
+                Some(t.login_wrong),
+                false,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// `POST /logout`. A stale token still signs out (it only ends a session),
+/// but never ends someone else's: the session is the browser's own.
+pub async fn logout(session: Session, form: web::Form<LogoutForm>) -> HttpResponse {
+    if crate::session::csrf_valid(&session, &form.csrf_token) {
+        crate::session::sign_out(&session);
+        return see_other("/login?signed_out=1");
+    }
+    see_other("/account")
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    ctx: PageCtx,
+    csrf: String,
+    account: Account,
+    nik_masked: String,
+}
+
+/// The signed-in account, or `None` when the session is absent or ended
+/// (its epoch no longer matches, e.g. after a password reset).
+pub async fn current_account(
+    session: &Session,
+    state: &web::Data<AppState>,
+) -> Result<Option<Account>, AppError> {
+    let Some((id, epoch)) = crate::session::signed_in(session) else {
+        return Ok(None);
+    };
+    let pool = state.pool.clone();
+    let account = web::block(move || {
+        let mut conn = pool.get()?;
+        accounts::find_by_id(&mut conn, &id).map_err(AppError::from)
+    })
+    .await??;
+    Ok(account.filter(|a| a.session_epoch == epoch && a.is_verified()))
+}
+
+pub async fn account(
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let Some(account) = current_account(&session, &state).await? else {
+        crate::session::sign_out(&session);
+        return Ok(see_other("/login"));
+    };
+    let page = AccountPage {
+        csrf: crate::session::csrf_token(&session),
+        nik_masked: crate::domain::mask_nik(&account.nik),
+        account,
+        ctx,
+    };
+    page.ctx.render(StatusCode::OK, &page)
+}

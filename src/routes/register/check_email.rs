@@ -1,0 +1,78 @@
+//! `GET /register/check-email`: where the link went, how long it lasts, a
+//! resend button and a way to correct the address.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::domain::Problem;
+use crate::errors::AppError;
+use crate::web::PageCtx;
+
+#[derive(Deserialize)]
+pub struct Query {
+    notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "register/check_email.html")]
+pub struct CheckEmailPage {
+    pub ctx: PageCtx,
+    pub csrf: String,
+    /// The full address (posted back by the resend button) and its masked form.
+    pub email: Option<(String, String)>,
+    pub notice: &'static str,
+    pub hours: u32,
+    pub cooldown_secs: u32,
+    pub email_error: Option<&'static str>,
+    pub typed_email: String,
+}
+
+pub async fn get(
+    ctx: PageCtx,
+    session: Session,
+    query: web::Query<Query>,
+    state: web::Data<crate::startup::AppState>,
+) -> Result<HttpResponse, AppError> {
+    let notice = match query.notice.as_deref() {
+        Some("pending") => ctx.t.ce_pending_notice,
+        Some("resent") => ctx.t.ce_resent_notice,
+        Some("stale") => ctx.t.reg_stale,
+        _ => "",
+    };
+    render(
+        ctx,
+        &session,
+        &state,
+        notice,
+        None,
+        String::new(),
+        StatusCode::OK,
+    )
+}
+
+pub fn render(
+    ctx: PageCtx,
+    session: &Session,
+    state: &crate::startup::AppState,
+    notice: &'static str,
+    email_problem: Option<Problem>,
+    typed_email: String,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let email =
+        crate::session::pending_email(session).map(|e| (e.clone(), crate::domain::email_mask(&e)));
+    let page = CheckEmailPage {
+        csrf: crate::session::csrf_token(session),
+        email,
+        notice,
+        hours: state.settings.verify_token_ttl_hours,
+        cooldown_secs: state.settings.resend_cooldown_secs,
+        email_error: email_problem.map(|p| p.text(ctx.lang)),
+        typed_email,
+        ctx,
+    };
+    page.ctx.render(status, &page)
+}

@@ -1,0 +1,82 @@
+// Diesel table definitions, shared by both backends (only types both
+// support: Text, BigInt, Integer, Binary, Timestamp).
+
+diesel::table! {
+    ktp_uploads (id) {
+        id -> Text,
+        file_name -> Text,
+        content_type -> Text,
+        size_bytes -> BigInt,
+        data -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    accounts (id) {
+        id -> Text,
+        email -> Text,
+        nik -> Text,
+        full_name -> Text,
+        birth_date -> Text,
+        phone -> Text,
+        npwp -> Nullable<Text>,
+        password_hash -> Text,
+        ktp_upload_id -> Text,
+        lang -> Text,
+        verified_at -> Nullable<Timestamp>,
+        session_epoch -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    account_tokens (token_hash) {
+        token_hash -> Text,
+        account_id -> Text,
+        purpose -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        superseded_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    registration_submissions (submission_id) {
+        submission_id -> Text,
+        account_id -> Nullable<Text>,
+        email -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        account_id -> Nullable<Text>,
+        kind -> Text,
+        to_address -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(accounts -> ktp_uploads (ktp_upload_id));
+diesel::joinable!(account_tokens -> accounts (account_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    ktp_uploads,
+    accounts,
+    account_tokens,
+    registration_submissions,
+    mail_outbox,
+);
