@@ -101,6 +101,7 @@ fn with_database_name(url: &str, name: &str) -> String {
 
 pub struct TestApp {
     pub address: String,
+    pub mail: crate::mail_stub::MailStub,
     /// Keeps cookies, never follows redirects.
     pub client: reqwest::Client,
     pub db: TestDb,
@@ -119,11 +120,17 @@ impl TestApp {
         configure: impl FnOnce(&mut Settings),
     ) -> Option<TestApp> {
         let db = TestDb::new(backend)?;
+        let mail = crate::mail_stub::MailStub::start();
         let mut settings = Settings::with_database(db.url.clone(), db.dir.path().join("data"));
         settings.bind = ([127, 0, 0, 1], 0).into();
         settings.workers = Some(1);
         settings.bcrypt_cost = 4;
         settings.shutdown_timeout_secs = 0;
+        settings.mail_api_url = Some(mail.url.clone());
+        settings.mail_api_key = Some("test-mail-key".into());
+        settings.mail_retry_base_secs = 1;
+        settings.mail_poll_secs = 1;
+        settings.base_url = "http://portal.test".into();
         configure(&mut settings);
         let app = Application::build(settings).expect("application builds");
         let port = app.port();
@@ -137,6 +144,7 @@ impl TestApp {
             .unwrap();
         Some(TestApp {
             address: format!("http://127.0.0.1:{port}"),
+            mail,
             client,
             db,
             state,
@@ -156,6 +164,80 @@ impl TestApp {
         let response = self.get(path).await;
         let status = response.status();
         (status, response.text().await.unwrap())
+    }
+
+    /// Opens the registration form: its CSRF token and submission id.
+    pub async fn open_register_form(&self) -> (String, String) {
+        let (status, html) = self.get_html("/register").await;
+        assert_eq!(status, 200);
+        (
+            attr_after(&html, r#"name="csrf_token""#, "value").expect("csrf_token"),
+            attr_after(&html, r#"name="submission_id""#, "value").expect("submission_id"),
+        )
+    }
+
+    /// Posts the registration form as a browser does (multipart).
+    pub async fn post_register(&self, input: &Registration) -> reqwest::Response {
+        self.client
+            .post(self.url("/register"))
+            .multipart(input.to_form())
+            .send()
+            .await
+            .expect("POST /register")
+    }
+
+    /// Opens the form, fills it in with `input` and submits it.
+    pub async fn register(&self, input: &mut Registration) -> reqwest::Response {
+        let (csrf, submission) = self.open_register_form().await;
+        input.csrf_token = csrf;
+        input.submission_id = submission;
+        self.post_register(input).await
+    }
+
+    /// The CSRF token of any page with a form.
+    pub async fn csrf_from(&self, path: &str) -> String {
+        let (_, html) = self.get_html(path).await;
+        attr_after(&html, r#"name="csrf_token""#, "value").expect("csrf_token")
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        let csrf = self.csrf_from("/login").await;
+        self.client
+            .post(self.url("/login"))
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("email", email),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers `input` and follows the verification link.
+    pub async fn register_and_verify(&self, input: &mut Registration) {
+        let response = self.register(input).await;
+        assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+        let email = input.email.trim().to_lowercase();
+        let count = self
+            .mail
+            .accepted()
+            .iter()
+            .filter(|m| m.to[0] == email)
+            .count();
+        let mails = self.mail.wait_for(&email, count + 1).await;
+        let path = crate::mail_stub::verification_path(mails.last().unwrap());
+        let (status, _) = self.get_html(&path).await;
+        assert_eq!(status, 200);
+    }
+
+    /// A fresh client: another browser, without this one's cookies.
+    pub fn new_browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
     }
 
     pub async fn stop(&self) {
@@ -232,5 +314,98 @@ mod tests {
             Some("ERR-7K3Q-9XWZ")
         );
         assert_eq!(super::reference_code("no-code-here"), None);
+    }
+}
+
+/// A citizen's answers to the registration form; valid by default.
+#[derive(Clone)]
+pub struct Registration {
+    pub csrf_token: String,
+    pub submission_id: String,
+    pub full_name: String,
+    pub nik: String,
+    pub birth_date: String,
+    pub email: String,
+    pub phone: String,
+    pub password: String,
+    pub password_confirm: String,
+    pub npwp: String,
+    pub agree_terms: bool,
+    /// (file name, bytes); `None` leaves the file input empty.
+    pub photo: Option<(String, Vec<u8>)>,
+    pub ktp_upload_id: Option<String>,
+}
+
+/// A small file that is a JPEG by its first bytes.
+pub fn jpeg(size: usize) -> Vec<u8> {
+    let mut data = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F'];
+    data.resize(size, 0x42);
+    data
+}
+
+impl Default for Registration {
+    fn default() -> Self {
+        Registration {
+            csrf_token: String::new(),
+            submission_id: String::new(),
+            full_name: "Siti Aminah".into(),
+            // A woman born 17 August 1995 (day 17 + 40 = 57).
+            nik: "3578 0157 0895 0001".into(),
+            birth_date: "1995-08-17".into(),
+            email: "siti.aminah@example.co.id".into(),
+            phone: "0812-3456-7890".into(),
+            password: "kopi tubruk pagi hari".into(),
+            password_confirm: "kopi tubruk pagi hari".into(),
+            npwp: String::new(),
+            agree_terms: true,
+            photo: Some(("ktp-siti.jpg".into(), jpeg(40_000))),
+            ktp_upload_id: None,
+        }
+    }
+}
+
+impl Registration {
+    /// Another valid citizen.
+    pub fn budi() -> Self {
+        Registration {
+            full_name: "Budi Santoso".into(),
+            nik: "3201011708900003".into(),
+            birth_date: "1990-08-17".into(),
+            email: "budi@example.com".into(),
+            phone: "+62 813 1111 2222".into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn to_form(&self) -> reqwest::multipart::Form {
+        let mut form = reqwest::multipart::Form::new()
+            .text("csrf_token", self.csrf_token.clone())
+            .text("submission_id", self.submission_id.clone())
+            .text("full_name", self.full_name.clone())
+            .text("nik", self.nik.clone())
+            .text("birth_date", self.birth_date.clone())
+            .text("email", self.email.clone())
+            .text("phone", self.phone.clone())
+            .text("password", self.password.clone())
+            .text("password_confirm", self.password_confirm.clone())
+            .text("npwp", self.npwp.clone());
+        if self.agree_terms {
+            form = form.text("agree_terms", "on");
+        }
+        if let Some(id) = &self.ktp_upload_id {
+            form = form.text("ktp_upload_id", id.clone());
+        }
+        let part = match &self.photo {
+            Some((name, data)) => reqwest::multipart::Part::bytes(data.clone())
+                .file_name(name.clone())
+                .mime_str("image/jpeg")
+                .unwrap(),
+            // What a browser sends for an empty file input.
+            None => reqwest::multipart::Part::bytes(Vec::new())
+                .file_name("")
+                .mime_str("application/octet-stream")
+                .unwrap(),
+        };
+        form.part("ktp_photo", part)
     }
 }

@@ -3,10 +3,12 @@
 //! must, in CI).
 
 mod helpers;
+mod mail_stub;
 
 mod assets;
 mod errors;
 mod home;
 mod ops;
 mod pages;
+mod register;
 mod settings;

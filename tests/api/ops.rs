@@ -65,7 +65,9 @@ async fn server_stops_gracefully(backend: Backend) {
     };
     assert_eq!(app.get("/healthz").await.status(), 200);
     app.stop().await;
-    assert!(app.client.get(app.url("/healthz")).send().await.is_err());
+    // A new visitor (a new connection) is no longer served.
+    let fresh = app.new_browser();
+    assert!(fresh.get(app.url("/healthz")).send().await.is_err());
 }
 
 on_both_backends!(

@@ -9,6 +9,7 @@
 // Any failure exits non-zero.
 //
 // Usage: node check.mjs --base http://127.0.0.1:8080 --pages ../../tests/pages.json --out DIR
+// PAGECHECK_SCREENSHOTS=1 also saves a full-page PNG of each page (390 px wide, a phone) in DIR.
 
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
@@ -103,6 +104,9 @@ for (const page of pages) {
   writeFileSync(file, html);
   htmlFiles.push({ page, file });
 
+  if (process.env.PAGECHECK_SCREENSHOTS) {
+    await tab.screenshot({ path: join(outDir, `${page.name}.png`), fullPage: true });
+  }
   await tab.evaluate(axeSource);
   const results = await tab.evaluate(() =>
     // eslint-disable-next-line no-undef

@@ -1,0 +1,723 @@
+//! Registration, verification and sign-in, on both backends, with a real
+//! mail provider stub on loopback.
+
+use diesel::prelude::*;
+use emeterai::schema::{account_tokens, accounts, mail_outbox};
+
+use crate::helpers::{Backend, Registration, TestApp, attr_after, jpeg};
+use crate::mail_stub::verification_path;
+use crate::on_both_backends;
+
+fn count_accounts(app: &TestApp) -> i64 {
+    let mut conn = app.state.pool.get().unwrap();
+    accounts::table.count().get_result(&mut *conn).unwrap()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_string()
+}
+
+async fn whole_journey_from_form_to_account_page(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (status, form) = app.get_html("/register").await;
+    assert_eq!(status, 200);
+    assert!(form.contains(r#"enctype="multipart/form-data""#));
+    assert!(form.contains("novalidate"));
+    assert!(form.contains("16 digit, lihat KTP Anda"));
+    assert!(form.contains("NPWP (opsional)"));
+    assert!(form.contains(r#"autocomplete="new-password""#));
+
+    let mut siti = Registration::default();
+    let response = app.register(&mut siti).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/register/check-email");
+
+    let (status, page) = app.get_html("/register/check-email").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("si***@example.co.id"), "{page}");
+    assert!(page.contains("48 jam"));
+    assert!(page.contains(r#"action="/verify/resend""#));
+
+    let mails = app.mail.wait_for("siti.aminah@example.co.id", 1).await;
+    let mail = &mails[0];
+    assert_eq!(mail.authorization, "Bearer test-mail-key");
+    assert_eq!(mail.from, "noreply@e-meterai.local");
+    assert_eq!(mail.subject, "Verifikasi email akun e-Meterai Anda");
+    assert!(mail.text.contains("Halo Siti Aminah"));
+    assert!(mail.text.contains("http://portal.test/verify?token="));
+    assert!(
+        mail.html
+            .contains(r#"<a href="http://portal.test/verify?token="#)
+    );
+
+    // Signing in before verifying is refused with a way to get the link.
+    let response = app.login("siti.aminah@example.co.id", &siti.password).await;
+    assert_eq!(response.status(), 403);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Email Anda belum diverifikasi"));
+    assert!(html.contains(r#"action="/verify/resend""#));
+
+    let link = verification_path(mail);
+    let (status, html) = app.get_html(&link).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Email berhasil diverifikasi"), "{html}");
+    // A second click (or a mail scanner before the citizen) is no dead end.
+    let (status, html) = app.get_html(&link).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Email sudah diverifikasi"));
+    assert!(html.contains(r#"href="/login""#));
+
+    // Case and spaces do not matter for the address.
+    let response = app
+        .login("  SITI.Aminah@Example.co.id ", &siti.password)
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/account");
+    let (status, html) = app.get_html("/account").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Siti Aminah"));
+    assert!(html.contains("3578********0001"));
+    assert!(
+        !html.contains("3578015708950001"),
+        "full NIK on the account page"
+    );
+    assert!(html.contains("siti.aminah@example.co.id"));
+    assert!(html.contains("+6281234567890"));
+
+    let csrf = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
+    let response = app
+        .client
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let response = app.get("/account").await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/login");
+}
+
+async fn wrong_sign_in_says_the_same_for_unknown_email_and_wrong_password(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register_and_verify(&mut Registration::default()).await;
+    for (email, password) in [
+        ("siti.aminah@example.co.id", "bukan kata sandinya"),
+        ("tidak.ada@example.co.id", "kopi tubruk pagi hari"),
+    ] {
+        let response = app.login(email, password).await;
+        assert_eq!(response.status(), 422);
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains("Alamat email atau kata sandi salah"),
+            "{html}"
+        );
+        assert!(html.contains(&format!(r#"value="{email}""#)), "email kept");
+        assert!(!html.contains(password), "password echoed");
+    }
+}
+
+/// Each rule gives its own message beside its field and in the summary,
+/// with status 422 and every value kept except the passwords.
+async fn each_validation_rule_returns_the_form_with_values_kept(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    type Change = fn(&mut Registration);
+    let cases: Vec<(&str, Change, &str)> = vec![
+        (
+            "full_name",
+            |r| r.full_name = " ".into(),
+            "Masukkan nama lengkap Anda",
+        ),
+        ("nik", |r| r.nik = "".into(), "Masukkan NIK Anda"),
+        (
+            "nik",
+            |r| r.nik = "35780157089500".into(),
+            "NIK harus 16 digit",
+        ),
+        (
+            "nik",
+            |r| r.nik = "357801570895000A".into(),
+            "NIK hanya boleh berisi angka",
+        ),
+        (
+            "nik",
+            |r| r.nik = "9978015708950001".into(),
+            "Dua digit pertama NIK harus kode provinsi",
+        ),
+        (
+            "nik",
+            |r| r.nik = "3578017208950001".into(),
+            "Digit ke-7 sampai ke-12 NIK harus tanggal lahir",
+        ),
+        (
+            "nik",
+            |r| r.nik = "3578015708950000".into(),
+            "Empat digit terakhir NIK tidak boleh 0000",
+        ),
+        (
+            "birth_date",
+            |r| r.birth_date = "1995-08-18".into(),
+            "Tanggal lahir tidak sesuai dengan NIK",
+        ),
+        (
+            "birth_date",
+            |r| r.birth_date = "1995-02-30".into(),
+            "Tanggal lahir harus tanggal yang ada",
+        ),
+        (
+            "email",
+            |r| r.email = "siti.example.co.id".into(),
+            "Masukkan alamat email dengan format yang benar",
+        ),
+        (
+            "phone",
+            |r| r.phone = "021 555 1234".into(),
+            "Masukkan nomor ponsel Indonesia",
+        ),
+        (
+            "password",
+            |r| r.password = "pendek".into(),
+            "Kata sandi paling sedikit 8 karakter",
+        ),
+        (
+            "password",
+            |r| {
+                r.password = "password".into();
+                r.password_confirm = "password".into()
+            },
+            "terlalu umum",
+        ),
+        (
+            "password",
+            |r| {
+                r.password = "siti.aminah@example.co.id".into();
+                r.password_confirm = r.password.clone()
+            },
+            "tidak boleh sama dengan email atau NIK",
+        ),
+        (
+            "password",
+            |r| {
+                r.password = "a1b2c3d4".repeat(10);
+                r.password_confirm = r.password.clone()
+            },
+            "paling banyak 72 byte",
+        ),
+        (
+            "password_confirm",
+            |r| r.password_confirm = "kopi tubruk sore hari".into(),
+            "Kedua kata sandi tidak sama",
+        ),
+        (
+            "npwp",
+            |r| r.npwp = "01.312.166.1-091.000".into(),
+            "NPWP tidak sesuai",
+        ),
+        ("ktp_photo", |r| r.photo = None, "Pilih foto KTP Anda"),
+        (
+            "ktp_photo",
+            |r| r.photo = Some(("ktp.jpg".into(), b"just some text pretending".to_vec())),
+            "harus berupa berkas JPG, PNG atau BMP",
+        ),
+        (
+            "ktp_photo",
+            |r| r.photo = Some(("besar.jpg".into(), jpeg(1_500_000))),
+            "Foto KTP paling besar 1 MB",
+        ),
+        (
+            "agree_terms",
+            |r| r.agree_terms = false,
+            "Centang persetujuan",
+        ),
+    ];
+    for (field, change, message) in cases {
+        let mut input = Registration::default();
+        change(&mut input);
+        let response = app.register(&mut input).await;
+        assert_eq!(response.status(), 422, "{field}: {message}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("<title>Error: "), "{field}: title prefix");
+        assert!(html.contains("Ada masalah"), "{field}: summary");
+        assert!(
+            html.contains(&format!(r##"<a href="#{field}">"##)),
+            "{field}: summary link"
+        );
+        assert!(
+            html.contains(message),
+            "{field}: expected {message:?} in\n{html}"
+        );
+        assert!(
+            html.contains(&format!(r#"id="{field}-error""#)),
+            "{field}: message beside field"
+        );
+        // Values kept, passwords never.
+        if field != "full_name" {
+            assert!(
+                html.contains(r#"value="Siti Aminah""#),
+                "{field}: name kept"
+            );
+        }
+        if field != "phone" {
+            assert!(
+                html.contains(r#"value="0812-3456-7890""#),
+                "{field}: phone kept"
+            );
+        }
+        assert!(!html.contains("kopi tubruk"), "{field}: password echoed");
+    }
+    assert_eq!(count_accounts(&app), 0);
+}
+
+async fn photo_is_kept_with_the_draft(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut input = Registration {
+        nik: "3578015708950000".into(),
+        ..Default::default()
+    };
+    let response = app.register(&mut input).await;
+    assert_eq!(response.status(), 422);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Foto KTP sudah diterima:"), "{html}");
+    assert!(
+        html.contains("<strong>ktp-siti.jpg</strong>, 40 KB"),
+        "{html}"
+    );
+    let upload = attr_after(&html, r#"name="ktp_upload_id""#, "value").expect("draft upload id");
+    // The same submission id comes back.
+    assert_eq!(
+        attr_after(&html, r#"name="submission_id""#, "value").unwrap(),
+        input.submission_id
+    );
+
+    // Corrected NIK, no new file: the draft's photo is used.
+    input.nik = "3578015708950001".into();
+    input.photo = None;
+    input.ktp_upload_id = Some(upload);
+    input.csrf_token = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
+    let response = app.post_register(&input).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(count_accounts(&app), 1);
+}
+
+async fn email_registered_in_any_case_is_a_409(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register_and_verify(&mut Registration::default()).await;
+    let mut again = Registration {
+        email: "  SITI.AMINAH@Example.CO.ID ".into(),
+        ..Registration::budi()
+    };
+    let response = app.register(&mut again).await;
+    assert_eq!(response.status(), 409);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Alamat email ini sudah terdaftar"), "{html}");
+    assert!(html.contains(r#"href="/login""#));
+    assert!(html.contains("1500 159"));
+    assert_eq!(count_accounts(&app), 1);
+}
+
+async fn nik_registered_is_a_409(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register_and_verify(&mut Registration::default()).await;
+    let mut again = Registration {
+        email: "orang.lain@example.com".into(),
+        nik: "3578-0157-0895-0001".into(),
+        ..Default::default()
+    };
+    let response = app.register(&mut again).await;
+    assert_eq!(response.status(), 409);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("NIK ini sudah terdaftar"), "{html}");
+    assert_eq!(count_accounts(&app), 1);
+}
+
+/// The connection dropped after the first POST succeeded: the retry (same
+/// form, same submission_id) gets the same answer, never "already used".
+async fn same_submission_posted_twice_gets_the_same_outcome(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut input = Registration::default();
+    let first = app.register(&mut input).await;
+    assert_eq!(first.status(), 303);
+    // Another browser session even (the first answer's cookie was lost).
+    let other = app.new_browser();
+    let page = other
+        .get(app.url("/register"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    input.csrf_token = attr_after(&page, r#"name="csrf_token""#, "value").unwrap();
+    let second = other
+        .post(app.url("/register"))
+        .multipart(input.to_form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 303);
+    assert_eq!(location(&second), "/register/check-email");
+    let check = other
+        .get(app.url("/register/check-email"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(check.contains("si***@example.co.id"));
+    assert_eq!(count_accounts(&app), 1);
+    app.mail.wait_for("siti.aminah@example.co.id", 1).await;
+    let mut conn = app.state.pool.get().unwrap();
+    let mails: i64 = mail_outbox::table.count().get_result(&mut *conn).unwrap();
+    assert_eq!(mails, 1, "one mail for one account");
+}
+
+/// Two submissions of one email at the same moment make one account.
+async fn concurrent_submissions_make_one_account(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    // A double click: the same submission twice at once.
+    let mut input = Registration::default();
+    let (csrf, submission) = app.open_register_form().await;
+    input.csrf_token = csrf;
+    input.submission_id = submission;
+    let (a, b) =
+        futures_util::future::join(app.post_register(&input), app.post_register(&input)).await;
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (303, 303));
+    assert_eq!(location(&a), "/register/check-email");
+    assert_eq!(location(&b), "/register/check-email");
+    assert_eq!(count_accounts(&app), 1);
+
+    // Two tabs: two different forms with another email, at once.
+    let mut one = Registration::budi();
+    let mut two = Registration::budi();
+    let (csrf, first) = app.open_register_form().await;
+    one.csrf_token = csrf.clone();
+    one.submission_id = first;
+    two.csrf_token = csrf;
+    two.submission_id = uuid::Uuid::new_v4().to_string();
+    let (a, b) = futures_util::future::join(app.post_register(&one), app.post_register(&two)).await;
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (303, 303));
+    let mut places = [location(&a), location(&b)];
+    places.sort();
+    assert_eq!(
+        places,
+        [
+            "/register/check-email".to_string(),
+            "/register/check-email?notice=pending".to_string()
+        ]
+    );
+    assert_eq!(count_accounts(&app), 2);
+}
+
+async fn mail_provider_failure_then_recovery_delivers_the_mail(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.mail.plan(&[500]);
+    let response = app.register(&mut Registration::default()).await;
+    assert_eq!(response.status(), 303, "the sign-up does not wait for mail");
+    let mails = app.mail.wait_for("siti.aminah@example.co.id", 1).await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(app.mail.attempts(), 2);
+    let mut conn = app.state.pool.get().unwrap();
+    let (status, attempts, body): (String, i32, String) = mail_outbox::table
+        .select((
+            mail_outbox::status,
+            mail_outbox::attempts,
+            mail_outbox::text_body,
+        ))
+        .first(&mut *conn)
+        .unwrap();
+    assert_eq!((status.as_str(), attempts), ("sent", 2));
+    assert!(body.is_empty(), "a sent mail's link is not kept");
+    // The link in the mail that finally arrived works.
+    drop(conn);
+    let (status, _) = app.get_html(&verification_path(&mails[0])).await;
+    assert_eq!(status, 200);
+}
+
+async fn mail_is_marked_failed_after_its_last_try(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.mail_max_attempts = 2).await else {
+        return;
+    };
+    app.mail.plan(&[503, 503]);
+    let response = app.register(&mut Registration::default()).await;
+    assert_eq!(response.status(), 303);
+    for _ in 0..200 {
+        let status: String = {
+            let mut conn = app.state.pool.get().unwrap();
+            mail_outbox::table
+                .select(mail_outbox::status)
+                .first(&mut *conn)
+                .unwrap()
+        };
+        if status == "failed" {
+            assert_eq!(app.mail.attempts(), 2);
+            assert_eq!(count_accounts(&app), 1, "the sign-up is kept");
+            return;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("mail never marked failed");
+}
+
+fn age_tokens(app: &TestApp, hours: i64) {
+    let mut conn = app.state.pool.get().unwrap();
+    let past = chrono::Utc::now().naive_utc() - chrono::Duration::hours(hours);
+    diesel::update(account_tokens::table)
+        .set(account_tokens::expires_at.eq(past))
+        .execute(&mut *conn)
+        .unwrap();
+}
+
+async fn expired_link_explains_and_offers_a_new_one(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.resend_cooldown_secs = 0).await else {
+        return;
+    };
+    app.register(&mut Registration::default()).await;
+    let mails = app.mail.wait_for("siti.aminah@example.co.id", 1).await;
+    age_tokens(&app, 1);
+    let (status, html) = app.get_html(&verification_path(&mails[0])).await;
+    assert_eq!(status, 410);
+    assert!(
+        html.contains("Tautan verifikasi sudah kedaluwarsa"),
+        "{html}"
+    );
+    assert!(html.contains("si***@example.co.id"));
+    // The resend form on that page sends a new, working link.
+    let csrf = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
+    let email = attr_after(&html, r#"name="email""#, "value").unwrap();
+    let response = app
+        .client
+        .post(app.url("/verify/resend"))
+        .form(&[("csrf_token", csrf), ("email", email)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let mails = app.mail.wait_for("siti.aminah@example.co.id", 2).await;
+    let (status, html) = app.get_html(&verification_path(&mails[1])).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Email berhasil diverifikasi"));
+}
+
+async fn newer_link_makes_older_ones_stop_working(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.resend_cooldown_secs = 0).await else {
+        return;
+    };
+    app.register(&mut Registration::default()).await;
+    let first = app.mail.wait_for("siti.aminah@example.co.id", 1).await[0].clone();
+    let csrf = app.csrf_from("/register/check-email").await;
+    let response = app
+        .client
+        .post(app.url("/verify/resend"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("email", "siti.aminah@example.co.id"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&response), "/register/check-email?notice=resent");
+    let second = app.mail.wait_for("siti.aminah@example.co.id", 2).await[1].clone();
+    let (status, html) = app.get_html(&verification_path(&first)).await;
+    assert_eq!(status, 410);
+    assert!(html.contains("Tautan ini sudah diganti"), "{html}");
+    let (status, _) = app.get_html(&verification_path(&second)).await;
+    assert_eq!(status, 200);
+    // Once verified, even the old link only says so.
+    let (status, html) = app.get_html(&verification_path(&first)).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Email sudah diverifikasi"));
+}
+
+async fn unknown_or_mangled_link_is_explained(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    for path in [
+        "/verify?token=abc",
+        &format!("/verify?token={}", "a".repeat(64)),
+        "/verify",
+    ] {
+        let (status, html) = app.get_html(path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(html.contains("Tautan verifikasi tidak dikenali"), "{path}");
+        assert!(html.contains(r#"action="/verify/resend""#));
+    }
+}
+
+async fn resend_has_a_cooldown_and_reveals_nothing(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register(&mut Registration::default()).await;
+    app.mail.wait_for("siti.aminah@example.co.id", 1).await;
+    let mut answers = Vec::new();
+    for email in ["siti.aminah@example.co.id", "nobody@example.com"] {
+        let csrf = app.csrf_from("/register/check-email").await;
+        let response = app
+            .client
+            .post(app.url("/verify/resend"))
+            .form(&[("csrf_token", csrf.as_str()), ("email", email)])
+            .send()
+            .await
+            .unwrap();
+        answers.push((response.status(), location(&response)));
+    }
+    // Same answer for a waiting registration and an unknown address.
+    assert_eq!(answers[0], answers[1]);
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Within the cooldown: no second mail.
+    assert_eq!(app.mail.accepted().len(), 1);
+    let mut conn = app.state.pool.get().unwrap();
+    let tokens: i64 = account_tokens::table
+        .count()
+        .get_result(&mut *conn)
+        .unwrap();
+    assert_eq!(tokens, 1);
+}
+
+async fn registering_a_waiting_email_again_resends_the_link(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.resend_cooldown_secs = 0).await else {
+        return;
+    };
+    app.register(&mut Registration::default()).await;
+    app.mail.wait_for("siti.aminah@example.co.id", 1).await;
+    let response = app.register(&mut Registration::default()).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/register/check-email?notice=pending");
+    let (_, html) = app.get_html("/register/check-email?notice=pending").await;
+    assert!(html.contains("menunggu konfirmasi"), "{html}");
+    app.mail.wait_for("siti.aminah@example.co.id", 2).await;
+    assert_eq!(count_accounts(&app), 1);
+}
+
+async fn a_waiting_registration_with_a_mistyped_email_is_replaced(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut typo = Registration {
+        email: "siti.aminah@exmaple.co.id".into(),
+        ..Default::default()
+    };
+    assert_eq!(app.register(&mut typo).await.status(), 303);
+    // Same NIK, corrected address: not blocked for a week.
+    assert_eq!(
+        app.register(&mut Registration::default()).await.status(),
+        303
+    );
+    assert_eq!(count_accounts(&app), 1);
+    let mut conn = app.state.pool.get().unwrap();
+    let email: String = accounts::table
+        .select(accounts::email)
+        .first(&mut *conn)
+        .unwrap();
+    assert_eq!(email, "siti.aminah@example.co.id");
+}
+
+async fn stale_form_comes_back_with_values(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut input = Registration::default();
+    let (_, submission) = app.open_register_form().await;
+    input.submission_id = submission;
+    input.csrf_token = "0".repeat(64);
+    let response = app.post_register(&input).await;
+    assert_eq!(response.status(), 403);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Halaman ini sudah kedaluwarsa"), "{html}");
+    assert!(html.contains(r#"value="Siti Aminah""#));
+    assert!(html.contains("ktp-siti.jpg"), "photo kept");
+    assert_eq!(count_accounts(&app), 0);
+    // The returned form, with its fresh token, goes through.
+    input.csrf_token = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
+    input.ktp_upload_id = attr_after(&html, r#"name="ktp_upload_id""#, "value");
+    input.photo = None;
+    assert_eq!(app.post_register(&input).await.status(), 303);
+}
+
+async fn unverified_accounts_expire_and_free_their_email_and_nik(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register(&mut Registration::default()).await;
+    app.register_and_verify(&mut Registration::budi()).await;
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        let old = chrono::Utc::now().naive_utc() - chrono::Duration::days(8);
+        diesel::update(accounts::table)
+            .set(accounts::created_at.eq(old))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    let (purged, _) = emeterai::mail::purge_expired(&app.state).await.unwrap();
+    assert_eq!(purged, 1, "only the unverified account");
+    assert_eq!(count_accounts(&app), 1);
+    let response = app
+        .register(&mut Registration {
+            full_name: "Siti A.".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/register/check-email");
+}
+
+async fn forms_refuse_posts_without_the_csrf_token(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register_and_verify(&mut Registration::default()).await;
+    let response = app
+        .client
+        .post(app.url("/login"))
+        .form(&[
+            ("email", "siti.aminah@example.co.id"),
+            ("password", "kopi tubruk pagi hari"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(app.get("/account").await.status(), 303, "not signed in");
+}
+
+on_both_backends!(
+    whole_journey_from_form_to_account_page,
+    wrong_sign_in_says_the_same_for_unknown_email_and_wrong_password,
+    each_validation_rule_returns_the_form_with_values_kept,
+    photo_is_kept_with_the_draft,
+    email_registered_in_any_case_is_a_409,
+    nik_registered_is_a_409,
+    same_submission_posted_twice_gets_the_same_outcome,
+    concurrent_submissions_make_one_account,
+    mail_provider_failure_then_recovery_delivers_the_mail,
+    mail_is_marked_failed_after_its_last_try,
+    expired_link_explains_and_offers_a_new_one,
+    newer_link_makes_older_ones_stop_working,
+    unknown_or_mangled_link_is_explained,
+    resend_has_a_cooldown_and_reveals_nothing,
+    registering_a_waiting_email_again_resends_the_link,
+    a_waiting_registration_with_a_mistyped_email_is_replaced,
+    stale_form_comes_back_with_values,
+    unverified_accounts_expire_and_free_their_email_and_nik,
+    forms_refuse_posts_without_the_csrf_token,
+);
