@@ -181,6 +181,32 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_HASH_CONCURRENCY", value_name = "EMETERAI_HASH_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub hash_concurrency: Option<u16>,
 
+    /// Minutes a password-reset link stays valid.
+    #[arg(long, env = "EMETERAI_RESET_TOKEN_TTL_MINUTES", value_name = "EMETERAI_RESET_TOKEN_TTL_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u32).range(5..=1440))]
+    pub reset_token_ttl_minutes: u32,
+
+    /// Enumeration-safe mode: a registration for an address or NIK that already has an account
+    /// ends on the check-your-email page, and the guidance goes by mail instead.
+    #[arg(long, env = "EMETERAI_ENUMERATION_SAFE", value_name = "EMETERAI_ENUMERATION_SAFE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub enumeration_safe: bool,
+
+    /// Answers that reveal an existing account ("already registered") and password-reset requests,
+    /// per client IP per hour.
+    #[arg(long, env = "EMETERAI_RATE_LIMIT_PER_IP_HOUR", value_name = "EMETERAI_RATE_LIMIT_PER_IP_HOUR", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub rate_limit_per_ip_hour: i64,
+
+    /// The same, per email address per hour.
+    #[arg(long, env = "EMETERAI_RATE_LIMIT_PER_EMAIL_HOUR", value_name = "EMETERAI_RATE_LIMIT_PER_EMAIL_HOUR", default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub rate_limit_per_email_hour: i64,
+
+    /// Days failed-registration records are kept before the purge deletes them.
+    #[arg(long, env = "EMETERAI_FAILURE_RETENTION_DAYS", value_name = "EMETERAI_FAILURE_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub failure_retention_days: u32,
+
+    /// Take the client address from X-Forwarded-For (only behind a proxy that sets it).
+    #[arg(long, env = "EMETERAI_TRUST_PROXY", value_name = "EMETERAI_TRUST_PROXY", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub trust_proxy: bool,
+
     /// Log format: `text` or `json`. Verbosity follows RUST_LOG (default `info`).
     #[arg(
         long,

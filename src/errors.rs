@@ -36,6 +36,9 @@ pub enum AppError {
     Forbidden,
     #[error("too many requests")]
     TooManyRequests,
+    /// Refused by a rate limit; the failure is recorded under this reference.
+    #[error("rate limited")]
+    RateLimited(String),
     #[error("service unavailable")]
     Unavailable(#[source] BoxError),
     #[error("internal error")]
@@ -67,9 +70,32 @@ impl From<diesel::result::Error> for AppError {
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
                 AppError::Unavailable(Box::new(e))
             }
+            // The database is gone, restarting or too busy: not our bug,
+            // and worth trying again later.
+            Error::DatabaseError(_, ref info) if is_unavailable_message(info.message()) => {
+                AppError::Unavailable(Box::new(e))
+            }
             other => AppError::Internal(Box::new(other)),
         }
     }
+}
+
+fn is_unavailable_message(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "database is locked",
+        "database is busy",
+        "closed the connection",
+        "terminating connection",
+        "connection refused",
+        "could not connect",
+        "no connection to the server",
+        "the database system is",
+        "unable to open database",
+        "disk i/o error",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
 }
 
 impl From<actix_web::error::BlockingError> for AppError {
@@ -78,9 +104,27 @@ impl From<actix_web::error::BlockingError> for AppError {
     }
 }
 
-/// The reference code of an error response, attached by whoever logged it.
+/// The reference code of an error response, attached by whoever logged it;
+/// `recorded` when its failure-log row is already written.
 #[derive(Debug, Clone)]
-pub struct ErrorReference(pub String);
+pub struct ErrorReference {
+    pub code: String,
+    pub recorded: bool,
+}
+
+/// The failure-log reason for an error status, for the statuses that are
+/// recorded (a citizen met them while trying to get through).
+fn recorded_reason(status: StatusCode) -> Option<&'static str> {
+    use crate::failures::reason;
+    match status.as_u16() {
+        400 => Some(reason::BAD_REQUEST),
+        413 => Some(reason::UPLOAD_REJECTED),
+        429 => Some(reason::RATE_LIMITED),
+        503 => Some(reason::SERVICE_UNAVAILABLE),
+        s if s >= 500 => Some(reason::INTERNAL_ERROR),
+        _ => None,
+    }
+}
 
 /// The error and every cause below it, on one line.
 pub fn error_chain(e: &dyn StdError) -> String {
@@ -99,7 +143,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Forbidden => StatusCode::FORBIDDEN,
-            AppError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyRequests | AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -107,6 +151,16 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
+        if let AppError::RateLimited(reference) = self {
+            let mut response = HttpResponse::build(status)
+                .insert_header((header::RETRY_AFTER, 3600))
+                .finish();
+            response.extensions_mut().insert(ErrorReference {
+                code: reference.clone(),
+                recorded: true,
+            });
+            return response;
+        }
         let reference = new_reference("ERR");
         let chain = error_chain(self);
         if status.is_server_error() {
@@ -119,7 +173,10 @@ impl ResponseError for AppError {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
         }
         let mut response = response.finish();
-        response.extensions_mut().insert(ErrorReference(reference));
+        response.extensions_mut().insert(ErrorReference {
+            code: reference,
+            recorded: false,
+        });
         response
     }
 }
@@ -159,12 +216,9 @@ pub fn error_page<B: MessageBody + 'static>(
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
-    let known = res
-        .response()
-        .extensions()
-        .get::<ErrorReference>()
-        .map(|r| r.0.clone());
-    let reference = known.unwrap_or_else(|| {
+    let known = res.response().extensions().get::<ErrorReference>().cloned();
+    let already_recorded = known.as_ref().is_some_and(|r| r.recorded);
+    let reference = known.map(|r| r.code).unwrap_or_else(|| {
         let reference = new_reference("ERR");
         // Errors raised by actix itself (unknown path, wrong method, body too
         // large, malformed form) arrive here without having been logged.
@@ -205,10 +259,33 @@ pub fn error_page<B: MessageBody + 'static>(
         .insert_header((header::CONTENT_LANGUAGE, HeaderValue::from_static(lang)));
     let mut response = builder.body(html);
     response.extensions_mut().insert(Rendered);
-    response.extensions_mut().insert(ErrorReference(reference));
-    Ok(ErrorHandlerResponse::Response(
-        ServiceResponse::new(req, response).map_into_right_body(),
-    ))
+    response.extensions_mut().insert(ErrorReference {
+        code: reference.clone(),
+        recorded: true,
+    });
+    let record = if already_recorded {
+        None
+    } else {
+        recorded_reason(status)
+    };
+    let state = req
+        .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+        .cloned();
+    match (record, state) {
+        (Some(reason), Some(state)) => Ok(ErrorHandlerResponse::Future(Box::pin(async move {
+            crate::failures::record_as(
+                &state,
+                &req,
+                &reference,
+                crate::failures::Failure::new(reason),
+            )
+            .await;
+            Ok(ServiceResponse::new(req, response).map_into_right_body())
+        }))),
+        _ => Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(req, response).map_into_right_body(),
+        )),
+    }
 }
 
 /// A page that needs nothing but the status and reference, for the case

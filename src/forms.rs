@@ -42,6 +42,13 @@ impl FormErrors {
             .map(|(_, p)| p.text(self.lang))
     }
 
+    pub fn get_problem(&self, field: &str) -> Option<Problem> {
+        self.items
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, p)| *p)
+    }
+
     /// `(field id, message)` for the error summary, in `order`.
     pub fn summary(&self, order: &[&str]) -> Vec<(&'static str, &'static str)> {
         let mut items: Vec<_> = self

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod errors;
+pub mod failures;
 pub mod forms;
 pub mod i18n;
 pub mod mail;

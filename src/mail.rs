@@ -152,6 +152,151 @@ pub fn verification_mail(
     })
 }
 
+pub const KIND_GUIDANCE: &str = "guidance";
+pub const KIND_RESET: &str = "reset";
+
+#[derive(Template)]
+#[template(path = "mail/reset.txt")]
+struct ResetText<'a> {
+    lang: Lang,
+    name: &'a str,
+    link: &'a str,
+    minutes: u32,
+}
+
+#[derive(Template)]
+#[template(path = "mail/reset.html")]
+struct ResetHtml<'a> {
+    lang: Lang,
+    name: &'a str,
+    link: &'a str,
+    minutes: u32,
+}
+
+/// The password-reset mail, ready for the outbox.
+pub fn reset_mail(
+    settings: &Settings,
+    lang: Lang,
+    account_id: &str,
+    to: &str,
+    name: &str,
+    token: &str,
+    now: NaiveDateTime,
+) -> Result<NewMail, askama::Error> {
+    let link = format!("{}/password/reset?token={}", settings.base_url, token);
+    let minutes = settings.reset_token_ttl_minutes;
+    let text = ResetText {
+        lang,
+        name,
+        link: &link,
+        minutes,
+    }
+    .render()?;
+    let html = ResetHtml {
+        lang,
+        name,
+        link: &link,
+        minutes,
+    }
+    .render()?;
+    let subject = match lang {
+        Lang::Id => "Buat kata sandi baru untuk akun e-Meterai Anda",
+        Lang::En => "Set a new password for your e-Meterai account",
+    };
+    Ok(NewMail {
+        id: uuid::Uuid::new_v4().to_string(),
+        account_id: Some(account_id.to_string()),
+        kind: KIND_RESET.to_string(),
+        to_address: to.to_string(),
+        subject: subject.to_string(),
+        text_body: text,
+        html_body: html,
+        status: STATUS_PENDING.to_string(),
+        next_attempt_at: now,
+        created_at: now,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "mail/guidance.txt")]
+struct GuidanceText<'a> {
+    lang: Lang,
+    nik: bool,
+    base: &'a str,
+    reference: &'a str,
+    phone: &'a str,
+    whatsapp: &'a str,
+    email: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/guidance.html")]
+struct GuidanceHtml<'a> {
+    lang: Lang,
+    nik: bool,
+    base: &'a str,
+    reference: &'a str,
+    phone: &'a str,
+    whatsapp: &'a str,
+    email: &'a str,
+}
+
+/// Enumeration-safe mode: what the page would have said about an existing
+/// account (email or NIK already registered), sent to the mailbox instead.
+pub fn guidance_mail(
+    settings: &Settings,
+    lang: Lang,
+    to: &str,
+    nik: bool,
+    reference: &str,
+    now: NaiveDateTime,
+) -> Result<NewMail, askama::Error> {
+    let (base, phone, whatsapp, email) = (
+        settings.base_url.as_str(),
+        settings.contact_phone.as_str(),
+        settings.contact_whatsapp.as_str(),
+        settings.contact_email.as_str(),
+    );
+    let text = GuidanceText {
+        lang,
+        nik,
+        base,
+        reference,
+        phone,
+        whatsapp,
+        email,
+    }
+    .render()?;
+    let html = GuidanceHtml {
+        lang,
+        nik,
+        base,
+        reference,
+        phone,
+        whatsapp,
+        email,
+    }
+    .render()?;
+    let subject = match (lang, nik) {
+        (Lang::Id, false) => "Alamat email Anda sudah terdaftar di e-Meterai",
+        (Lang::Id, true) => "Pendaftaran e-Meterai Anda tidak dapat diproses",
+        (Lang::En, false) => "Your email address is already registered with e-Meterai",
+        (Lang::En, true) => "Your e-Meterai registration could not be completed",
+    };
+    Ok(NewMail {
+        id: uuid::Uuid::new_v4().to_string(),
+        account_id: None,
+        kind: KIND_GUIDANCE.to_string(),
+        to_address: to.to_string(),
+        subject: subject.to_string(),
+        text_body: text,
+        html_body: html,
+        status: STATUS_PENDING.to_string(),
+        next_attempt_at: now,
+        created_at: now,
+    })
+}
+
 pub fn now() -> NaiveDateTime {
     Utc::now().naive_utc()
 }
@@ -226,9 +371,23 @@ pub async fn purge_expired(state: &web::Data<AppState>) -> Result<(usize, usize)
     .map_err(|e| e.to_string())?
 }
 
+/// Deletes failure-log rows older than EMETERAI_FAILURE_RETENTION_DAYS.
+pub async fn purge_failures(state: &web::Data<AppState>) -> Result<usize, String> {
+    let pool = state.pool.clone();
+    let retention = chrono::Duration::days(i64::from(state.settings.failure_retention_days));
+    web::block(move || {
+        let now = now();
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        crate::failures::purge(&mut conn, now - retention, now).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
 /// The background worker of one instance: sends due mail whenever woken (a
-/// new mail was queued) or every poll interval, and purges expired
-/// registrations hourly. Several instances can run it on one database.
+/// new mail was queued) or every poll interval, writes failure records that
+/// waited for the database, and purges expired registrations and old
+/// failure records hourly. Several instances can run it on one database.
 pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notify>) {
     let poll = Duration::from_secs(state.settings.mail_poll_secs);
     let purge_every = Duration::from_secs(3600);
@@ -237,7 +396,24 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
         if let Err(error) = deliver_due(&state).await {
             tracing::warn!(%error, "mail outbox unavailable; will try again");
         }
+        if state.failures.buffered() > 0 {
+            let flush_state = state.clone();
+            if let Ok(written) =
+                web::block(move || crate::failures::flush_buffered(&flush_state)).await
+                && written > 0
+            {
+                tracing::info!(
+                    written,
+                    "failure records written after the database came back"
+                );
+            }
+        }
         if last_purge.is_none_or(|t| t.elapsed() >= purge_every) {
+            match purge_failures(&state).await {
+                Ok(deleted) if deleted > 0 => tracing::info!(deleted, "purged old failure records"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "failure-log purge failed; will try again"),
+            }
             match purge_expired(&state).await {
                 Ok((accounts, drafts)) if accounts + drafts > 0 => {
                     tracing::info!(accounts, drafts, "purged expired registrations")

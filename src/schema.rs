@@ -73,10 +73,35 @@ diesel::table! {
 diesel::joinable!(accounts -> ktp_uploads (ktp_upload_id));
 diesel::joinable!(account_tokens -> accounts (account_id));
 
+diesel::table! {
+    failures (reference) {
+        reference -> Text,
+        occurred_at -> Timestamp,
+        reason -> Text,
+        fields -> Text,
+        email -> Nullable<Text>,
+        nik_masked -> Nullable<Text>,
+        nik_hash -> Nullable<Text>,
+        client_ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        path -> Text,
+    }
+}
+
+diesel::table! {
+    rate_events (id) {
+        id -> Text,
+        key -> Text,
+        at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     ktp_uploads,
     accounts,
     account_tokens,
     registration_submissions,
     mail_outbox,
+    failures,
+    rate_events,
 );

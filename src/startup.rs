@@ -34,6 +34,7 @@ pub struct AppState {
     /// A hash to check unknown sign-in addresses against, so they take as
     /// long as wrong passwords.
     pub dummy_hash: String,
+    pub failures: crate::failures::FailureLog,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +109,7 @@ impl Application {
             common_passwords: crate::domain::CommonPasswords::load(),
             hash_permits: tokio::sync::Semaphore::new(hash_concurrency),
             dummy_hash,
+            failures: crate::failures::FailureLog::new(&secret, settings.trust_proxy),
             settings,
             pool,
             db_url,

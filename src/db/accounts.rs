@@ -401,3 +401,71 @@ pub fn purge_unverified(
         Ok((stale.len(), drafts))
     })
 }
+
+pub const PURPOSE_RESET: &str = "reset";
+
+/// The account a usable token of `purpose` belongs to: known, not used,
+/// not replaced by a newer one, not expired.
+pub fn account_for_token(
+    conn: &mut DbConn,
+    token_hash: &str,
+    purpose: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<Account>> {
+    let account_id: Option<String> = account_tokens::table
+        .find(token_hash)
+        .filter(account_tokens::purpose.eq(purpose))
+        .filter(account_tokens::used_at.is_null())
+        .filter(account_tokens::superseded_at.is_null())
+        .filter(account_tokens::expires_at.gt(now))
+        .select(account_tokens::account_id)
+        .first(conn)
+        .optional()?;
+    match account_id {
+        Some(id) => find_by_id(conn, &id),
+        None => Ok(None),
+    }
+}
+
+/// Sets a new password from a reset token: the token is used up, other
+/// reset links stop working, and the session epoch moves on so every
+/// existing session of the account ends. `false` when the token is no
+/// longer usable (used meanwhile, expired).
+pub fn reset_password(
+    conn: &mut DbConn,
+    token_hash: &str,
+    password_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    conn.transaction(|conn| {
+        let Some(account) = account_for_token(conn, token_hash, PURPOSE_RESET, now)? else {
+            return Ok(false);
+        };
+        let used = diesel::update(
+            account_tokens::table
+                .find(token_hash)
+                .filter(account_tokens::used_at.is_null()),
+        )
+        .set(account_tokens::used_at.eq(now))
+        .execute(conn)?;
+        if used != 1 {
+            return Ok(false);
+        }
+        diesel::update(
+            account_tokens::table
+                .filter(account_tokens::account_id.eq(&account.id))
+                .filter(account_tokens::purpose.eq(PURPOSE_RESET))
+                .filter(account_tokens::used_at.is_null())
+                .filter(account_tokens::superseded_at.is_null()),
+        )
+        .set(account_tokens::superseded_at.eq(now))
+        .execute(conn)?;
+        diesel::update(accounts::table.find(&account.id))
+            .set((
+                accounts::password_hash.eq(password_hash),
+                accounts::session_epoch.eq(accounts::session_epoch + 1),
+            ))
+            .execute(conn)?;
+        Ok(true)
+    })
+}

@@ -22,6 +22,11 @@ pub use password::{CommonPasswords, Password};
 pub use phone::PhoneNumber;
 pub use problem::Problem;
 
+/// A NIK as typed with its separators removed (not checked).
+pub fn strip_nik(input: &str) -> String {
+    strip_separators(input.trim())
+}
+
 /// Removes the separators people type inside numbers.
 pub(crate) fn strip_separators(input: &str) -> String {
     input

@@ -2,13 +2,14 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
 use crate::db::accounts::{self, Account};
 use crate::domain::Email;
 use crate::errors::AppError;
+use crate::failures::{self, Failure, reason};
 use crate::routes::register::post::see_other;
 use crate::startup::AppState;
 use crate::web::PageCtx;
@@ -22,11 +23,14 @@ struct LoginPage {
     error: Option<&'static str>,
     stale: bool,
     signed_out: bool,
+    reset_done: bool,
+    reference: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
     signed_out: Option<String>,
+    reset: Option<String>,
 }
 
 pub async fn get(
@@ -40,6 +44,8 @@ pub async fn get(
         error: None,
         stale: false,
         signed_out: query.signed_out.is_some(),
+        reset_done: query.reset.is_some(),
+        reference: None,
         ctx,
     };
     page.ctx.render(StatusCode::OK, &page)
@@ -65,25 +71,34 @@ struct UnverifiedPage {
 }
 
 pub async fn post(
+    req: HttpRequest,
     ctx: PageCtx,
     session: Session,
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let retry = |ctx: PageCtx, error: Option<&'static str>, stale: bool, status: StatusCode| {
+    let retry = |ctx: PageCtx,
+                 error: Option<&'static str>,
+                 stale: bool,
+                 status: StatusCode,
+                 reference: String| {
         let page = LoginPage {
             csrf: crate::session::csrf_token(&session),
             email: form.email.clone(),
             error,
             stale,
             signed_out: false,
+            reset_done: false,
+            reference: Some(reference),
             ctx,
         };
         page.ctx.render(status, &page)
     };
     if !crate::session::csrf_valid(&session, &form.csrf_token) {
-        return retry(ctx, None, true, StatusCode::FORBIDDEN);
+        let failure = Failure::new(reason::STALE_FORM).email(&form.email);
+        let reference = failures::record(&state, &req, "STL", failure).await;
+        return retry(ctx, None, true, StatusCode::FORBIDDEN, reference);
     }
     let account = match Email::parse(&form.email) {
         Ok(email) => {
@@ -104,11 +119,7 @@ pub async fn post(
         .unwrap_or_else(|| state.dummy_hash.clone());
     let password = form.password.clone();
     let matches = {
-        let _permit = state
-            .hash_permits
-            .acquire()
-            .await
-            .map_err(AppError::internal)?;
+        let _permit = crate::routes::register::post::acquire_hash_permit(&state).await?;
         web::block(move || bcrypt::verify(password, &hash).unwrap_or(false)).await?
     };
     match account {
@@ -127,13 +138,17 @@ pub async fn post(
             Ok(see_other("/account"))
         }
         _ => {
-            tracing::info!("sign-in refused: wrong email or password");
+            let failure = Failure::new(reason::SIGN_IN_FAILED)
+                .fields(vec!["email", "password"])
+                .email(&form.email);
+            let reference = failures::record(&state, &req, "LGN", failure).await;
             let t = ctx.t;
             retry(
                 ctx,
                 Some(t.login_wrong),
                 false,
                 StatusCode::UNPROCESSABLE_ENTITY,
+                reference,
             )
         }
     }

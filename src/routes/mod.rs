@@ -1,8 +1,10 @@
 //! HTTP handlers, one module per page or resource.
 
+pub mod help;
 pub mod home;
 pub mod login;
 pub mod ops;
+pub mod password;
 pub mod register;
 pub mod verify;
 
@@ -23,7 +25,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/verify/resend").route(web::post().to(verify::resend)))
         .service(page("/login", login::get).route(web::post().to(login::post)))
         .service(web::resource("/logout").route(web::post().to(login::logout)))
-        .service(page("/account", login::account));
+        .service(page("/account", login::account))
+        .service(page("/help", help::index))
+        .service(page("/help/email-registered", help::email_registered))
+        .service(page("/help/connection", help::connection))
+        .service(
+            page("/password/forgot", password::forgot_get)
+                .route(web::post().to(password::forgot_post)),
+        )
+        .service(
+            page("/password/reset", password::reset_get)
+                .route(web::post().to(password::reset_post)),
+        );
 }
 
 /// A resource answering GET and HEAD with one handler; any other method

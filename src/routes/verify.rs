@@ -3,13 +3,14 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
 use crate::db::accounts::{self, NewToken, PURPOSE_VERIFY, VerifyOutcome};
 use crate::domain::Email;
 use crate::errors::AppError;
+use crate::failures::{self, Failure, reason};
 use crate::i18n::Lang;
 use crate::routes::register::post::see_other;
 use crate::startup::AppState;
@@ -117,6 +118,7 @@ pub async fn resend(
                 Some(problem),
                 typed,
                 StatusCode::UNPROCESSABLE_ENTITY,
+                None,
             );
         }
     };
@@ -140,10 +142,12 @@ struct VerifyPage {
     /// Offer a resend form, with the address when it is known.
     resend: Option<Option<(String, String)>>,
     csrf: String,
+    reference: Option<String>,
 }
 
 /// `GET /verify?token=...`.
 pub async fn verify(
+    req: HttpRequest,
     ctx: PageCtx,
     session: Session,
     state: web::Data<AppState>,
@@ -160,6 +164,18 @@ pub async fn verify(
         .await??
     } else {
         VerifyOutcome::Unknown
+    };
+    let failure = match &outcome {
+        VerifyOutcome::Expired { email } => Some(Failure::new(reason::LINK_EXPIRED).email(email)),
+        VerifyOutcome::Superseded { email } => {
+            Some(Failure::new(reason::LINK_SUPERSEDED).email(email))
+        }
+        VerifyOutcome::Unknown => Some(Failure::new(reason::LINK_UNKNOWN)),
+        _ => None,
+    };
+    let reference = match failure {
+        Some(failure) => Some(failures::record(&state, &req, "VER", failure).await),
+        None => None,
     };
     let t = ctx.t;
     let with_mask = |e: String| {
@@ -212,6 +228,7 @@ pub async fn verify(
         signed_in_next,
         resend,
         csrf: crate::session::csrf_token(&session),
+        reference,
         ctx,
     };
     page.ctx.render(status, &page)

@@ -407,20 +407,20 @@ async fn concurrent_submissions_make_one_account(backend: Backend) {
     let mut one = Registration::budi();
     let mut two = Registration::budi();
     let (csrf, first) = app.open_register_form().await;
+    let (_, second) = app.open_register_form().await;
+    assert_ne!(first, second);
     one.csrf_token = csrf.clone();
     one.submission_id = first;
     two.csrf_token = csrf;
-    two.submission_id = uuid::Uuid::new_v4().to_string();
+    two.submission_id = second;
     let (a, b) = futures_util::future::join(app.post_register(&one), app.post_register(&two)).await;
     assert_eq!((a.status().as_u16(), b.status().as_u16()), (303, 303));
     let mut places = [location(&a), location(&b)];
     places.sort();
-    assert_eq!(
-        places,
-        [
-            "/register/check-email".to_string(),
-            "/register/check-email?notice=pending".to_string()
-        ]
+    assert_eq!(places[0], "/register/check-email");
+    assert!(
+        places[1].starts_with("/register/check-email?notice=pending&ref=REG-"),
+        "{places:?}"
     );
     assert_eq!(count_accounts(&app), 2);
 }
@@ -602,9 +602,14 @@ async fn registering_a_waiting_email_again_resends_the_link(backend: Backend) {
     app.mail.wait_for("siti.aminah@example.co.id", 1).await;
     let response = app.register(&mut Registration::default()).await;
     assert_eq!(response.status(), 303);
-    assert_eq!(location(&response), "/register/check-email?notice=pending");
-    let (_, html) = app.get_html("/register/check-email?notice=pending").await;
+    let place = location(&response);
+    assert!(
+        place.starts_with("/register/check-email?notice=pending&ref=REG-"),
+        "{place}"
+    );
+    let (_, html) = app.get_html(&place).await;
     assert!(html.contains("menunggu konfirmasi"), "{html}");
+    assert!(html.contains(&place[place.len() - 13..]), "reference shown");
     app.mail.wait_for("siti.aminah@example.co.id", 2).await;
     assert_eq!(count_accounts(&app), 1);
 }

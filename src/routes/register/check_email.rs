@@ -14,6 +14,8 @@ use crate::web::PageCtx;
 #[derive(Deserialize)]
 pub struct Query {
     notice: Option<String>,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
 }
 
 #[derive(Template)]
@@ -28,6 +30,7 @@ pub struct CheckEmailPage {
     pub cooldown_secs: u32,
     pub email_error: Option<&'static str>,
     pub typed_email: String,
+    pub reference: Option<String>,
 }
 
 pub async fn get(
@@ -42,6 +45,11 @@ pub async fn get(
         Some("stale") => ctx.t.reg_stale,
         _ => "",
     };
+    // Only a well-formed code is echoed back.
+    let reference = query
+        .reference
+        .clone()
+        .filter(|r| r.len() == 13 && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     render(
         ctx,
         &session,
@@ -50,9 +58,11 @@ pub async fn get(
         None,
         String::new(),
         StatusCode::OK,
+        reference,
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn render(
     ctx: PageCtx,
     session: &Session,
@@ -61,6 +71,7 @@ pub fn render(
     email_problem: Option<Problem>,
     typed_email: String,
     status: StatusCode,
+    reference: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let email =
         crate::session::pending_email(session).map(|e| (e.clone(), crate::domain::email_mask(&e)));
@@ -72,6 +83,7 @@ pub fn render(
         cooldown_secs: state.settings.resend_cooldown_secs,
         email_error: email_problem.map(|p| p.text(ctx.lang)),
         typed_email,
+        reference,
         ctx,
     };
     page.ctx.render(status, &page)

@@ -5,12 +5,13 @@ pub mod check_email;
 pub mod post;
 
 use actix_session::Session;
-use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use crate::errors::AppError;
 use crate::forms::FormErrors;
+use crate::startup::AppState;
 use crate::web::PageCtx;
 
 /// The fields in the order of the form, for the error summary.
@@ -57,6 +58,8 @@ pub struct RegisterPage {
     pub summary: Vec<(&'static str, &'static str)>,
     pub photo: Option<DraftPhoto>,
     pub stale: bool,
+    /// The failure's reference code, when the form comes back.
+    pub reference: Option<String>,
 }
 
 impl RegisterPage {
@@ -69,16 +72,54 @@ impl RegisterPage {
     }
 }
 
-pub fn new_submission_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+/// Bumped whenever the form's fields change: forms rendered before that
+/// come back as out of date (values kept) instead of failing oddly.
+pub const FORM_VERSION: &str = "1";
+
+/// How long a rendered form stays valid.
+const FORM_TTL_SECS: i64 = 24 * 3600;
+
+/// A new signed submission id: `uuid.issued.signature`. The signature
+/// covers the form version, so forms from an older portal are recognised.
+pub fn new_submission_id(state: &AppState) -> String {
+    let id = uuid::Uuid::new_v4();
+    let issued = chrono::Utc::now().timestamp();
+    let signature = sign(state, &id.to_string(), issued);
+    format!("{id}.{issued}.{signature}")
+}
+
+fn sign(state: &AppState, id: &str, issued: i64) -> String {
+    state
+        .failures
+        .keyed_hash("form", &format!("{FORM_VERSION}.{id}.{issued}"))[..20]
+        .to_string()
+}
+
+/// The idempotency key of a posted submission id, or `None` when it is
+/// missing, forged, from another form version or older than a day.
+pub fn check_submission_id(state: &AppState, posted: &str) -> Option<String> {
+    let mut parts = posted.splitn(3, '.');
+    let (id, issued, signature) = (parts.next()?, parts.next()?, parts.next()?);
+    let id = uuid::Uuid::parse_str(id).ok()?.to_string();
+    let issued: i64 = issued.parse().ok()?;
+    let age = chrono::Utc::now().timestamp() - issued;
+    let expected = sign(state, &id, issued);
+    (crate::session::constant_time_eq(expected.as_bytes(), signature.as_bytes())
+        && (-300..=FORM_TTL_SECS).contains(&age))
+    .then_some(id)
 }
 
 /// `GET /register`: an empty form with a fresh `submission_id`.
-pub async fn get(ctx: PageCtx, session: Session) -> Result<HttpResponse, AppError> {
+pub async fn get(
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     let lang = ctx.lang;
     RegisterPage {
         csrf: crate::session::csrf_token(&session),
-        submission_id: new_submission_id(),
+        submission_id: new_submission_id(&state),
+        reference: None,
         v: RegisterValues::default(),
         errors: FormErrors::new(lang),
         summary: Vec::new(),

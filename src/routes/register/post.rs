@@ -5,17 +5,20 @@ use actix_multipart::Multipart;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::Duration;
 
-use super::{DraftPhoto, FIELD_ORDER, RegisterPage, RegisterValues, new_submission_id};
+use super::{
+    DraftPhoto, FIELD_ORDER, RegisterPage, RegisterValues, check_submission_id, new_submission_id,
+};
 use crate::db::accounts::{self, NewAccount, NewUpload, RegisterOutcome, Registration};
 use crate::domain::{
     BirthDate, Email, FullName, KTP_PHOTO_MAX_BYTES, KtpPhoto, Nik, Npwp, Password, PhoneNumber,
     Problem,
 };
 use crate::errors::AppError;
+use crate::failures::{self, Failure, reason};
 use crate::forms::{FormErrors, MultipartForm, file_size_label, read_multipart};
 use crate::startup::AppState;
 use crate::web::PageCtx;
@@ -42,9 +45,11 @@ fn values_of(form: &MultipartForm) -> RegisterValues {
 struct TakenPage {
     ctx: PageCtx,
     nik: bool,
+    reference: String,
 }
 
 pub async fn post(
+    req: HttpRequest,
     ctx: PageCtx,
     session: Session,
     state: web::Data<AppState>,
@@ -53,11 +58,11 @@ pub async fn post(
     let mut form = read_multipart(payload, "ktp_photo", KTP_PHOTO_MAX_BYTES).await?;
     let lang = ctx.lang;
     let values = values_of(&form);
-    let submission_id = match uuid::Uuid::parse_str(form.text("submission_id")) {
-        Ok(id) => id.to_string(),
-        Err(_) => new_submission_id(),
-    };
     let csrf_ok = crate::session::csrf_valid(&session, form.text("csrf_token"));
+    let posted_submission = form.text("submission_id").to_string();
+    let submission_key = check_submission_id(&state, &posted_submission);
+    let submission_valid = submission_key.is_some();
+    let fresh = csrf_ok && submission_valid;
     let mut errors = FormErrors::new(lang);
     let now = crate::mail::now();
 
@@ -127,7 +132,7 @@ pub async fn post(
         Ok(npwp),
         Some(draft),
         true,
-        true,
+        Some(submission_key),
     ) = (
         name,
         nik,
@@ -137,18 +142,38 @@ pub async fn post(
         password,
         npwp,
         photo.as_ref(),
-        errors.is_empty(),
-        csrf_ok,
+        errors.is_empty() && fresh,
+        submission_key,
     )
     else {
-        let status = if csrf_ok {
-            tracing::info!(fields = ?errors.fields(), "registration form returned with errors");
-            StatusCode::UNPROCESSABLE_ENTITY
+        // The form comes back with every answer but the passwords.
+        let failure = Failure::new(if !fresh {
+            reason::STALE_FORM
+        } else if matches!(
+            errors.get_problem("ktp_photo"),
+            Some(Problem::PhotoTooLarge | Problem::PhotoType)
+        ) {
+            reason::UPLOAD_REJECTED
         } else {
-            tracing::info!("registration form was stale (CSRF token expired or unknown)");
-            StatusCode::FORBIDDEN
+            reason::VALIDATION
+        })
+        .fields(errors.fields())
+        .email(&values.email)
+        .nik(&values.nik);
+        let (prefix, status) = if fresh {
+            ("DFT", StatusCode::UNPROCESSABLE_ENTITY)
+        } else {
+            ("STL", StatusCode::FORBIDDEN)
         };
+        let reference = failures::record(&state, &req, prefix, failure).await;
         let summary = errors.summary(FIELD_ORDER);
+        // A still-valid submission id stays, so a retry of the corrected
+        // form is still recognised as the same submission.
+        let submission_id = if submission_valid {
+            posted_submission
+        } else {
+            new_submission_id(&state)
+        };
         return RegisterPage {
             csrf: crate::session::csrf_token(&session),
             submission_id,
@@ -156,7 +181,8 @@ pub async fn post(
             errors,
             summary,
             photo,
-            stale: !csrf_ok,
+            stale: !fresh,
+            reference: Some(reference),
             ctx,
         }
         .render(status);
@@ -176,13 +202,14 @@ pub async fn post(
     )
     .map_err(AppError::internal)?;
     let registration_email = email.clone();
+    let registration_nik = nik.as_str().to_string();
     let upload_id = draft.upload_id.clone();
     let ttl = Duration::hours(i64::from(state.settings.verify_token_ttl_hours));
     let pool = state.pool.clone();
     let outcome = web::block(move || {
         let mut conn = pool.get()?;
         let registration = Registration {
-            submission_id: &submission_id,
+            submission_id: &submission_key,
             account: NewAccount {
                 id: account_id,
                 email: email.as_str().to_string(),
@@ -204,6 +231,12 @@ pub async fn post(
     })
     .await??;
 
+    let failure = |reason| {
+        Failure::new(reason)
+            .email(registration_email.as_str())
+            .nik(&registration_nik)
+    };
+    let safe = state.settings.enumeration_safe;
     match outcome {
         RegisterOutcome::Registered { email, replay, .. } => {
             if replay {
@@ -216,25 +249,113 @@ pub async fn post(
             Ok(see_other("/register/check-email"))
         }
         RegisterOutcome::EmailPending { .. } => {
+            let reference =
+                failures::record(&state, &req, "REG", failure(reason::EMAIL_PENDING)).await;
             crate::routes::verify::resend_verification(&state, &registration_email, lang).await?;
             crate::session::set_pending_email(&session, registration_email.as_str());
-            Ok(see_other("/register/check-email?notice=pending"))
+            if safe {
+                return Ok(see_other("/register/check-email"));
+            }
+            Ok(see_other(&format!(
+                "/register/check-email?notice=pending&ref={reference}"
+            )))
         }
-        RegisterOutcome::EmailTaken => {
-            tracing::info!("registration refused: email belongs to a verified account");
-            TakenPage { ctx, nik: false }.render_conflict()
-        }
-        RegisterOutcome::NikTaken => {
-            tracing::info!("registration refused: NIK belongs to a verified account");
-            TakenPage { ctx, nik: true }.render_conflict()
+        RegisterOutcome::EmailTaken | RegisterOutcome::NikTaken => {
+            let nik_taken = outcome == RegisterOutcome::NikTaken;
+            let why = if nik_taken {
+                reason::NIK_TAKEN
+            } else {
+                reason::EMAIL_TAKEN
+            };
+            if safe {
+                // The page looks like a success; the guidance goes to the
+                // mailbox, where only its owner reads it.
+                let reference = failures::record(&state, &req, "REG", failure(why)).await;
+                queue_guidance_mail(
+                    &state,
+                    lang,
+                    registration_email.as_str(),
+                    nik_taken,
+                    &reference,
+                    now,
+                )
+                .await?;
+                crate::session::set_pending_email(&session, registration_email.as_str());
+                return Ok(see_other("/register/check-email"));
+            }
+            // Saying "already registered" reveals that an account exists, so
+            // it is rate-limited per client and per address.
+            if !taken_answer_allowed(&state, &req, registration_email.as_str()).await? {
+                let reference =
+                    failures::record(&state, &req, "LIM", failure(reason::RATE_LIMITED)).await;
+                return Err(AppError::RateLimited(reference));
+            }
+            let reference = failures::record(&state, &req, "REG", failure(why)).await;
+            tracing::info!(reference = %reference, reason = why, "registration refused: already registered");
+            let page = TakenPage {
+                ctx,
+                nik: nik_taken,
+                reference,
+            };
+            page.ctx.render(StatusCode::CONFLICT, &page)
         }
     }
 }
 
-impl TakenPage {
-    fn render_conflict(self) -> Result<HttpResponse, AppError> {
-        self.ctx.render(StatusCode::CONFLICT, &self)
-    }
+/// One more "already registered" answer for this client and address, or
+/// `false` when either reached its hourly limit.
+async fn taken_answer_allowed(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    email: &str,
+) -> Result<bool, AppError> {
+    let ip = state
+        .failures
+        .client_addr(req)
+        .map(|ip| state.failures.keyed_hash("ip", &ip.to_string()))
+        .unwrap_or_default();
+    let email_key = state.failures.keyed_hash("email", email);
+    let (per_ip, per_email) = (
+        state.settings.rate_limit_per_ip_hour,
+        state.settings.rate_limit_per_email_hour,
+    );
+    let pool = state.pool.clone();
+    web::block(move || -> Result<bool, AppError> {
+        let mut conn = pool.get()?;
+        let now = crate::mail::now();
+        let hour = Duration::hours(1);
+        Ok(
+            failures::rate_allow(&mut conn, &format!("taken-ip:{ip}"), now, hour, per_ip)?
+                && failures::rate_allow(
+                    &mut conn,
+                    &format!("taken-email:{email_key}"),
+                    now,
+                    hour,
+                    per_email,
+                )?,
+        )
+    })
+    .await?
+}
+
+async fn queue_guidance_mail(
+    state: &web::Data<AppState>,
+    lang: crate::i18n::Lang,
+    to: &str,
+    nik: bool,
+    reference: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<(), AppError> {
+    let mail = crate::mail::guidance_mail(&state.settings, lang, to, nik, reference, now)
+        .map_err(AppError::internal)?;
+    let pool = state.pool.clone();
+    web::block(move || {
+        let mut conn = pool.get()?;
+        crate::db::outbox::insert_mail(&mut conn, &mail).map_err(AppError::from)
+    })
+    .await??;
+    state.wake_mailer.notify_one();
+    Ok(())
 }
 
 pub fn see_other(location: &str) -> HttpResponse {
@@ -250,15 +371,30 @@ pub async fn hash_password(
     state: &web::Data<AppState>,
     password: Password,
 ) -> Result<String, AppError> {
-    let _permit = state
-        .hash_permits
-        .acquire()
-        .await
-        .map_err(AppError::internal)?;
+    let _permit = acquire_hash_permit(state).await?;
     let cost = state.settings.bcrypt_cost;
     web::block(move || bcrypt::hash(password.expose(), cost))
         .await?
         .map_err(AppError::internal)
+}
+
+/// A place in the bounded hashing queue; after 10 seconds of waiting the
+/// server is overloaded and the citizen is told to come back (503).
+pub async fn acquire_hash_permit(
+    state: &web::Data<AppState>,
+) -> Result<tokio::sync::SemaphorePermit<'_>, AppError> {
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        state.hash_permits.acquire(),
+    )
+    .await
+    {
+        Ok(Ok(permit)) => Ok(permit),
+        Ok(Err(e)) => Err(AppError::internal(e)),
+        Err(_) => Err(AppError::unavailable(
+            "password hashing queue full (overloaded)",
+        )),
+    }
 }
 
 async fn store_upload(

@@ -1,0 +1,363 @@
+//! The failure log and the rate limits.
+//!
+//! Every failure a citizen meets gets a reference code shown on the page
+//! and one row here: the reason, the names of the failing fields (never
+//! their values), the normalised email, the NIK masked plus a keyed hash (so
+//! staff can search by NIK without it being stored in clear), the client IP
+//! truncated, and the user agent. When the database itself is what failed,
+//! rows wait in a bounded in-memory buffer until the worker can write them.
+//!
+//! Rate limits count events in the database, so they hold across instances.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use actix_web::{HttpRequest, web};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::db::DbConn;
+use crate::domain::mask_nik;
+use crate::schema::{failures, rate_events};
+use crate::startup::AppState;
+
+pub mod reason {
+    pub const VALIDATION: &str = "validation";
+    pub const UPLOAD_REJECTED: &str = "upload_rejected";
+    pub const EMAIL_TAKEN: &str = "email_taken";
+    pub const NIK_TAKEN: &str = "nik_taken";
+    pub const EMAIL_PENDING: &str = "email_pending";
+    pub const STALE_FORM: &str = "stale_form";
+    pub const RATE_LIMITED: &str = "rate_limited";
+    pub const SERVICE_UNAVAILABLE: &str = "service_unavailable";
+    pub const INTERNAL_ERROR: &str = "internal_error";
+    pub const BAD_REQUEST: &str = "bad_request";
+    pub const LINK_EXPIRED: &str = "link_expired";
+    pub const LINK_SUPERSEDED: &str = "link_superseded";
+    pub const LINK_UNKNOWN: &str = "link_unknown";
+    pub const SIGN_IN_FAILED: &str = "sign_in_failed";
+    pub const RESET_LINK_INVALID: &str = "reset_link_invalid";
+
+    /// Every reason, for filters and documentation.
+    pub const ALL: &[&str] = &[
+        VALIDATION,
+        UPLOAD_REJECTED,
+        EMAIL_TAKEN,
+        NIK_TAKEN,
+        EMAIL_PENDING,
+        STALE_FORM,
+        RATE_LIMITED,
+        SERVICE_UNAVAILABLE,
+        INTERNAL_ERROR,
+        BAD_REQUEST,
+        LINK_EXPIRED,
+        LINK_SUPERSEDED,
+        LINK_UNKNOWN,
+        SIGN_IN_FAILED,
+        RESET_LINK_INVALID,
+    ];
+}
+
+/// What is known about one failure.
+#[derive(Default)]
+pub struct Failure {
+    pub reason: &'static str,
+    pub fields: Vec<&'static str>,
+    pub email: Option<String>,
+    /// The NIK as typed; only its mask and keyed hash are kept.
+    pub nik: Option<String>,
+}
+
+impl Failure {
+    pub fn new(reason: &'static str) -> Self {
+        Failure {
+            reason,
+            ..Default::default()
+        }
+    }
+
+    pub fn email(mut self, email: &str) -> Self {
+        let normalised: String = email.trim().to_lowercase().chars().take(254).collect();
+        if !normalised.is_empty() {
+            self.email = Some(normalised);
+        }
+        self
+    }
+
+    pub fn nik(mut self, nik: &str) -> Self {
+        let digits = crate::domain::strip_nik(nik);
+        if !digits.is_empty() {
+            self.nik = Some(digits);
+        }
+        self
+    }
+
+    pub fn fields(mut self, fields: Vec<&'static str>) -> Self {
+        self.fields = fields;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Insertable, Queryable)]
+#[diesel(table_name = failures)]
+pub struct FailureRow {
+    pub reference: String,
+    pub occurred_at: NaiveDateTime,
+    pub reason: String,
+    pub fields: String,
+    pub email: Option<String>,
+    pub nik_masked: Option<String>,
+    pub nik_hash: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub path: String,
+}
+
+const BUFFER_LIMIT: usize = 10_000;
+
+/// Keyed hashing and the buffer of rows not yet written.
+pub struct FailureLog {
+    key: Vec<u8>,
+    buffer: Mutex<VecDeque<FailureRow>>,
+    trust_proxy: bool,
+}
+
+impl FailureLog {
+    pub fn new(secret: &[u8], trust_proxy: bool) -> Self {
+        FailureLog {
+            key: secret.to_vec(),
+            buffer: Mutex::new(VecDeque::new()),
+            trust_proxy,
+        }
+    }
+
+    /// A keyed hash (HMAC-SHA256) of a value, hex; the same value always
+    /// gives the same hash with the same EMETERAI_SECRET_KEY.
+    pub fn keyed_hash(&self, purpose: &str, value: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.update(b":");
+        mac.update(value.as_bytes());
+        crate::session::hex(&mac.finalize().into_bytes())
+    }
+
+    pub fn nik_hash(&self, nik: &str) -> String {
+        self.keyed_hash("nik", &crate::domain::strip_nik(nik))
+    }
+
+    fn buffer(&self, row: FailureRow) {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        if buffer.len() >= BUFFER_LIMIT {
+            buffer.pop_front();
+        }
+        buffer.push_back(row);
+    }
+
+    fn take_buffered(&self) -> Vec<FailureRow> {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        buffer.drain(..).collect()
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.buffer.lock().map(|b| b.len()).unwrap_or(0)
+    }
+
+    /// The client's address: the TCP peer, or the first X-Forwarded-For
+    /// entry when EMETERAI_TRUST_PROXY is on.
+    pub fn client_addr(&self, req: &HttpRequest) -> Option<IpAddr> {
+        let text = if self.trust_proxy {
+            req.connection_info()
+                .realip_remote_addr()
+                .map(str::to_string)
+        } else {
+            req.peer_addr().map(|a| a.ip().to_string())
+        }?;
+        text.parse::<IpAddr>()
+            .ok()
+            .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+    }
+}
+
+/// IPv4 to its /24, IPv6 to its /48: enough to see a pattern, not a person.
+pub fn truncate_ip(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0", o[0], o[1], o[2])
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::", s[0], s[1], s[2])
+        }
+    }
+}
+
+fn row_for(state: &AppState, req: &HttpRequest, reference: &str, failure: Failure) -> FailureRow {
+    let log = &state.failures;
+    let user_agent = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(200).collect());
+    FailureRow {
+        reference: reference.to_string(),
+        occurred_at: crate::mail::now(),
+        reason: failure.reason.to_string(),
+        fields: failure.fields.join(","),
+        email: failure.email,
+        nik_masked: failure.nik.as_deref().map(mask_nik),
+        nik_hash: failure.nik.as_deref().map(|n| log.nik_hash(n)),
+        client_ip: log.client_addr(req).map(truncate_ip),
+        user_agent,
+        path: req.path().chars().take(200).collect(),
+    }
+}
+
+/// Records a failure under `reference`. Never fails: when the database
+/// cannot take the row now, it is kept for the worker to write later.
+pub async fn record_as(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    reference: &str,
+    failure: Failure,
+) {
+    let reason = failure.reason;
+    let row = row_for(state, req, reference, failure);
+    tracing::info!(reference, reason, fields = %row.fields, "failure recorded");
+    let pool = state.pool.clone();
+    let attempt = row.clone();
+    let written = web::block(move || -> Result<(), String> {
+        let mut conn = pool
+            .get_timeout(std::time::Duration::from_millis(500))
+            .map_err(|e| e.to_string())?;
+        insert(&mut conn, &attempt).map_err(|e| e.to_string())
+    })
+    .await;
+    if !matches!(written, Ok(Ok(()))) {
+        state.failures.buffer(row);
+    }
+}
+
+/// Records a failure with a new reference code starting with `prefix`.
+pub async fn record(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    prefix: &str,
+    failure: Failure,
+) -> String {
+    let reference = crate::reference::new_reference(prefix);
+    record_as(state, req, &reference, failure).await;
+    reference
+}
+
+fn insert(conn: &mut DbConn, row: &FailureRow) -> QueryResult<()> {
+    diesel::insert_into(failures::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Writes rows that waited in memory. Returns how many were written.
+pub fn flush_buffered(state: &AppState) -> usize {
+    let rows = state.failures.take_buffered();
+    if rows.is_empty() {
+        return 0;
+    }
+    let mut conn = match state.pool.get() {
+        Ok(conn) => conn,
+        Err(_) => {
+            rows.into_iter().for_each(|r| state.failures.buffer(r));
+            return 0;
+        }
+    };
+    let mut written = 0;
+    let mut rows = rows.into_iter();
+    for row in rows.by_ref() {
+        match insert(&mut conn, &row) {
+            Ok(()) => written += 1,
+            // Already written (a retry after a partial flush).
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => {}
+            Err(_) => {
+                state.failures.buffer(row);
+                break;
+            }
+        }
+    }
+    rows.for_each(|r| state.failures.buffer(r));
+    written
+}
+
+/// Deletes failures older than `cutoff` and rate events older than a day.
+pub fn purge(conn: &mut DbConn, cutoff: NaiveDateTime, now: NaiveDateTime) -> QueryResult<usize> {
+    let deleted =
+        diesel::delete(failures::table.filter(failures::occurred_at.lt(cutoff))).execute(conn)?;
+    diesel::delete(rate_events::table.filter(rate_events::at.lt(now - chrono::Duration::days(1))))
+        .execute(conn)?;
+    Ok(deleted)
+}
+
+pub fn find(conn: &mut DbConn, reference: &str) -> QueryResult<Option<FailureRow>> {
+    failures::table.find(reference).first(conn).optional()
+}
+
+/// Counts an event against a limit: `false` (and nothing counted) when
+/// `limit` events for `key` happened within `window` already.
+pub fn rate_allow(
+    conn: &mut DbConn,
+    key: &str,
+    now: NaiveDateTime,
+    window: chrono::Duration,
+    limit: i64,
+) -> QueryResult<bool> {
+    let recent: i64 = rate_events::table
+        .filter(rate_events::key.eq(key))
+        .filter(rate_events::at.gt(now - window))
+        .count()
+        .get_result(conn)?;
+    if recent >= limit {
+        return Ok(false);
+    }
+    diesel::insert_into(rate_events::table)
+        .values((
+            rate_events::id.eq(uuid::Uuid::new_v4().to_string()),
+            rate_events::key.eq(key),
+            rate_events::at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_truncated() {
+        assert_eq!(truncate_ip("203.0.113.77".parse().unwrap()), "203.0.113.0");
+        assert_eq!(
+            truncate_ip("2001:db8:85a3:8d3:1319:8a2e:370:7348".parse().unwrap()),
+            "2001:db8:85a3::"
+        );
+    }
+
+    #[test]
+    fn nik_hash_is_keyed_and_ignores_separators() {
+        let a = FailureLog::new(b"first secret key of at least thirty-two bytes", false);
+        let b = FailureLog::new(b"another secret key of at least thirty-two bytes", false);
+        assert_eq!(
+            a.nik_hash("3201011708900003"),
+            a.nik_hash("3201 0117 0890 0003")
+        );
+        assert_ne!(
+            a.nik_hash("3201011708900003"),
+            b.nik_hash("3201011708900003")
+        );
+        assert_eq!(a.nik_hash("3201011708900003").len(), 64);
+    }
+}

@@ -1,0 +1,366 @@
+//! Password reset by email: `GET/POST /password/forgot`,
+//! `GET /password/reset?token=...`, `POST /password/reset`.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::Duration;
+use serde::Deserialize;
+
+use crate::db::accounts::{self, NewToken, PURPOSE_RESET};
+use crate::domain::{Email, Password, Problem};
+use crate::errors::AppError;
+use crate::failures::{self, Failure, reason};
+use crate::routes::register::post::{hash_password, see_other};
+use crate::startup::AppState;
+use crate::web::PageCtx;
+
+const SENT_KEY: &str = "reset_sent_to";
+
+#[derive(Template)]
+#[template(path = "password/forgot.html")]
+struct ForgotPage {
+    ctx: PageCtx,
+    csrf: String,
+    email: String,
+    error: Option<&'static str>,
+    stale: bool,
+    /// After a request: the masked address, and the link lifetime.
+    sent_to: Option<String>,
+    minutes: u32,
+    reference: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ForgotQuery {
+    sent: Option<String>,
+}
+
+pub async fn forgot_get(
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+    query: web::Query<ForgotQuery>,
+) -> Result<HttpResponse, AppError> {
+    let sent_to = query
+        .sent
+        .as_ref()
+        .and_then(|_| session.get::<String>(SENT_KEY).ok().flatten());
+    let page = ForgotPage {
+        csrf: crate::session::csrf_token(&session),
+        email: String::new(),
+        error: None,
+        stale: false,
+        sent_to,
+        minutes: state.settings.reset_token_ttl_minutes,
+        reference: None,
+        ctx,
+    };
+    page.ctx.render(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+pub struct ForgotForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// The answer is the same whether or not the address has an account.
+pub async fn forgot_post(
+    req: HttpRequest,
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<ForgotForm>,
+) -> Result<HttpResponse, AppError> {
+    let stale = !crate::session::csrf_valid(&session, &form.csrf_token);
+    let parsed = Email::parse(&form.email);
+    if stale || parsed.is_err() {
+        let (prefix, why, status) = if stale {
+            ("STL", reason::STALE_FORM, StatusCode::FORBIDDEN)
+        } else {
+            ("DFT", reason::VALIDATION, StatusCode::UNPROCESSABLE_ENTITY)
+        };
+        let failure =
+            Failure::new(why)
+                .email(&form.email)
+                .fields(if stale { vec![] } else { vec!["email"] });
+        let reference = failures::record(&state, &req, prefix, failure).await;
+        let page = ForgotPage {
+            csrf: crate::session::csrf_token(&session),
+            email: form.email.clone(),
+            error: parsed.err().filter(|_| !stale).map(|p| p.text(ctx.lang)),
+            stale,
+            sent_to: None,
+            minutes: state.settings.reset_token_ttl_minutes,
+            reference: Some(reference),
+            ctx,
+        };
+        return page.ctx.render(status, &page);
+    }
+    let email = parsed.expect("checked above");
+    if !forgot_allowed(&state, &req, email.as_str()).await? {
+        let failure = Failure::new(reason::RATE_LIMITED).email(email.as_str());
+        let reference = failures::record(&state, &req, "LIM", failure).await;
+        return Err(AppError::RateLimited(reference));
+    }
+    let pool = state.pool.clone();
+    let address = email.as_str().to_string();
+    let account = web::block(move || {
+        let mut conn = pool.get()?;
+        accounts::find_by_email(&mut conn, &address).map_err(AppError::from)
+    })
+    .await??;
+    match account {
+        Some(account) if account.is_verified() => {
+            let lang = ctx.lang;
+            let settings = state.settings.clone();
+            let pool = state.pool.clone();
+            web::block(move || -> Result<(), AppError> {
+                let now = crate::mail::now();
+                let (token, token_hash) = crate::session::new_link_token();
+                let mail = crate::mail::reset_mail(
+                    &settings,
+                    lang,
+                    &account.id,
+                    &account.email,
+                    &account.full_name,
+                    &token,
+                    now,
+                )
+                .map_err(AppError::internal)?;
+                let ttl = Duration::minutes(i64::from(settings.reset_token_ttl_minutes));
+                let mut conn = pool.get()?;
+                accounts::issue_token(
+                    &mut conn,
+                    &NewToken {
+                        token_hash: &token_hash,
+                        account_id: &account.id,
+                        purpose: PURPOSE_RESET,
+                        created_at: now,
+                        expires_at: now + ttl,
+                    },
+                    &mail,
+                )?;
+                Ok(())
+            })
+            .await??;
+            tracing::info!("password reset link queued");
+            state.wake_mailer.notify_one();
+        }
+        // Not verified yet: what that citizen needs is the verification link.
+        Some(_) => {
+            crate::routes::verify::resend_verification(&state, &email, ctx.lang).await?;
+        }
+        None => {}
+    }
+    let _ = session.insert(SENT_KEY, email.masked());
+    Ok(see_other("/password/forgot?sent=1"))
+}
+
+async fn forgot_allowed(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    email: &str,
+) -> Result<bool, AppError> {
+    let ip = state
+        .failures
+        .client_addr(req)
+        .map(|ip| state.failures.keyed_hash("ip", &ip.to_string()))
+        .unwrap_or_default();
+    let email_key = state.failures.keyed_hash("email", email);
+    let (per_ip, per_email) = (
+        state.settings.rate_limit_per_ip_hour,
+        state.settings.rate_limit_per_email_hour,
+    );
+    let pool = state.pool.clone();
+    web::block(move || -> Result<bool, AppError> {
+        let mut conn = pool.get()?;
+        let now = crate::mail::now();
+        let hour = Duration::hours(1);
+        Ok(
+            failures::rate_allow(&mut conn, &format!("forgot-ip:{ip}"), now, hour, per_ip)?
+                && failures::rate_allow(
+                    &mut conn,
+                    &format!("forgot-email:{email_key}"),
+                    now,
+                    hour,
+                    per_email,
+                )?,
+        )
+    })
+    .await?
+}
+
+#[derive(Template)]
+#[template(path = "password/reset.html")]
+struct ResetPage {
+    ctx: PageCtx,
+    csrf: String,
+    token: String,
+    password_error: Option<&'static str>,
+    confirm_error: Option<&'static str>,
+    summary: Vec<(&'static str, &'static str)>,
+    stale: bool,
+    reference: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "password/invalid.html")]
+struct InvalidLinkPage {
+    ctx: PageCtx,
+    reference: String,
+}
+
+#[derive(Deserialize)]
+pub struct ResetQuery {
+    token: Option<String>,
+}
+
+fn token_hash_of(token: &str) -> Option<String> {
+    (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| crate::session::hash_link_token(token))
+}
+
+async fn account_for(
+    state: &web::Data<AppState>,
+    token: &str,
+) -> Result<Option<accounts::Account>, AppError> {
+    let Some(hash) = token_hash_of(token) else {
+        return Ok(None);
+    };
+    let pool = state.pool.clone();
+    web::block(move || {
+        let mut conn = pool.get()?;
+        accounts::account_for_token(&mut conn, &hash, PURPOSE_RESET, crate::mail::now())
+            .map_err(AppError::from)
+    })
+    .await?
+}
+
+async fn invalid_link(
+    req: &HttpRequest,
+    ctx: PageCtx,
+    state: &web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let reference =
+        failures::record(state, req, "PWD", Failure::new(reason::RESET_LINK_INVALID)).await;
+    let page = InvalidLinkPage { ctx, reference };
+    page.ctx.render(StatusCode::GONE, &page)
+}
+
+/// `GET /password/reset?token=...`: the new-password form, if the link works.
+pub async fn reset_get(
+    req: HttpRequest,
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+    query: web::Query<ResetQuery>,
+) -> Result<HttpResponse, AppError> {
+    let token = query.token.clone().unwrap_or_default();
+    if account_for(&state, &token).await?.is_none() {
+        return invalid_link(&req, ctx, &state).await;
+    }
+    let page = ResetPage {
+        csrf: crate::session::csrf_token(&session),
+        token,
+        password_error: None,
+        confirm_error: None,
+        summary: Vec::new(),
+        stale: false,
+        reference: None,
+        ctx,
+    };
+    page.ctx.render(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirm: String,
+}
+
+/// `POST /password/reset`.
+pub async fn reset_post(
+    req: HttpRequest,
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<ResetForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let Some(account) = account_for(&state, &form.token).await? else {
+        return invalid_link(&req, ctx, &state).await;
+    };
+    let stale = !crate::session::csrf_valid(&session, &form.csrf_token);
+    let email = Email::parse(&account.email).ok();
+    let today = crate::routes::register::post::today_in_indonesia();
+    let nik = crate::domain::Nik::parse(&account.nik, today).ok();
+    let password = Password::parse(
+        &form.password,
+        &form.password_confirm,
+        email.as_ref(),
+        nik.as_ref(),
+        &state.common_passwords,
+    );
+    let password = match (password, stale) {
+        (Ok(password), false) => password,
+        (result, stale) => {
+            let problem = result.err();
+            let confirm = matches!(
+                problem,
+                Some(Problem::PasswordConfirmEmpty | Problem::PasswordMismatch)
+            );
+            let field = if confirm {
+                "password_confirm"
+            } else {
+                "password"
+            };
+            let (prefix, why, status) = if stale {
+                ("STL", reason::STALE_FORM, StatusCode::FORBIDDEN)
+            } else {
+                ("DFT", reason::VALIDATION, StatusCode::UNPROCESSABLE_ENTITY)
+            };
+            let failure = Failure::new(why)
+                .email(&account.email)
+                .fields(problem.map(|_| vec![field]).unwrap_or_default());
+            let reference = failures::record(&state, &req, prefix, failure).await;
+            let text = problem.map(|p| p.text(ctx.lang));
+            let page = ResetPage {
+                csrf: crate::session::csrf_token(&session),
+                token: form.token,
+                password_error: text.filter(|_| !confirm),
+                confirm_error: text.filter(|_| confirm),
+                summary: text.map(|t| vec![(field, t)]).unwrap_or_default(),
+                stale,
+                reference: Some(reference),
+                ctx,
+            };
+            return page.ctx.render(status, &page);
+        }
+    };
+    let password_hash = hash_password(&state, password).await?;
+    let hash = token_hash_of(&form.token).expect("checked by account_for");
+    let pool = state.pool.clone();
+    let changed = web::block(move || {
+        let mut conn = pool.get()?;
+        accounts::reset_password(&mut conn, &hash, &password_hash, crate::mail::now())
+            .map_err(AppError::from)
+    })
+    .await??;
+    if !changed {
+        return invalid_link(&req, ctx, &state).await;
+    }
+    tracing::info!("password reset; every session of the account ended");
+    crate::session::sign_out(&session);
+    Ok(see_other("/login?reset=1"))
+}
