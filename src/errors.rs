@@ -93,6 +93,14 @@ fn is_unavailable_message(message: &str) -> bool {
         "the database system is",
         "unable to open database",
         "disk i/o error",
+        // A connection cut under a query (TLS or plain).
+        "ssl error",
+        "ssl syscall error",
+        "unexpected eof",
+        "eof detected",
+        "broken pipe",
+        "connection reset",
+        "server closed",
     ]
     .iter()
     .any(|needle| m.contains(needle))

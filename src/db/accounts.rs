@@ -297,6 +297,10 @@ pub fn last_token_issued(
 /// Issues a new token (older ones of the same purpose stop working) and
 /// queues its mail, in one transaction.
 pub fn issue_token(conn: &mut DbConn, token: &NewToken<'_>, mail: &NewMail) -> QueryResult<()> {
+    super::retry_busy(|| issue_token_once(conn, token, mail))
+}
+
+fn issue_token_once(conn: &mut DbConn, token: &NewToken<'_>, mail: &NewMail) -> QueryResult<()> {
     conn.transaction(|conn| {
         diesel::update(
             account_tokens::table
@@ -334,6 +338,14 @@ struct TokenRow {
 /// Confirms an email address from the link's token. Clicking the link again
 /// (or a mail scanner having opened it first) answers "already verified".
 pub fn verify_email(
+    conn: &mut DbConn,
+    token_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<VerifyOutcome> {
+    super::retry_busy(|| verify_email_once(conn, token_hash, now))
+}
+
+fn verify_email_once(
     conn: &mut DbConn,
     token_hash: &str,
     now: NaiveDateTime,
@@ -379,6 +391,14 @@ pub fn verify_email(
 /// submissions go with them; their email and NIK are free again), and
 /// draft uploads no account owns that are older than `draft_cutoff`.
 pub fn purge_unverified(
+    conn: &mut DbConn,
+    cutoff: NaiveDateTime,
+    draft_cutoff: NaiveDateTime,
+) -> QueryResult<(usize, usize)> {
+    super::retry_busy(|| purge_unverified_once(conn, cutoff, draft_cutoff))
+}
+
+fn purge_unverified_once(
     conn: &mut DbConn,
     cutoff: NaiveDateTime,
     draft_cutoff: NaiveDateTime,
@@ -432,6 +452,15 @@ pub fn account_for_token(
 /// existing session of the account ends. `false` when the token is no
 /// longer usable (used meanwhile, expired).
 pub fn reset_password(
+    conn: &mut DbConn,
+    token_hash: &str,
+    password_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    super::retry_busy(|| reset_password_once(conn, token_hash, password_hash, now))
+}
+
+fn reset_password_once(
     conn: &mut DbConn,
     token_hash: &str,
     password_hash: &str,

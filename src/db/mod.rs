@@ -129,10 +129,43 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+/// Runs `f` again (up to 5 times, briefly apart) when SQLite answers
+/// "database is locked"/"busy": a transaction that reads before it writes
+/// fails at once, without waiting on the busy timeout, when another writer
+/// committed in between. Other errors, and PostgreSQL, pass straight through.
+pub fn retry_busy<T>(mut f: impl FnMut() -> diesel::QueryResult<T>) -> diesel::QueryResult<T> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match f() {
+            Err(diesel::result::Error::DatabaseError(kind, info))
+                if attempt < 5 && is_busy_message(info.message()) =>
+            {
+                tracing::debug!(?kind, attempt, "database busy; trying again");
+                std::thread::sleep(Duration::from_millis(10 * attempt));
+            }
+            other => return other,
+        }
+    }
+}
+
+pub fn is_busy_message(message: &str) -> bool {
+    message.contains("database is locked") || message.contains("database is busy")
+}
+
+/// Initialises OpenSSL (shared by libpq and the mail client) before any
+/// connection, with `OPENSSL_INIT_NO_ATEXIT`: otherwise libpq's own
+/// initialisation registers OpenSSL's exit-time cleanup, which frees state
+/// other threads may still be using while the process exits. Idempotent.
+pub fn init_tls() {
+    openssl_sys::init();
+}
+
 /// Builds the pool. For SQLite the file's directory is created first.
 /// Connections are made lazily, so an unreachable database does not stop the
 /// pool from being built; `migrate` is what fails then.
 pub fn build_pool(url: &DbUrl, size: u32, timeout: Duration) -> Result<Pool, DbError> {
+    init_tls();
     if let DbUrl::Sqlite(path) = url
         && let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()

@@ -43,6 +43,7 @@ impl TestDb {
                         return None;
                     }
                 };
+                emeterai::db::init_tls();
                 let name = format!("emeterai_test_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = PgConnection::establish(&admin)
                     .unwrap_or_else(|e| panic!("cannot reach TEST_DATABASE_URL: {e}"));
@@ -82,6 +83,39 @@ fn drop_pg(admin: &str, name: &str) {
     }
 }
 
+/// The `host:port` of a PostgreSQL URL, resolved.
+pub fn host_port(url: &str) -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs;
+    let rest = &url[url.find("://").unwrap() + 3..];
+    let rest = rest.split(['/', '?']).next().unwrap();
+    let host = rest.rsplit('@').next().unwrap();
+    let host = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:5432")
+    };
+    host.to_socket_addrs().unwrap().next().unwrap()
+}
+
+/// The URL with another `host:port`.
+pub fn with_host_port(url: &str, host_port: &str) -> String {
+    let scheme_end = url.find("://").unwrap() + 3;
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let user = authority
+        .rsplit_once('@')
+        .map(|(u, _)| format!("{u}@"))
+        .unwrap_or_default();
+    format!(
+        "{}{}{}{}",
+        &url[..scheme_end],
+        user,
+        host_port,
+        &rest[authority_end..]
+    )
+}
+
 /// Replaces the database name (the URL path) of a PostgreSQL URL.
 fn with_database_name(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
@@ -119,7 +153,11 @@ impl TestApp {
         backend: Backend,
         configure: impl FnOnce(&mut Settings),
     ) -> Option<TestApp> {
-        let db = TestDb::new(backend)?;
+        Self::spawn_on(TestDb::new(backend)?, configure).await
+    }
+
+    /// Spawns the application on a database made beforehand.
+    pub async fn spawn_on(db: TestDb, configure: impl FnOnce(&mut Settings)) -> Option<TestApp> {
         let mail = crate::mail_stub::MailStub::start();
         let mut settings = Settings::with_database(db.url.clone(), db.dir.path().join("data"));
         settings.bind = ([127, 0, 0, 1], 0).into();
@@ -129,6 +167,8 @@ impl TestApp {
         settings.mail_api_url = Some(mail.url.clone());
         settings.mail_api_key = Some("test-mail-key".into());
         settings.mail_retry_base_secs = 1;
+        settings.mail_retry_max_secs = 2;
+        settings.mail_timeout_secs = 3;
         settings.mail_poll_secs = 1;
         settings.base_url = "http://portal.test".into();
         configure(&mut settings);
@@ -164,6 +204,42 @@ impl TestApp {
         let response = self.get(path).await;
         let status = response.status();
         (status, response.text().await.unwrap())
+    }
+
+    /// Waits until `count` mails to `to` were delivered to the provider
+    /// stub; on time-out, the panic shows the outbox as the portal sees it.
+    pub async fn wait_for_mail(&self, to: &str, count: usize) -> Vec<crate::mail_stub::SentMail> {
+        if let Some(mails) = self.mail.try_wait_for(to, count).await {
+            return mails;
+        }
+        let outbox = {
+            let mut conn = self.state.pool.get().unwrap();
+            emeterai::db::outbox::mails_to(&mut conn, to)
+                .unwrap()
+                .into_iter()
+                .map(|m| {
+                    format!(
+                        "{} {} attempts={} next={} locked={:?} error={:?}",
+                        m.kind,
+                        m.status,
+                        m.attempts,
+                        m.next_attempt_at,
+                        m.locked_until,
+                        m.last_error
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        panic!(
+            "no {count} mail(s) to {to} after {} delivery attempts; delivered: {:?}; outbox: {outbox:#?}; now {}",
+            self.mail.attempts(),
+            self.mail
+                .accepted()
+                .iter()
+                .map(|m| m.subject.clone())
+                .collect::<Vec<_>>(),
+            chrono::Utc::now().naive_utc()
+        );
     }
 
     /// Opens the registration form: its CSRF token and submission id.
@@ -216,16 +292,17 @@ impl TestApp {
 
     /// Registers `input` and follows the verification link.
     pub async fn register_and_verify(&self, input: &mut Registration) {
-        let response = self.register(input).await;
-        assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
         let email = input.email.trim().to_lowercase();
+        // Counted before registering: the mail may arrive before the answer.
         let count = self
             .mail
             .accepted()
             .iter()
             .filter(|m| m.to[0] == email)
             .count();
-        let mails = self.mail.wait_for(&email, count + 1).await;
+        let response = self.register(input).await;
+        assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+        let mails = self.wait_for_mail(&email, count + 1).await;
         let path = crate::mail_stub::verification_path(mails.last().unwrap());
         let (status, _) = self.get_html(&path).await;
         assert_eq!(status, 200);

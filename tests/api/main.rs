@@ -6,7 +6,9 @@ mod helpers;
 mod mail_stub;
 
 mod assets;
+mod db_proxy;
 mod errors;
+mod failures;
 mod home;
 mod ops;
 mod pages;

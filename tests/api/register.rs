@@ -40,7 +40,7 @@ async fn whole_journey_from_form_to_account_page(backend: Backend) {
     assert!(page.contains("48 jam"));
     assert!(page.contains(r#"action="/verify/resend""#));
 
-    let mails = app.mail.wait_for("siti.aminah@example.co.id", 1).await;
+    let mails = app.wait_for_mail("siti.aminah@example.co.id", 1).await;
     let mail = &mails[0];
     assert_eq!(mail.authorization, "Bearer test-mail-key");
     assert_eq!(mail.from, "noreply@e-meterai.local");
@@ -380,7 +380,7 @@ async fn same_submission_posted_twice_gets_the_same_outcome(backend: Backend) {
         .unwrap();
     assert!(check.contains("si***@example.co.id"));
     assert_eq!(count_accounts(&app), 1);
-    app.mail.wait_for("siti.aminah@example.co.id", 1).await;
+    app.wait_for_mail("siti.aminah@example.co.id", 1).await;
     let mut conn = app.state.pool.get().unwrap();
     let mails: i64 = mail_outbox::table.count().get_result(&mut *conn).unwrap();
     assert_eq!(mails, 1, "one mail for one account");
@@ -432,7 +432,7 @@ async fn mail_provider_failure_then_recovery_delivers_the_mail(backend: Backend)
     app.mail.plan(&[500]);
     let response = app.register(&mut Registration::default()).await;
     assert_eq!(response.status(), 303, "the sign-up does not wait for mail");
-    let mails = app.mail.wait_for("siti.aminah@example.co.id", 1).await;
+    let mails = app.wait_for_mail("siti.aminah@example.co.id", 1).await;
     assert_eq!(mails.len(), 1);
     assert_eq!(app.mail.attempts(), 2);
     let mut conn = app.state.pool.get().unwrap();
@@ -491,7 +491,7 @@ async fn expired_link_explains_and_offers_a_new_one(backend: Backend) {
         return;
     };
     app.register(&mut Registration::default()).await;
-    let mails = app.mail.wait_for("siti.aminah@example.co.id", 1).await;
+    let mails = app.wait_for_mail("siti.aminah@example.co.id", 1).await;
     age_tokens(&app, 1);
     let (status, html) = app.get_html(&verification_path(&mails[0])).await;
     assert_eq!(status, 410);
@@ -511,7 +511,7 @@ async fn expired_link_explains_and_offers_a_new_one(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), 303);
-    let mails = app.mail.wait_for("siti.aminah@example.co.id", 2).await;
+    let mails = app.wait_for_mail("siti.aminah@example.co.id", 2).await;
     let (status, html) = app.get_html(&verification_path(&mails[1])).await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("Email berhasil diverifikasi"));
@@ -522,7 +522,7 @@ async fn newer_link_makes_older_ones_stop_working(backend: Backend) {
         return;
     };
     app.register(&mut Registration::default()).await;
-    let first = app.mail.wait_for("siti.aminah@example.co.id", 1).await[0].clone();
+    let first = app.wait_for_mail("siti.aminah@example.co.id", 1).await[0].clone();
     let csrf = app.csrf_from("/register/check-email").await;
     let response = app
         .client
@@ -535,7 +535,7 @@ async fn newer_link_makes_older_ones_stop_working(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(location(&response), "/register/check-email?notice=resent");
-    let second = app.mail.wait_for("siti.aminah@example.co.id", 2).await[1].clone();
+    let second = app.wait_for_mail("siti.aminah@example.co.id", 2).await[1].clone();
     let (status, html) = app.get_html(&verification_path(&first)).await;
     assert_eq!(status, 410);
     assert!(html.contains("Tautan ini sudah diganti"), "{html}");
@@ -568,7 +568,7 @@ async fn resend_has_a_cooldown_and_reveals_nothing(backend: Backend) {
         return;
     };
     app.register(&mut Registration::default()).await;
-    app.mail.wait_for("siti.aminah@example.co.id", 1).await;
+    app.wait_for_mail("siti.aminah@example.co.id", 1).await;
     let mut answers = Vec::new();
     for email in ["siti.aminah@example.co.id", "nobody@example.com"] {
         let csrf = app.csrf_from("/register/check-email").await;
@@ -599,7 +599,7 @@ async fn registering_a_waiting_email_again_resends_the_link(backend: Backend) {
         return;
     };
     app.register(&mut Registration::default()).await;
-    app.mail.wait_for("siti.aminah@example.co.id", 1).await;
+    app.wait_for_mail("siti.aminah@example.co.id", 1).await;
     let response = app.register(&mut Registration::default()).await;
     assert_eq!(response.status(), 303);
     let place = location(&response);
@@ -610,7 +610,7 @@ async fn registering_a_waiting_email_again_resends_the_link(backend: Backend) {
     let (_, html) = app.get_html(&place).await;
     assert!(html.contains("menunggu konfirmasi"), "{html}");
     assert!(html.contains(&place[place.len() - 13..]), "reference shown");
-    app.mail.wait_for("siti.aminah@example.co.id", 2).await;
+    app.wait_for_mail("siti.aminah@example.co.id", 2).await;
     assert_eq!(count_accounts(&app), 1);
 }
 
