@@ -26,4 +26,24 @@ pub enum Command {
     Serve,
     /// Bring the database schema up to date, then exit.
     Migrate,
+    /// Manage support staff accounts.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Create a staff account. The password (at least 12 characters) is read
+    /// from standard input when it is not a terminal, else prompted for twice.
+    Add {
+        #[arg(long)]
+        email: String,
+    },
+    /// List staff accounts.
+    List,
+    /// Disable a staff account and end its sessions.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
 }

@@ -101,9 +101,10 @@ impl Failure {
     }
 }
 
-#[derive(Debug, Clone, Insertable, Queryable)]
+/// A failure as written; `FailureRow` adds the staff's resolution.
+#[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = failures)]
-pub struct FailureRow {
+pub struct NewFailureRow {
     pub reference: String,
     pub occurred_at: NaiveDateTime,
     pub reason: String,
@@ -116,12 +117,29 @@ pub struct FailureRow {
     pub path: String,
 }
 
+/// A failure as read back, with its resolution by staff.
+#[derive(Debug, Clone, Queryable)]
+pub struct FailureRow {
+    pub reference: String,
+    pub occurred_at: NaiveDateTime,
+    pub reason: String,
+    pub fields: String,
+    pub email: Option<String>,
+    pub nik_masked: Option<String>,
+    pub nik_hash: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub path: String,
+    pub resolved_at: Option<NaiveDateTime>,
+    pub resolved_by: Option<String>,
+}
+
 const BUFFER_LIMIT: usize = 10_000;
 
 /// Keyed hashing and the buffer of rows not yet written.
 pub struct FailureLog {
     key: Vec<u8>,
-    buffer: Mutex<VecDeque<FailureRow>>,
+    buffer: Mutex<VecDeque<NewFailureRow>>,
     trust_proxy: bool,
 }
 
@@ -148,7 +166,7 @@ impl FailureLog {
         self.keyed_hash("nik", &crate::domain::strip_nik(nik))
     }
 
-    fn buffer(&self, row: FailureRow) {
+    fn buffer(&self, row: NewFailureRow) {
         let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
         if buffer.len() >= BUFFER_LIMIT {
             buffer.pop_front();
@@ -156,7 +174,7 @@ impl FailureLog {
         buffer.push_back(row);
     }
 
-    fn take_buffered(&self) -> Vec<FailureRow> {
+    fn take_buffered(&self) -> Vec<NewFailureRow> {
         let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
         buffer.drain(..).collect()
     }
@@ -195,14 +213,19 @@ pub fn truncate_ip(ip: IpAddr) -> String {
     }
 }
 
-fn row_for(state: &AppState, req: &HttpRequest, reference: &str, failure: Failure) -> FailureRow {
+fn row_for(
+    state: &AppState,
+    req: &HttpRequest,
+    reference: &str,
+    failure: Failure,
+) -> NewFailureRow {
     let log = &state.failures;
     let user_agent = req
         .headers()
         .get(actix_web::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(200).collect());
-    FailureRow {
+    NewFailureRow {
         reference: reference.to_string(),
         occurred_at: crate::mail::now(),
         reason: failure.reason.to_string(),
@@ -253,7 +276,7 @@ pub async fn record(
     reference
 }
 
-fn insert(conn: &mut DbConn, row: &FailureRow) -> QueryResult<()> {
+fn insert(conn: &mut DbConn, row: &NewFailureRow) -> QueryResult<()> {
     diesel::insert_into(failures::table)
         .values(row)
         .execute(conn)

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use emeterai::cli::{Cli, Command};
+use emeterai::cli::{Cli, Command, StaffCommand};
 use emeterai::db;
 use emeterai::startup::Application;
 
@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.settings),
         Command::Migrate => migrate(cli.settings),
+        Command::Staff(command) => staff(cli.settings, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,4 +47,80 @@ fn migrate(settings: emeterai::config::Settings) -> Result<(), String> {
         url.backend_name()
     );
     Ok(())
+}
+
+fn staff(settings: emeterai::config::Settings, command: StaffCommand) -> Result<(), String> {
+    use emeterai::db::staff as staff_db;
+    let url = db::DbUrl::parse(&settings.database_url).map_err(|e| e.to_string())?;
+    let pool = db::build_pool(&url, 1, settings.db_timeout()).map_err(|e| e.to_string())?;
+    db::migrate(&pool).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let now = emeterai::mail::now();
+    match command {
+        StaffCommand::Add { email } => {
+            let email = emeterai::domain::Email::parse(&email)
+                .map_err(|p| p.text(emeterai::i18n::Lang::En).to_string())?;
+            let password = read_new_password()?;
+            if password.chars().count() < 12 {
+                return Err("staff passwords need at least 12 characters".into());
+            }
+            let common = emeterai::domain::CommonPasswords::load();
+            emeterai::domain::Password::parse(&password, &password, Some(&email), None, &common)
+                .map_err(|p| p.text(emeterai::i18n::Lang::En).to_string())?;
+            let hash = bcrypt::hash(&password, settings.bcrypt_cost).map_err(|e| e.to_string())?;
+            staff_db::create(&mut conn, email.as_str(), &hash, now).map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => {
+                    format!("a staff account for {} already exists", email.as_str())
+                }
+                other => other.to_string(),
+            })?;
+            println!("staff account created: {}", email.as_str());
+        }
+        StaffCommand::List => {
+            for s in staff_db::list(&mut conn).map_err(|e| e.to_string())? {
+                let status = match (s.disabled_at, s.is_locked(now)) {
+                    (Some(_), _) => "disabled",
+                    (None, true) => "locked",
+                    (None, false) => "active",
+                };
+                println!(
+                    "{}\t{}\tcreated {}",
+                    s.email,
+                    status,
+                    s.created_at.format("%Y-%m-%d %H:%M UTC")
+                );
+            }
+        }
+        StaffCommand::Disable { email } => {
+            let email = email.trim().to_lowercase();
+            if !staff_db::disable(&mut conn, &email, now).map_err(|e| e.to_string())? {
+                return Err(format!("no staff account for {email}"));
+            }
+            println!("staff account disabled: {email}");
+        }
+    }
+    Ok(())
+}
+
+/// The new password: one line from standard input when it is piped, or
+/// typed twice at a hidden prompt.
+fn read_new_password() -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal};
+    if !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+    let second = rpassword::prompt_password("Password again: ").map_err(|e| e.to_string())?;
+    if first != second {
+        return Err("the passwords do not match".into());
+    }
+    Ok(first)
 }

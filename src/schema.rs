@@ -85,6 +85,41 @@ diesel::table! {
         client_ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
         path -> Text,
+        resolved_at -> Nullable<Timestamp>,
+        resolved_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    staff (id) {
+        id -> Text,
+        email -> Text,
+        password_hash -> Text,
+        disabled_at -> Nullable<Timestamp>,
+        failed_logins -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        session_epoch -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    staff_audit (id) {
+        id -> Text,
+        at -> Timestamp,
+        staff_email -> Text,
+        action -> Text,
+        target -> Text,
+    }
+}
+
+diesel::table! {
+    failure_notes (id) {
+        id -> Text,
+        reference -> Text,
+        staff_email -> Text,
+        note -> Text,
+        created_at -> Timestamp,
     }
 }
 
@@ -104,4 +139,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_outbox,
     failures,
     rate_events,
+    staff,
+    staff_audit,
+    failure_notes,
 );

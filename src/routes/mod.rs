@@ -6,6 +6,7 @@ pub mod login;
 pub mod ops;
 pub mod password;
 pub mod register;
+pub mod staff;
 pub mod verify;
 
 use actix_web::web;
@@ -36,7 +37,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             page("/password/reset", password::reset_get)
                 .route(web::post().to(password::reset_post)),
-        );
+        )
+        .service(page("/staff", staff_home))
+        .service(page("/staff/login", staff::login_get).route(web::post().to(staff::login_post)))
+        .service(web::resource("/staff/logout").route(web::post().to(staff::logout)))
+        .service(page("/staff/failures", staff::failures))
+        .service(page("/staff/failures.csv", staff::failures_csv))
+        .service(page("/staff/failures/{reference}", staff::failure))
+        .service(
+            web::resource("/staff/failures/{reference}/{action}")
+                .route(web::post().to(staff::failure_action)),
+        )
+        .service(page("/staff/stats", staff::stats))
+        .service(page("/staff/audit", staff::audit_log));
 }
 
 /// A resource answering GET and HEAD with one handler; any other method
@@ -50,6 +63,10 @@ where
     web::resource(path)
         .route(web::get().to(handler.clone()))
         .route(web::head().to(handler))
+}
+
+async fn staff_home() -> actix_web::HttpResponse {
+    register::post::see_other("/staff/failures")
 }
 
 /// Fallback for every path no route matches.

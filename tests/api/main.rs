@@ -14,3 +14,4 @@ mod ops;
 mod pages;
 mod register;
 mod settings;
+mod staff;

@@ -72,7 +72,23 @@ for (const page of pages) {
     }
   });
 
+  if (page.staff) {
+    // Staff pages: sign in first with the account run.sh created.
+    await tab.goto(base + '/staff/login', { waitUntil: 'load' });
+    await tab.fill('[name="email"]', process.env.PAGECHECK_STAFF_EMAIL || '');
+    await tab.fill('[name="password"]', process.env.PAGECHECK_STAFF_PASSWORD || '');
+    await Promise.all([tab.waitForNavigation({ waitUntil: 'load' }), tab.click('form [type="submit"]')]);
+    bodies.length = 0;
+  }
   let response = await tab.goto(base + page.path, { waitUntil: 'load' });
+  if (page.follow) {
+    // Open the first link matching the selector (e.g. a failure's detail).
+    const [navigation] = await Promise.all([
+      tab.waitForNavigation({ waitUntil: 'load' }),
+      tab.click(page.follow),
+    ]);
+    response = navigation;
+  }
   if (page.form) {
     for (const [field, value] of Object.entries(page.form.fields || {})) {
       const selector = `[name="${field}"]`;

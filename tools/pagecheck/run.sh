@@ -15,6 +15,11 @@ fi
 
 work=$(mktemp -d)
 log="$work/server.log"
+# A staff account for the staff pages of the list.
+export PAGECHECK_STAFF_EMAIL=pagecheck@staff.test
+export PAGECHECK_STAFF_PASSWORD="pagecheck staff password $$"
+printf '%s\n' "$PAGECHECK_STAFF_PASSWORD" | DATABASE_URL="$work/pagecheck.sqlite3" EMETERAI_DATA_DIR="$work" \
+  EMETERAI_BCRYPT_COST=4 "$bin" staff add --email "$PAGECHECK_STAFF_EMAIL" >/dev/null
 DATABASE_URL="$work/pagecheck.sqlite3" EMETERAI_DATA_DIR="$work" EMETERAI_BIND=127.0.0.1:0 \
   EMETERAI_BCRYPT_COST=4 EMETERAI_LOG_FORMAT=text RUST_LOG=info \
   "$bin" serve >"$log" 2>&1 &
