@@ -211,10 +211,15 @@ pub fn page(
 ) -> QueryResult<Vec<FailureRow>> {
     let mut query = filtered(filter);
     if let Some(c) = cursor {
+        // (occurred_at, reference) < (at, reference), written so both
+        // planners see `occurred_at <= at` as the start of an index range
+        // instead of scanning from the newest row down to the cursor.
         query = query.filter(
-            failures::occurred_at.lt(c.at).or(failures::occurred_at
-                .eq(c.at)
-                .and(failures::reference.lt(c.reference.clone()))),
+            failures::occurred_at.le(c.at).and(
+                failures::occurred_at
+                    .lt(c.at)
+                    .or(failures::reference.lt(c.reference.clone())),
+            ),
         );
     }
     query

@@ -1,0 +1,332 @@
+//! Staff console benchmark: fills the failure log with N rows (default
+//! 1,000,000), serves the real application on loopback, signs in as staff,
+//! and measures
+//!   - the filtered list page (p50/p95 over repeated requests) for the
+//!     filters staff use, including a page deep in the log;
+//!   - the CSV export of every row: time, and growth of this process's RSS
+//!     (the server runs in this process) while the whole file streams.
+//!
+//! Targets (issue 5): list p50 <= 20 ms; CSV RSS growth <= 16 MB.
+//!
+//!   cargo run --release --example staff_bench -- --backend sqlite
+//!   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+//!     cargo run --release --example staff_bench -- --backend postgres
+//!
+//! Options: --rows N, --requests N (per list case, default 200).
+//! For PostgreSQL a fresh database is created next to BENCH_DATABASE_URL's
+//! (or TEST_DATABASE_URL's) and dropped at the end.
+
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, RunQueryDsl};
+use emeterai::config::Settings;
+use emeterai::startup::Application;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+const REASONS: [&str; 6] = [
+    "validation",
+    "email_taken",
+    "stale_form",
+    "upload_rejected",
+    "email_pending",
+    "link_expired",
+];
+
+fn fill_sqlite(url: &str, rows: u64) {
+    let mut conn = diesel::SqliteConnection::establish(url).unwrap();
+    let reasons = REASONS
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("WHEN {i} THEN '{r}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    conn.batch_execute(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;
+         BEGIN;
+         WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {rows})
+         INSERT INTO failures (reference, occurred_at, reason, fields, email, nik_masked, nik_hash, client_ip, user_agent, path)
+         SELECT 'BEN-' || substr('0000' || (i / 10000), -4) || '-' || substr('0000' || (i % 10000), -4),
+                datetime('2026-11-24 00:00:00', '-' || (i * 7 % 7776000) || ' seconds'),
+                CASE i % 6 {reasons} END,
+                CASE WHEN i % 6 = 0 THEN 'nik,phone' ELSE '' END,
+                'warga' || (i % 200000) || '@example.com',
+                '3201********' || substr('0000' || (i % 10000), -4),
+                printf('%064x', i % 300000),
+                '10.' || (i % 250) || '.0.0',
+                'Mozilla/5.0 (Linux; Android 14)',
+                '/register'
+         FROM s;
+         COMMIT;"
+    ))
+    .unwrap();
+}
+
+fn fill_postgres(url: &str, rows: u64) {
+    let mut conn = diesel::PgConnection::establish(url).unwrap();
+    let reasons = REASONS
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("WHEN {i} THEN '{r}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    conn.batch_execute(&format!(
+        "INSERT INTO failures (reference, occurred_at, reason, fields, email, nik_masked, nik_hash, client_ip, user_agent, path)
+         SELECT 'BEN-' || lpad((i / 10000)::text, 4, '0') || '-' || lpad((i % 10000)::text, 4, '0'),
+                timestamp '2026-11-24 00:00:00' - (i * 7 % 7776000) * interval '1 second',
+                CASE i % 6 {reasons} END,
+                CASE WHEN i % 6 = 0 THEN 'nik,phone' ELSE '' END,
+                'warga' || (i % 200000) || '@example.com',
+                '3201********' || lpad((i % 10000)::text, 4, '0'),
+                lpad(to_hex(i % 300000), 64, '0'),
+                '10.' || (i % 250) || '.0.0',
+                'Mozilla/5.0 (Linux; Android 14)',
+                '/register'
+         FROM generate_series(1, {rows}) AS s(i);
+         ANALYZE failures;"
+    ))
+    .unwrap();
+}
+
+async fn sign_in(client: &reqwest::Client, base: &str) {
+    let page = client
+        .get(format!("{base}/staff/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marker = r#"name="csrf_token" value=""#;
+    let start = page.find(marker).unwrap() + marker.len();
+    let csrf = &page[start..start + 64];
+    let response = client
+        .post(format!("{base}/staff/login"))
+        .form(&[
+            ("csrf_token", csrf),
+            ("email", "bench@staff.test"),
+            ("password", "benchmark staff password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303, "staff sign-in");
+}
+
+#[actix_web::main]
+async fn main() {
+    let backend = arg("--backend").unwrap_or_else(|| "sqlite".into());
+    let rows: u64 = arg("--rows")
+        .map(|r| r.parse().unwrap())
+        .unwrap_or(1_000_000);
+    let requests: usize = arg("--requests").map(|r| r.parse().unwrap()).unwrap_or(200);
+    let dir = tempfile::tempdir().unwrap();
+
+    let (database_url, admin) = match backend.as_str() {
+        "sqlite" => (dir.path().join("bench.sqlite3").display().to_string(), None),
+        "postgres" => {
+            let admin = std::env::var("BENCH_DATABASE_URL")
+                .or_else(|_| std::env::var("TEST_DATABASE_URL"))
+                .expect("set BENCH_DATABASE_URL to a PostgreSQL URL");
+            emeterai::db::init_tls();
+            let name = format!("emeterai_bench_{}", std::process::id());
+            let mut conn = diesel::PgConnection::establish(&admin).unwrap();
+            diesel::sql_query(format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .unwrap();
+            let base = admin.split('?').next().unwrap();
+            let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+            (url, Some((admin, name)))
+        }
+        other => panic!("--backend sqlite|postgres, not {other}"),
+    };
+
+    let mut settings = Settings::with_database(database_url.clone(), dir.path().join("data"));
+    settings.bind = ([127, 0, 0, 1], 0).into();
+    settings.bcrypt_cost = 4;
+    settings.workers = Some(2);
+    let app = Application::build(settings).expect("application builds");
+    let state = app.state();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+
+    println!("backend {backend}: filling {rows} failures ...");
+    let started = Instant::now();
+    let fill_url = database_url.clone();
+    let fill_backend = backend.clone();
+    actix_web::web::block(move || {
+        if fill_backend == "sqlite" {
+            fill_sqlite(&fill_url, rows)
+        } else {
+            fill_postgres(&fill_url, rows)
+        }
+    })
+    .await
+    .unwrap();
+    println!("  filled in {:.1} s", started.elapsed().as_secs_f64());
+    {
+        let mut conn = state.pool.get().unwrap();
+        let hash = bcrypt::hash("benchmark staff password", 4).unwrap();
+        emeterai::db::staff::create(&mut conn, "bench@staff.test", &hash, emeterai::mail::now())
+            .unwrap();
+    }
+
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    sign_in(&client, &base).await;
+
+    // A cursor 10,000 rows deep: the keyset condition, not an offset.
+    let deep = {
+        let mut conn = state.pool.get().unwrap();
+        let filter = emeterai::db::staff::FailureFilter {
+            reason: Some("validation".into()),
+            ..Default::default()
+        };
+        let rows = emeterai::db::staff::page(&mut conn, &filter, None, 10_000).unwrap();
+        let last = rows.last().unwrap();
+        emeterai::db::staff::Cursor {
+            at: last.occurred_at,
+            reference: last.reference.clone(),
+        }
+        .encode()
+    };
+    let cases = [
+        ("newest, no filter", "/staff/failures".to_string()),
+        ("reason", "/staff/failures?reason=validation".to_string()),
+        (
+            "reason + 7 days",
+            "/staff/failures?reason=stale_form&from=2026-11-10&to=2026-11-17".to_string(),
+        ),
+        (
+            "search email",
+            "/staff/failures?q=warga4242%40example.com".to_string(),
+        ),
+        (
+            "search reference",
+            "/staff/failures?q=BEN-0042-0042".to_string(),
+        ),
+        (
+            "reason, page 201",
+            format!("/staff/failures?reason=validation&before={deep}"),
+        ),
+    ];
+    let mut worst_p50 = Duration::ZERO;
+    println!("  list page, {requests} requests each:");
+    for (name, path) in &cases {
+        let url = format!("{base}{path}");
+        let first = client.get(&url).send().await.unwrap().text().await.unwrap();
+        let shown = first.matches(r#"href="/staff/failures/BEN-"#).count();
+        assert!(shown > 0, "{name}: the page lists no failures");
+        for _ in 0..4 {
+            client
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+        }
+        let mut times = Vec::with_capacity(requests);
+        for _ in 0..requests {
+            let t = Instant::now();
+            let response = client.get(&url).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            response.bytes().await.unwrap();
+            times.push(t.elapsed());
+        }
+        times.sort();
+        let (p50, p95) = (percentile(&times, 0.5), percentile(&times, 0.95));
+        worst_p50 = worst_p50.max(p50);
+        println!(
+            "    {name:<20} {shown:>3} rows   p50 {:>7.2} ms   p95 {:>7.2} ms",
+            p50.as_secs_f64() * 1e3,
+            p95.as_secs_f64() * 1e3
+        );
+    }
+
+    // CSV of every row, streamed; RSS sampled every 10 ms meanwhile.
+    let before = rss_kib();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let t = Instant::now();
+    let mut response = client
+        .get(format!("{base}/staff/failures.csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (mut bytes, mut lines) = (0u64, 0u64);
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        bytes += chunk.len() as u64;
+        lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    let elapsed = t.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampler.join().unwrap();
+    let growth_mib = (peak.load(std::sync::atomic::Ordering::Relaxed) - before) as f64 / 1024.0;
+    println!(
+        "  CSV: {} rows, {:.1} MB in {:.1} s; RSS {:.1} MiB before, growth {:.1} MiB",
+        lines - 1,
+        bytes as f64 / 1e6,
+        elapsed.as_secs_f64(),
+        before as f64 / 1024.0,
+        growth_mib
+    );
+    assert_eq!(lines - 1, rows, "every row exported");
+
+    let list_ok = worst_p50 <= Duration::from_millis(20);
+    let csv_ok = growth_mib <= 16.0;
+    println!(
+        "  targets: list p50 <= 20 ms: {} (worst {:.2} ms); CSV RSS growth <= 16 MB: {}",
+        if list_ok { "met" } else { "MISSED" },
+        worst_p50.as_secs_f64() * 1e3,
+        if csv_ok { "met" } else { "MISSED" }
+    );
+    handle.stop(true).await;
+    drop(state);
+    if let Some((admin, name)) = admin {
+        let mut conn = diesel::PgConnection::establish(&admin).unwrap();
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn);
+    }
+    if !(list_ok && csv_ok) {
+        std::process::exit(1);
+    }
+}
