@@ -329,6 +329,44 @@ pub fn find(conn: &mut DbConn, reference: &str) -> QueryResult<Option<FailureRow
     failures::table.find(reference).first(conn).optional()
 }
 
+/// One more event of `kind` (e.g. "taken", "forgot") for this client and
+/// this address, within the hourly limits of both; `false` when either is
+/// reached. Keys are keyed hashes: no address or IP is stored in clear.
+pub async fn allow_for_client_and_address(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    kind: &'static str,
+    email: &str,
+) -> Result<bool, crate::errors::AppError> {
+    let ip = state
+        .failures
+        .client_addr(req)
+        .map(|ip| state.failures.keyed_hash("ip", &ip.to_string()))
+        .unwrap_or_default();
+    let email_key = state.failures.keyed_hash("email", email);
+    let (per_ip, per_email) = (
+        state.settings.rate_limit_per_ip_hour,
+        state.settings.rate_limit_per_email_hour,
+    );
+    let pool = state.pool.clone();
+    web::block(move || -> Result<bool, crate::errors::AppError> {
+        let mut conn = pool.get()?;
+        let now = crate::mail::now();
+        let hour = chrono::Duration::hours(1);
+        Ok(
+            rate_allow(&mut conn, &format!("{kind}-ip:{ip}"), now, hour, per_ip)?
+                && rate_allow(
+                    &mut conn,
+                    &format!("{kind}-email:{email_key}"),
+                    now,
+                    hour,
+                    per_email,
+                )?,
+        )
+    })
+    .await?
+}
+
 /// Counts an event against a limit: `false` (and nothing counted) when
 /// `limit` events for `key` happened within `window` already.
 pub fn rate_allow(

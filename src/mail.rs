@@ -138,18 +138,15 @@ pub fn verification_mail(
         Lang::Id => "Verifikasi email akun e-Meterai Anda",
         Lang::En => "Verify the email address of your e-Meterai account",
     };
-    Ok(NewMail {
-        id: uuid::Uuid::new_v4().to_string(),
-        account_id: Some(account_id.to_string()),
-        kind: KIND_VERIFY.to_string(),
-        to_address: to.to_string(),
-        subject: subject.to_string(),
-        text_body: text,
-        html_body: html,
-        status: STATUS_PENDING.to_string(),
-        next_attempt_at: now,
-        created_at: now,
-    })
+    Ok(outbox_mail(
+        KIND_VERIFY,
+        Some(account_id),
+        to,
+        subject,
+        text,
+        html,
+        now,
+    ))
 }
 
 pub const KIND_GUIDANCE: &str = "guidance";
@@ -203,18 +200,15 @@ pub fn reset_mail(
         Lang::Id => "Buat kata sandi baru untuk akun e-Meterai Anda",
         Lang::En => "Set a new password for your e-Meterai account",
     };
-    Ok(NewMail {
-        id: uuid::Uuid::new_v4().to_string(),
-        account_id: Some(account_id.to_string()),
-        kind: KIND_RESET.to_string(),
-        to_address: to.to_string(),
-        subject: subject.to_string(),
-        text_body: text,
-        html_body: html,
-        status: STATUS_PENDING.to_string(),
-        next_attempt_at: now,
-        created_at: now,
-    })
+    Ok(outbox_mail(
+        KIND_RESET,
+        Some(account_id),
+        to,
+        subject,
+        text,
+        html,
+        now,
+    ))
 }
 
 #[derive(Template)]
@@ -283,10 +277,31 @@ pub fn guidance_mail(
         (Lang::En, false) => "Your email address is already registered with e-Meterai",
         (Lang::En, true) => "Your e-Meterai registration could not be completed",
     };
-    Ok(NewMail {
+    Ok(outbox_mail(
+        KIND_GUIDANCE,
+        None,
+        to,
+        subject,
+        text,
+        html,
+        now,
+    ))
+}
+
+/// A mail ready for the outbox, due now.
+fn outbox_mail(
+    kind: &str,
+    account_id: Option<&str>,
+    to: &str,
+    subject: &str,
+    text: String,
+    html: String,
+    now: NaiveDateTime,
+) -> NewMail {
+    NewMail {
         id: uuid::Uuid::new_v4().to_string(),
-        account_id: None,
-        kind: KIND_GUIDANCE.to_string(),
+        account_id: account_id.map(str::to_string),
+        kind: kind.to_string(),
         to_address: to.to_string(),
         subject: subject.to_string(),
         text_body: text,
@@ -294,7 +309,7 @@ pub fn guidance_mail(
         status: STATUS_PENDING.to_string(),
         next_attempt_at: now,
         created_at: now,
-    })
+    }
 }
 
 pub fn now() -> NaiveDateTime {

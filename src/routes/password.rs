@@ -102,7 +102,7 @@ pub async fn forgot_post(
         return page.ctx.render(status, &page);
     }
     let email = parsed.expect("checked above");
-    if !forgot_allowed(&state, &req, email.as_str()).await? {
+    if !failures::allow_for_client_and_address(&state, &req, "forgot", email.as_str()).await? {
         let failure = Failure::new(reason::RATE_LIMITED).email(email.as_str());
         let reference = failures::record(&state, &req, "LIM", failure).await;
         return Err(AppError::RateLimited(reference));
@@ -159,40 +159,6 @@ pub async fn forgot_post(
     }
     let _ = session.insert(SENT_KEY, email.masked());
     Ok(see_other("/password/forgot?sent=1"))
-}
-
-async fn forgot_allowed(
-    state: &web::Data<AppState>,
-    req: &HttpRequest,
-    email: &str,
-) -> Result<bool, AppError> {
-    let ip = state
-        .failures
-        .client_addr(req)
-        .map(|ip| state.failures.keyed_hash("ip", &ip.to_string()))
-        .unwrap_or_default();
-    let email_key = state.failures.keyed_hash("email", email);
-    let (per_ip, per_email) = (
-        state.settings.rate_limit_per_ip_hour,
-        state.settings.rate_limit_per_email_hour,
-    );
-    let pool = state.pool.clone();
-    web::block(move || -> Result<bool, AppError> {
-        let mut conn = pool.get()?;
-        let now = crate::mail::now();
-        let hour = Duration::hours(1);
-        Ok(
-            failures::rate_allow(&mut conn, &format!("forgot-ip:{ip}"), now, hour, per_ip)?
-                && failures::rate_allow(
-                    &mut conn,
-                    &format!("forgot-email:{email_key}"),
-                    now,
-                    hour,
-                    per_email,
-                )?,
-        )
-    })
-    .await?
 }
 
 #[derive(Template)]

@@ -285,7 +285,14 @@ pub async fn post(
             }
             // Saying "already registered" reveals that an account exists, so
             // it is rate-limited per client and per address.
-            if !taken_answer_allowed(&state, &req, registration_email.as_str()).await? {
+            if !failures::allow_for_client_and_address(
+                &state,
+                &req,
+                "taken",
+                registration_email.as_str(),
+            )
+            .await?
+            {
                 let reference =
                     failures::record(&state, &req, "LIM", failure(reason::RATE_LIMITED)).await;
                 return Err(AppError::RateLimited(reference));
@@ -300,42 +307,6 @@ pub async fn post(
             page.ctx.render(StatusCode::CONFLICT, &page)
         }
     }
-}
-
-/// One more "already registered" answer for this client and address, or
-/// `false` when either reached its hourly limit.
-async fn taken_answer_allowed(
-    state: &web::Data<AppState>,
-    req: &HttpRequest,
-    email: &str,
-) -> Result<bool, AppError> {
-    let ip = state
-        .failures
-        .client_addr(req)
-        .map(|ip| state.failures.keyed_hash("ip", &ip.to_string()))
-        .unwrap_or_default();
-    let email_key = state.failures.keyed_hash("email", email);
-    let (per_ip, per_email) = (
-        state.settings.rate_limit_per_ip_hour,
-        state.settings.rate_limit_per_email_hour,
-    );
-    let pool = state.pool.clone();
-    web::block(move || -> Result<bool, AppError> {
-        let mut conn = pool.get()?;
-        let now = crate::mail::now();
-        let hour = Duration::hours(1);
-        Ok(
-            failures::rate_allow(&mut conn, &format!("taken-ip:{ip}"), now, hour, per_ip)?
-                && failures::rate_allow(
-                    &mut conn,
-                    &format!("taken-email:{email_key}"),
-                    now,
-                    hour,
-                    per_email,
-                )?,
-        )
-    })
-    .await?
 }
 
 async fn queue_guidance_mail(
