@@ -14,12 +14,15 @@ struct PageList {
 #[derive(Deserialize)]
 struct Page {
     name: String,
+    #[serde(default)]
     path: String,
     status: u16,
     #[serde(default)]
     form: Option<serde_json::Value>,
     #[serde(default)]
     staff: bool,
+    #[serde(default)]
+    steps: Option<serde_json::Value>,
 }
 
 fn page_list() -> Vec<Page> {
@@ -36,7 +39,10 @@ async fn every_listed_page_answers_as_listed(backend: Backend) {
     };
     let pages = page_list();
     assert!(pages.len() >= 4);
-    for page in pages.iter().filter(|p| p.form.is_none() && !p.staff) {
+    for page in pages
+        .iter()
+        .filter(|p| p.form.is_none() && !p.staff && p.steps.is_none())
+    {
         let response = app.get(&page.path).await;
         assert_eq!(response.status().as_u16(), page.status, "{}", page.name);
         assert_eq!(

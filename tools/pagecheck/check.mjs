@@ -39,6 +39,35 @@ mkdirSync(outDir, { recursive: true });
 const failures = [];
 const fail = (page, message) => failures.push(`${page.name}: ${message}`);
 
+async function fillForm(tab, fields) {
+  for (const [field, value] of Object.entries(fields)) {
+    const selector = `[name="${field}"]`;
+    const type = await tab.getAttribute(selector, 'type');
+    if (type === 'checkbox') {
+      if (value) await tab.check(selector);
+    } else if (type === 'file') {
+      await tab.setInputFiles(selector, join(new URL('../../', import.meta.url).pathname, value));
+    } else {
+      await tab.fill(selector, String(value));
+    }
+  }
+}
+
+async function mailLink(to, path) {
+  const log = process.env.PAGECHECK_SERVER_LOG;
+  if (!log) throw new Error('mail_link needs PAGECHECK_SERVER_LOG (run.sh sets it)');
+  for (let i = 0; i < 100; i++) {
+    const text = readFileSync(log, 'utf8');
+    const at = text.lastIndexOf(`to=${to} `);
+    if (at >= 0) {
+      const start = text.indexOf(path, at);
+      if (start >= 0) return text.slice(start).split(/\s/)[0].replace(/^https?:\/\/[^/]+/, '');
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no mail to ${to} with ${path} in the server log`);
+}
+
 const browser = await chromium.launch({
   executablePath: chromiumPath,
   args: [
@@ -80,32 +109,36 @@ for (const page of pages) {
     await Promise.all([tab.waitForNavigation({ waitUntil: 'load' }), tab.click('form [type="submit"]')]);
     bodies.length = 0;
   }
-  let response = await tab.goto(base + page.path, { waitUntil: 'load' });
-  if (page.follow) {
-    // Open the first link matching the selector (e.g. a failure's detail).
-    const [navigation] = await Promise.all([
-      tab.waitForNavigation({ waitUntil: 'load' }),
-      tab.click(page.follow),
-    ]);
-    response = navigation;
-  }
-  if (page.form) {
-    for (const [field, value] of Object.entries(page.form.fields || {})) {
-      const selector = `[name="${field}"]`;
-      const type = await tab.getAttribute(selector, 'type');
-      if (type === 'checkbox') {
-        if (value) await tab.check(selector);
-      } else if (type === 'file') {
-        await tab.setInputFiles(selector, join(new URL('../../', import.meta.url).pathname, value));
-      } else {
-        await tab.fill(selector, String(value));
-      }
+  // A page is reached by steps: `path` (+ optional `form`, `follow`) is
+  // shorthand for the usual ones; `steps` spells them out.
+  const steps = page.steps || [
+    { goto: page.path },
+    ...(page.form ? [{ form: page.form }] : []),
+    ...(page.follow ? [{ follow: page.follow }] : []),
+  ];
+  let response = null;
+  for (const step of steps) {
+    if (step.goto) {
+      response = await tab.goto(base + step.goto, { waitUntil: 'load' });
+    } else if (step.form) {
+      await fillForm(tab, step.form.fields || {});
+      const [navigation] = await Promise.all([
+        tab.waitForNavigation({ waitUntil: 'load' }),
+        tab.click(`${step.form.selector || 'form'} [type="submit"]`),
+      ]);
+      response = navigation;
+    } else if (step.follow) {
+      const [navigation] = await Promise.all([
+        tab.waitForNavigation({ waitUntil: 'load' }),
+        tab.click(step.follow),
+      ]);
+      response = navigation;
+    } else if (step.mail_link) {
+      // The portal runs without a mail provider, so it prints each mail
+      // (with its link) to its log: open the newest link to this address.
+      const path = await mailLink(step.mail_link.to, step.mail_link.path);
+      response = await tab.goto(base + path, { waitUntil: 'load' });
     }
-    const [navigation] = await Promise.all([
-      tab.waitForNavigation({ waitUntil: 'load' }),
-      tab.click(`${page.form.selector || 'form'} [type="submit"]`),
-    ]);
-    response = navigation;
   }
   if (!response) {
     fail(page, 'no response');

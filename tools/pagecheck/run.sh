@@ -47,4 +47,4 @@ if [ -z "$port" ]; then
   exit 1
 fi
 
-node "$here/check.mjs" --base "http://127.0.0.1:$port" --pages "$root/tests/pages.json" --out "${PAGECHECK_OUT:-$work/pages}"
+PAGECHECK_SERVER_LOG="$log" node "$here/check.mjs" --base "http://127.0.0.1:$port" --pages "$root/tests/pages.json" --out "${PAGECHECK_OUT:-$work/pages}"
