@@ -304,6 +304,7 @@ pub struct Text {
     pub staff_col_staff: &'static str,
     pub staff_col_action: &'static str,
     pub staff_col_target: &'static str,
+    pub staff_account_by_nik: &'static str,
 }
 
 pub static ID: Text = Text {
@@ -532,6 +533,7 @@ pub static ID: Text = Text {
     staff_col_staff: "Petugas",
     staff_col_action: "Tindakan",
     staff_col_target: "Sasaran",
+    staff_account_by_nik: "Akun dengan NIK ini (email lain)",
 };
 
 pub static EN: Text = Text {
@@ -760,6 +762,7 @@ pub static EN: Text = Text {
     staff_col_staff: "Staff",
     staff_col_action: "Action",
     staff_col_target: "Target",
+    staff_account_by_nik: "Account with this NIK (another email)",
 };
 
 /// The words staff read for a failure-log reason code.

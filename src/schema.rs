@@ -27,6 +27,7 @@ diesel::table! {
         verified_at -> Nullable<Timestamp>,
         session_epoch -> BigInt,
         created_at -> Timestamp,
+        nik_hash -> Nullable<Text>,
     }
 }
 

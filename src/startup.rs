@@ -74,6 +74,16 @@ impl Application {
         let pool = db::build_pool(&db_url, settings.db_pool_size, settings.db_timeout())?;
         let applied = db::migrate(&pool)?;
         tracing::info!(backend = db_url.backend_name(), applied, "database ready");
+        let failure_log = crate::failures::FailureLog::new(&secret, settings.trust_proxy);
+        {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            let filled =
+                db::accounts::backfill_nik_hashes(&mut conn, |nik| failure_log.nik_hash(nik))
+                    .map_err(|e| DbError::Migrate(e.to_string()))?;
+            if filled > 0 {
+                tracing::info!(filled, "NIK hashes filled for older accounts");
+            }
+        }
 
         let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind,
@@ -109,7 +119,7 @@ impl Application {
             common_passwords: crate::domain::CommonPasswords::load(),
             hash_permits: tokio::sync::Semaphore::new(hash_concurrency),
             dummy_hash,
-            failures: crate::failures::FailureLog::new(&secret, settings.trust_proxy),
+            failures: failure_log,
             settings,
             pool,
             db_url,

@@ -25,6 +25,7 @@ pub struct Account {
     pub verified_at: Option<NaiveDateTime>,
     pub session_epoch: i64,
     pub created_at: NaiveDateTime,
+    pub nik_hash: Option<String>,
 }
 
 impl Account {
@@ -47,6 +48,7 @@ pub struct NewAccount {
     pub ktp_upload_id: String,
     pub lang: String,
     pub created_at: NaiveDateTime,
+    pub nik_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -104,6 +106,27 @@ pub fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<Accou
 
 pub fn find_by_id(conn: &mut DbConn, id: &str) -> QueryResult<Option<Account>> {
     accounts::table.find(id).first(conn).optional()
+}
+
+pub fn find_by_nik_hash(conn: &mut DbConn, hash: &str) -> QueryResult<Option<Account>> {
+    accounts::table
+        .filter(accounts::nik_hash.eq(hash))
+        .first(conn)
+        .optional()
+}
+
+/// Fills `nik_hash` for accounts made before it existed. Returns how many.
+pub fn backfill_nik_hashes(conn: &mut DbConn, hash: impl Fn(&str) -> String) -> QueryResult<usize> {
+    let missing: Vec<(String, String)> = accounts::table
+        .filter(accounts::nik_hash.is_null())
+        .select((accounts::id, accounts::nik))
+        .load(conn)?;
+    for (id, nik) in &missing {
+        diesel::update(accounts::table.find(id))
+            .set(accounts::nik_hash.eq(hash(nik)))
+            .execute(conn)?;
+    }
+    Ok(missing.len())
 }
 
 fn find_by_nik(conn: &mut DbConn, nik: &str) -> QueryResult<Option<Account>> {

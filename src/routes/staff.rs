@@ -657,6 +657,8 @@ struct FailurePage {
     notes: Vec<(String, String, String)>,
     timeline: Vec<TimelineEntry>,
     pending_account: bool,
+    /// The account's address, when it was found by NIK under another one.
+    account_email: Option<String>,
     notice: &'static str,
 }
 
@@ -685,17 +687,41 @@ pub async fn failure(
             return Ok(None);
         };
         let notes = staff_db::notes(&mut conn, &lookup)?;
-        let related = staff_db::related(
+        let mut related = staff_db::related(
             &mut conn,
             failure.email.as_deref(),
             failure.nik_hash.as_deref(),
             200,
         )?;
-        let account = match &failure.email {
+        // The citizen's account: by this email, or else by this NIK (an
+        // attempt under another address).
+        let mut account = match &failure.email {
             Some(email) => crate::db::accounts::find_by_email(&mut conn, email)?,
             None => None,
         };
-        let mails = match &failure.email {
+        if account.is_none()
+            && let Some(hash) = &failure.nik_hash
+        {
+            account = crate::db::accounts::find_by_nik_hash(&mut conn, hash)?;
+        }
+        if let Some(account) = &account
+            && Some(&account.email) != failure.email.as_ref()
+        {
+            related.extend(staff_db::related(
+                &mut conn,
+                Some(&account.email),
+                None,
+                200,
+            )?);
+            related
+                .sort_by(|a, b| (b.occurred_at, &b.reference).cmp(&(a.occurred_at, &a.reference)));
+            related.dedup_by(|a, b| a.reference == b.reference);
+        }
+        let mail_address = account
+            .as_ref()
+            .map(|a| a.email.clone())
+            .or(failure.email.clone());
+        let mails = match &mail_address {
             Some(email) => crate::db::outbox::mails_to(&mut conn, email)?,
             None => Vec::new(),
         };
@@ -794,6 +820,10 @@ pub async fn failure(
             .collect(),
         timeline,
         pending_account: account.as_ref().is_some_and(|a| !a.is_verified()),
+        account_email: account
+            .as_ref()
+            .map(|a| a.email.clone())
+            .filter(|e| Some(e) != failure.email.as_ref()),
         failure,
         notice,
         ctx,
@@ -857,8 +887,28 @@ pub async fn failure_action(
             "resolved"
         }
         "resend" => {
-            let Some(email) = failure
-                .email
+            // The account as the detail page finds it: by this email, or
+            // else by this NIK.
+            let (pool, email, hash) = (
+                state.pool.clone(),
+                failure.email.clone(),
+                failure.nik_hash.clone(),
+            );
+            let address = web::block(move || -> Result<Option<String>, AppError> {
+                let mut conn = pool.get()?;
+                let mut account = match &email {
+                    Some(email) => crate::db::accounts::find_by_email(&mut conn, email)?,
+                    None => None,
+                };
+                if account.is_none()
+                    && let Some(hash) = &hash
+                {
+                    account = crate::db::accounts::find_by_nik_hash(&mut conn, hash)?;
+                }
+                Ok(account.map(|a| a.email))
+            })
+            .await??;
+            let Some(email) = address
                 .as_deref()
                 .and_then(|e| crate::domain::Email::parse(e).ok())
             else {

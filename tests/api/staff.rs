@@ -425,6 +425,65 @@ async fn detail_shows_the_whole_story_and_actions_work(backend: Backend) {
     assert!(audit.contains("failure_resolve") && audit.contains(STAFF_EMAIL));
 }
 
+/// A failure under another email but the same NIK leads staff to the
+/// citizen's account, its mails, and lets them re-send its link.
+async fn detail_finds_the_account_by_nik_under_another_email(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.resend_cooldown_secs = 0).await else {
+        return;
+    };
+    let staff = signed_in_staff(&app).await;
+    app.register(&mut Registration::default()).await;
+    app.wait_for_mail("siti.aminah@example.co.id", 1).await;
+    let mut other = Registration {
+        email: "siti.lain@example.com".into(),
+        phone: "021".into(),
+        ..Default::default()
+    };
+    let form = app.register(&mut other).await.text().await.unwrap();
+    let i = form.find("DFT-").unwrap();
+    let reference = form[i..i + 13].to_string();
+
+    let (_, page) = html(&staff, &app, &format!("/staff/failures/{reference}")).await;
+    assert!(page.contains("Akun dengan NIK ini (email lain)"), "{page}");
+    assert!(page.contains("siti.aminah@example.co.id"));
+    assert!(page.contains("Akun dibuat") && page.contains("Email terkirim"));
+    let csrf = attr_after(&page, r#"name="csrf_token""#, "value").unwrap();
+    let response = staff
+        .post(app.url(&format!("/staff/failures/{reference}/resend")))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["location"].to_str().unwrap(),
+        format!("/staff/failures/{reference}?done=resent")
+    );
+    app.wait_for_mail("siti.aminah@example.co.id", 2).await;
+}
+
+/// Accounts made before the NIK hash existed get theirs at start-up.
+async fn older_accounts_get_their_nik_hash(backend: Backend) {
+    use emeterai::schema::accounts;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register(&mut Registration::default()).await;
+    let mut conn = app.state.pool.get().unwrap();
+    diesel::update(accounts::table)
+        .set(accounts::nik_hash.eq(None::<String>))
+        .execute(&mut *conn)
+        .unwrap();
+    let filled =
+        emeterai::db::accounts::backfill_nik_hashes(&mut conn, |n| app.state.failures.nik_hash(n))
+            .unwrap();
+    assert_eq!(filled, 1);
+    let hash: Option<String> = accounts::table
+        .select(accounts::nik_hash)
+        .first(&mut *conn)
+        .unwrap();
+    assert_eq!(hash, Some(app.state.failures.nik_hash("3578015708950001")));
+}
+
 async fn lockout_after_repeated_failures(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -536,6 +595,8 @@ on_both_backends!(
     pagination_is_stable_while_failures_arrive,
     csv_export_matches_the_list,
     detail_shows_the_whole_story_and_actions_work,
+    detail_finds_the_account_by_nik_under_another_email,
+    older_accounts_get_their_nik_hash,
     lockout_after_repeated_failures,
     disabled_staff_lose_their_session,
     stats_chart_and_table_count_by_reason_and_day,

@@ -203,6 +203,7 @@ pub async fn post(
     .map_err(AppError::internal)?;
     let registration_email = email.clone();
     let registration_nik = nik.as_str().to_string();
+    let nik_hash = state.failures.nik_hash(nik.as_str());
     let upload_id = draft.upload_id.clone();
     let ttl = Duration::hours(i64::from(state.settings.verify_token_ttl_hours));
     let pool = state.pool.clone();
@@ -222,6 +223,7 @@ pub async fn post(
                 ktp_upload_id: upload_id,
                 lang: lang.code().to_string(),
                 created_at: now,
+                nik_hash: Some(nik_hash),
             },
             token_hash: &token_hash,
             token_expires_at: now + ttl,
