@@ -348,23 +348,22 @@ pub async fn allow_for_client_and_address(
         state.settings.rate_limit_per_ip_hour,
         state.settings.rate_limit_per_email_hour,
     );
-    let pool = state.pool.clone();
-    web::block(move || -> Result<bool, crate::errors::AppError> {
-        let mut conn = pool.get()?;
-        let now = crate::mail::now();
-        let hour = chrono::Duration::hours(1);
-        Ok(
-            rate_allow(&mut conn, &format!("{kind}-ip:{ip}"), now, hour, per_ip)?
-                && rate_allow(
-                    &mut conn,
-                    &format!("{kind}-email:{email_key}"),
-                    now,
-                    hour,
-                    per_email,
-                )?,
-        )
-    })
-    .await?
+    state
+        .db(move |conn| -> Result<bool, crate::errors::AppError> {
+            let now = crate::mail::now();
+            let hour = chrono::Duration::hours(1);
+            Ok(
+                rate_allow(conn, &format!("{kind}-ip:{ip}"), now, hour, per_ip)?
+                    && rate_allow(
+                        conn,
+                        &format!("{kind}-email:{email_key}"),
+                        now,
+                        hour,
+                        per_email,
+                    )?,
+            )
+        })
+        .await
 }
 
 /// Counts an event against a limit: `false` (and nothing counted) when

@@ -12,6 +12,7 @@ pub mod forms;
 pub mod i18n;
 pub mod mail;
 pub mod metrics;
+pub mod passwords;
 pub mod reference;
 pub mod routes;
 pub mod schema;

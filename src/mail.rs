@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::db::outbox::{self, Mail, NewMail, STATUS_PENDING};
+use crate::errors::AppError;
 use crate::i18n::Lang;
 use crate::startup::AppState;
 
@@ -317,86 +318,76 @@ pub fn now() -> NaiveDateTime {
 }
 
 /// Delivers every mail that is due, once. Returns how many were handled.
-pub async fn deliver_due(state: &web::Data<AppState>) -> Result<usize, String> {
+pub async fn deliver_due(state: &web::Data<AppState>) -> Result<usize, AppError> {
     let settings = &state.settings;
     let lease = chrono::Duration::seconds(settings.mail_timeout_secs as i64 * 2 + 30);
-    let pool = state.pool.clone();
-    let claimed = web::block(move || {
-        let now = now();
-        let mut conn = pool.get().map_err(|e| e.to_string())?;
-        outbox::claim_due(&mut conn, now, now + lease, 20).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    let claimed = state
+        .db(move |conn| {
+            let now = now();
+            outbox::claim_due(conn, now, now + lease, 20)
+        })
+        .await?;
     let count = claimed.len();
     for mail in claimed {
         let result = state.mailer.deliver(&mail).await;
-        let pool = state.pool.clone();
         let base = Duration::from_secs(settings.mail_retry_base_secs);
         let max = Duration::from_secs(settings.mail_retry_max_secs);
         let max_attempts = settings.mail_max_attempts;
         let id = mail.id.clone();
         let attempts = mail.attempts as u32 + 1;
         let kind = mail.kind.clone();
-        web::block(move || {
-            let mut conn = pool.get().map_err(|e| e.to_string())?;
-            let now = now();
-            match result {
-                Ok(()) => {
-                    tracing::info!(mail = %id, kind = %kind, attempts, "mail sent");
-                    outbox::mark_sent(&mut conn, &id, now)
-                }
-                Err(error) => {
-                    let retry_at = (attempts < max_attempts).then(|| {
-                        now + chrono::Duration::from_std(backoff(attempts, base, max))
-                            .unwrap_or_else(|_| chrono::Duration::seconds(300))
-                    });
-                    if retry_at.is_some() {
-                        tracing::warn!(mail = %id, kind = %kind, attempts, %error, "mail not delivered; will try again");
-                    } else {
-                        tracing::error!(mail = %id, kind = %kind, attempts, %error, "mail failed after its last try");
+        state
+            .db(move |conn| {
+                let now = now();
+                match result {
+                    Ok(()) => {
+                        tracing::info!(mail = %id, kind = %kind, attempts, "mail sent");
+                        outbox::mark_sent(conn, &id, now)
                     }
-                    outbox::mark_attempt_failed(&mut conn, &id, &error, retry_at)
+                    Err(error) => {
+                        let retry_at = (attempts < max_attempts).then(|| {
+                            now + chrono::Duration::from_std(backoff(attempts, base, max))
+                                .unwrap_or_else(|_| chrono::Duration::seconds(300))
+                        });
+                        if retry_at.is_some() {
+                            tracing::warn!(mail = %id, kind = %kind, attempts, %error, "mail not delivered; will try again");
+                        } else {
+                            tracing::error!(mail = %id, kind = %kind, attempts, %error, "mail failed after its last try");
+                        }
+                        outbox::mark_attempt_failed(conn, &id, &error, retry_at)
+                    }
                 }
-            }
-            .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())??;
+            })
+            .await?;
     }
     Ok(count)
 }
 
 /// Deletes registrations that were never confirmed in time, and abandoned
 /// draft uploads (older than a day).
-pub async fn purge_expired(state: &web::Data<AppState>) -> Result<(usize, usize), String> {
-    let pool = state.pool.clone();
+pub async fn purge_expired(state: &web::Data<AppState>) -> Result<(usize, usize), AppError> {
     let ttl = chrono::Duration::hours(i64::from(state.settings.unverified_ttl_hours));
-    web::block(move || {
-        let now = now();
-        let mut conn = pool.get().map_err(|e| e.to_string())?;
-        crate::db::accounts::purge_unverified(
-            &mut conn,
-            now - ttl,
-            now - chrono::Duration::hours(24),
-        )
-        .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    state
+        .db(move |conn| {
+            let now = now();
+            crate::db::accounts::purge_unverified(
+                conn,
+                now - ttl,
+                now - chrono::Duration::hours(24),
+            )
+        })
+        .await
 }
 
 /// Deletes failure-log rows older than EMETERAI_FAILURE_RETENTION_DAYS.
-pub async fn purge_failures(state: &web::Data<AppState>) -> Result<usize, String> {
-    let pool = state.pool.clone();
+pub async fn purge_failures(state: &web::Data<AppState>) -> Result<usize, AppError> {
     let retention = chrono::Duration::days(i64::from(state.settings.failure_retention_days));
-    web::block(move || {
-        let now = now();
-        let mut conn = pool.get().map_err(|e| e.to_string())?;
-        crate::failures::purge(&mut conn, now - retention, now).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    state
+        .db(move |conn| {
+            let now = now();
+            crate::failures::purge(conn, now - retention, now)
+        })
+        .await
 }
 
 /// The background worker of one instance: sends due mail whenever woken (a
@@ -409,7 +400,7 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
     let mut last_purge: Option<std::time::Instant> = None;
     loop {
         if let Err(error) = deliver_due(&state).await {
-            tracing::warn!(%error, "mail outbox unavailable; will try again");
+            tracing::warn!(error = %crate::errors::error_chain(&error), "mail outbox unavailable; will try again");
         }
         if state.failures.buffered() > 0 {
             let flush_state = state.clone();
@@ -427,14 +418,18 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
             match purge_failures(&state).await {
                 Ok(deleted) if deleted > 0 => tracing::info!(deleted, "purged old failure records"),
                 Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "failure-log purge failed; will try again"),
+                Err(error) => {
+                    tracing::warn!(error = %crate::errors::error_chain(&error), "failure-log purge failed; will try again")
+                }
             }
             match purge_expired(&state).await {
                 Ok((accounts, drafts)) if accounts + drafts > 0 => {
                     tracing::info!(accounts, drafts, "purged expired registrations")
                 }
                 Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "purge failed; will try again"),
+                Err(error) => {
+                    tracing::warn!(error = %crate::errors::error_chain(&error), "purge failed; will try again")
+                }
             }
             last_purge = Some(std::time::Instant::now());
         }

@@ -37,6 +37,27 @@ pub struct AppState {
     pub failures: crate::failures::FailureLog,
 }
 
+impl AppState {
+    /// Runs blocking database work with a pooled connection on the blocking
+    /// thread pool (never on the async workers). A connection that cannot be
+    /// had in time, like any database error, becomes an `AppError`.
+    pub async fn db<T, E>(
+        &self,
+        work: impl FnOnce(&mut db::DbConn) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, crate::errors::AppError>
+    where
+        T: Send + 'static,
+        E: Into<crate::errors::AppError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get()?;
+            work(&mut conn).map_err(Into::into)
+        })
+        .await?
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]

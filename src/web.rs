@@ -5,7 +5,7 @@ use std::future::{Ready, ready};
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_LANGUAGE, CONTENT_TYPE};
+use actix_web::http::header::{CONTENT_LANGUAGE, CONTENT_TYPE, LOCATION};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use askama::Template;
 
@@ -122,4 +122,11 @@ impl FromRequest for PageCtx {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(PageCtx::from_request(req))
     }
+}
+
+/// `303 See Other` to `location`: where a form post sends the browser next.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((LOCATION, location))
+        .finish()
 }

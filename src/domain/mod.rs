@@ -22,6 +22,11 @@ pub use password::{CommonPasswords, Password};
 pub use phone::PhoneNumber;
 pub use problem::Problem;
 
+/// Today in Indonesia's western time zone (UTC+7), for birth-date checks.
+pub fn today_in_indonesia() -> chrono::NaiveDate {
+    (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive()
+}
+
 /// A NIK as typed with its separators removed (not checked).
 pub fn strip_nik(input: &str) -> String {
     strip_separators(input.trim())

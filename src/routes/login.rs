@@ -10,9 +10,9 @@ use crate::db::accounts::{self, Account};
 use crate::domain::Email;
 use crate::errors::AppError;
 use crate::failures::{self, Failure, reason};
-use crate::routes::register::post::see_other;
 use crate::startup::AppState;
 use crate::web::PageCtx;
+use crate::web::see_other;
 
 #[derive(Template)]
 #[template(path = "login/form.html")]
@@ -102,26 +102,14 @@ pub async fn post(
     }
     let account = match Email::parse(&form.email) {
         Ok(email) => {
-            let pool = state.pool.clone();
-            web::block(move || {
-                let mut conn = pool.get()?;
-                accounts::find_by_email(&mut conn, email.as_str()).map_err(AppError::from)
-            })
-            .await??
+            state
+                .db(move |conn| accounts::find_by_email(conn, email.as_str()))
+                .await?
         }
         Err(_) => None,
     };
-    // Unknown addresses are checked against a dummy hash so that both
-    // failures take the same time.
-    let hash = account
-        .as_ref()
-        .map(|a| a.password_hash.clone())
-        .unwrap_or_else(|| state.dummy_hash.clone());
-    let password = form.password.clone();
-    let matches = {
-        let _permit = crate::routes::register::post::acquire_hash_permit(&state).await?;
-        web::block(move || bcrypt::verify(password, &hash).unwrap_or(false)).await?
-    };
+    let stored = account.as_ref().map(|a| a.password_hash.clone());
+    let matches = crate::passwords::verify(&state, form.password.clone(), stored).await?;
     match account {
         Some(account) if matches => {
             if !account.is_verified() {
@@ -188,12 +176,9 @@ pub async fn current_account(
     let Some((id, epoch)) = crate::session::signed_in(session) else {
         return Ok(None);
     };
-    let pool = state.pool.clone();
-    let account = web::block(move || {
-        let mut conn = pool.get()?;
-        accounts::find_by_id(&mut conn, &id).map_err(AppError::from)
-    })
-    .await??;
+    let account = state
+        .db(move |conn| accounts::find_by_id(conn, &id))
+        .await?;
     Ok(account.filter(|a| a.session_epoch == epoch && a.is_verified()))
 }
 

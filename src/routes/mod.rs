@@ -66,7 +66,7 @@ where
 }
 
 async fn staff_home() -> actix_web::HttpResponse {
-    register::post::see_other("/staff/failures")
+    crate::web::see_other("/staff/failures")
 }
 
 /// Fallback for every path no route matches.

@@ -12,9 +12,9 @@ use crate::db::accounts::{self, NewToken, PURPOSE_RESET};
 use crate::domain::{Email, Password, Problem};
 use crate::errors::AppError;
 use crate::failures::{self, Failure, reason};
-use crate::routes::register::post::{hash_password, see_other};
 use crate::startup::AppState;
 use crate::web::PageCtx;
+use crate::web::see_other;
 
 const SENT_KEY: &str = "reset_sent_to";
 
@@ -107,47 +107,43 @@ pub async fn forgot_post(
         let reference = failures::record(&state, &req, "LIM", failure).await;
         return Err(AppError::RateLimited(reference));
     }
-    let pool = state.pool.clone();
     let address = email.as_str().to_string();
-    let account = web::block(move || {
-        let mut conn = pool.get()?;
-        accounts::find_by_email(&mut conn, &address).map_err(AppError::from)
-    })
-    .await??;
+    let account = state
+        .db(move |conn| accounts::find_by_email(conn, &address))
+        .await?;
     match account {
         Some(account) if account.is_verified() => {
             let lang = ctx.lang;
             let settings = state.settings.clone();
-            let pool = state.pool.clone();
-            web::block(move || -> Result<(), AppError> {
-                let now = crate::mail::now();
-                let (token, token_hash) = crate::session::new_link_token();
-                let mail = crate::mail::reset_mail(
-                    &settings,
-                    lang,
-                    &account.id,
-                    &account.email,
-                    &account.full_name,
-                    &token,
-                    now,
-                )
-                .map_err(AppError::internal)?;
-                let ttl = Duration::minutes(i64::from(settings.reset_token_ttl_minutes));
-                let mut conn = pool.get()?;
-                accounts::issue_token(
-                    &mut conn,
-                    &NewToken {
-                        token_hash: &token_hash,
-                        account_id: &account.id,
-                        purpose: PURPOSE_RESET,
-                        created_at: now,
-                        expires_at: now + ttl,
-                    },
-                    &mail,
-                )?;
-                Ok(())
-            })
-            .await??;
+            state
+                .db(move |conn| -> Result<(), AppError> {
+                    let now = crate::mail::now();
+                    let (token, token_hash) = crate::session::new_link_token();
+                    let mail = crate::mail::reset_mail(
+                        &settings,
+                        lang,
+                        &account.id,
+                        &account.email,
+                        &account.full_name,
+                        &token,
+                        now,
+                    )
+                    .map_err(AppError::internal)?;
+                    let ttl = Duration::minutes(i64::from(settings.reset_token_ttl_minutes));
+                    accounts::issue_token(
+                        conn,
+                        &NewToken {
+                            token_hash: &token_hash,
+                            account_id: &account.id,
+                            purpose: PURPOSE_RESET,
+                            created_at: now,
+                            expires_at: now + ttl,
+                        },
+                        &mail,
+                    )?;
+                    Ok(())
+                })
+                .await?;
             tracing::info!("password reset link queued");
             state.wake_mailer.notify_one();
         }
@@ -198,13 +194,9 @@ async fn account_for(
     let Some(hash) = token_hash_of(token) else {
         return Ok(None);
     };
-    let pool = state.pool.clone();
-    web::block(move || {
-        let mut conn = pool.get()?;
-        accounts::account_for_token(&mut conn, &hash, PURPOSE_RESET, crate::mail::now())
-            .map_err(AppError::from)
-    })
-    .await?
+    state
+        .db(move |conn| accounts::account_for_token(conn, &hash, PURPOSE_RESET, crate::mail::now()))
+        .await
 }
 
 async fn invalid_link(
@@ -269,7 +261,7 @@ pub async fn reset_post(
     };
     let stale = !crate::session::csrf_valid(&session, &form.csrf_token);
     let email = Email::parse(&account.email).ok();
-    let today = crate::routes::register::post::today_in_indonesia();
+    let today = crate::domain::today_in_indonesia();
     let nik = crate::domain::Nik::parse(&account.nik, today).ok();
     let password = Password::parse(
         &form.password,
@@ -314,15 +306,11 @@ pub async fn reset_post(
             return page.ctx.render(status, &page);
         }
     };
-    let password_hash = hash_password(&state, password).await?;
+    let password_hash = crate::passwords::hash(&state, password).await?;
     let hash = token_hash_of(&form.token).expect("checked by account_for");
-    let pool = state.pool.clone();
-    let changed = web::block(move || {
-        let mut conn = pool.get()?;
-        accounts::reset_password(&mut conn, &hash, &password_hash, crate::mail::now())
-            .map_err(AppError::from)
-    })
-    .await??;
+    let changed = state
+        .db(move |conn| accounts::reset_password(conn, &hash, &password_hash, crate::mail::now()))
+        .await?;
     if !changed {
         return invalid_link(&req, ctx, &state).await;
     }

@@ -22,9 +22,9 @@ use crate::domain::email_mask;
 use crate::errors::AppError;
 use crate::failures::{FailureRow, reason};
 use crate::i18n::{Lang, reason_label};
-use crate::routes::register::post::see_other;
 use crate::startup::AppState;
 use crate::web::PageCtx;
+use crate::web::see_other;
 
 pub const STAFF_COOKIE: &str = "emeterai_staff";
 const SESSION_HOURS: i64 = 8;
@@ -93,13 +93,10 @@ pub async fn current_staff(
     if expires < chrono::Utc::now().timestamp() {
         return Ok(None);
     }
-    let pool = state.pool.clone();
     let id = id.to_string();
-    let found = web::block(move || {
-        let mut conn = pool.get()?;
-        staff_db::find_by_id(&mut conn, &id).map_err(AppError::from)
-    })
-    .await??;
+    let found = state
+        .db(move |conn| staff_db::find_by_id(conn, &id))
+        .await?;
     Ok(found
         .filter(|s| s.disabled_at.is_none() && s.session_epoch == epoch)
         .map(|s| StaffUser {
@@ -114,14 +111,10 @@ async fn audit(
     action: &str,
     target: String,
 ) -> Result<(), AppError> {
-    let pool = state.pool.clone();
     let (email, action) = (staff.email.clone(), action.to_string());
-    web::block(move || {
-        let mut conn = pool.get()?;
-        staff_db::audit(&mut conn, &email, &action, &target, crate::mail::now())
-            .map_err(AppError::from)
-    })
-    .await?
+    state
+        .db(move |conn| staff_db::audit(conn, &email, &action, &target, crate::mail::now()))
+        .await
 }
 
 /// For page handlers: the staff member, or a redirect to the sign-in page.
@@ -194,13 +187,10 @@ pub async fn login_post(
         return retry(ctx, t.reg_stale, StatusCode::FORBIDDEN);
     }
     let email = form.email.trim().to_lowercase();
-    let pool = state.pool.clone();
     let lookup = email.clone();
-    let found = web::block(move || {
-        let mut conn = pool.get()?;
-        staff_db::find_by_email(&mut conn, &lookup).map_err(AppError::from)
-    })
-    .await??;
+    let found = state
+        .db(move |conn| staff_db::find_by_email(conn, &lookup))
+        .await?;
     let now = crate::mail::now();
     if let Some(staff) = &found
         && staff.is_locked(now)
@@ -209,24 +199,14 @@ pub async fn login_post(
         let t = ctx.t;
         return retry(ctx, t.staff_locked, StatusCode::TOO_MANY_REQUESTS);
     }
-    let hash = found
-        .as_ref()
-        .map(|s| s.password_hash.clone())
-        .unwrap_or_else(|| state.dummy_hash.clone());
-    let password = form.password.clone();
-    let matches = {
-        let _permit = crate::routes::register::post::acquire_hash_permit(&state).await?;
-        web::block(move || bcrypt::verify(password, &hash).unwrap_or(false)).await?
-    };
+    let stored = found.as_ref().map(|s| s.password_hash.clone());
+    let matches = crate::passwords::verify(&state, form.password.clone(), stored).await?;
     match found {
         Some(staff) if matches && staff.disabled_at.is_none() => {
-            let pool = state.pool.clone();
             let id = staff.id.clone();
-            web::block(move || {
-                let mut conn = pool.get()?;
-                staff_db::login_succeeded(&mut conn, &id).map_err(AppError::from)
-            })
-            .await??;
+            state
+                .db(move |conn| staff_db::login_succeeded(conn, &id))
+                .await?;
             let user = StaffUser {
                 id: staff.id.clone(),
                 email: staff.email.clone(),
@@ -247,12 +227,9 @@ pub async fn login_post(
         }
         other => {
             if let Some(staff) = other {
-                let pool = state.pool.clone();
-                web::block(move || {
-                    let mut conn = pool.get()?;
-                    staff_db::login_failed(&mut conn, &staff.id, now).map_err(AppError::from)
-                })
-                .await??;
+                state
+                    .db(move |conn| staff_db::login_failed(conn, &staff.id, now))
+                    .await?;
             }
             tracing::info!("staff sign-in refused");
             let t = ctx.t;
@@ -441,14 +418,10 @@ pub async fn failures(
     let cursor = Cursor::decode(&query.before);
     let (rows, error) = match filter {
         Ok(filter) => {
-            let pool = state.pool.clone();
             let cursor_for_query = cursor.clone();
-            let rows = web::block(move || {
-                let mut conn = pool.get()?;
-                staff_db::page(&mut conn, &filter, cursor_for_query.as_ref(), PAGE_SIZE)
-                    .map_err(AppError::from)
-            })
-            .await??;
+            let rows = state
+                .db(move |conn| staff_db::page(conn, &filter, cursor_for_query.as_ref(), PAGE_SIZE))
+                .await?;
             (rows, None)
         }
         Err(message) => (Vec::new(), Some(message)),
@@ -540,7 +513,7 @@ pub async fn failures_csv(
     audit(&state, &staff, "export_csv", filter_query(&query)).await?;
 
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, actix_web::Error>>(2);
-    let pool = state.pool.clone();
+    let state = state.clone();
     actix_web::rt::spawn(async move {
         let mut header = String::new();
         csv_line(
@@ -563,17 +536,17 @@ pub async fn failures_csv(
         }
         let mut cursor: Option<Cursor> = None;
         loop {
-            let (pool, filter, after) = (pool.clone(), filter.clone(), cursor.clone());
-            let batch = web::block(move || {
-                let mut conn = pool.get().map_err(|e| e.to_string())?;
-                staff_db::page(&mut conn, &filter, after.as_ref(), CSV_BATCH)
-                    .map_err(|e| e.to_string())
-            })
-            .await;
+            let (filter, after) = (filter.clone(), cursor.clone());
+            let batch = state
+                .db(move |conn| staff_db::page(conn, &filter, after.as_ref(), CSV_BATCH))
+                .await;
             let rows = match batch {
-                Ok(Ok(rows)) => rows,
-                other => {
-                    tracing::error!(error = ?other.err(), "CSV export stopped: database error");
+                Ok(rows) => rows,
+                Err(error) => {
+                    tracing::error!(
+                        error = %crate::errors::error_chain(&error),
+                        "CSV export stopped: database error"
+                    );
                     let _ = tx
                         .send(Err(actix_web::error::ErrorServiceUnavailable(
                             "database unavailable",
@@ -677,57 +650,52 @@ pub async fn failure(
 ) -> Result<HttpResponse, AppError> {
     let staff = staff_or_login!(req, state);
     let reference = path.into_inner().to_ascii_uppercase();
-    let pool = state.pool.clone();
     let lookup = reference.clone();
     let lang = ctx.lang;
     let t = ctx.t;
-    let found = web::block(move || -> Result<_, AppError> {
-        let mut conn = pool.get()?;
-        let Some(failure) = crate::failures::find(&mut conn, &lookup)? else {
-            return Ok(None);
-        };
-        let notes = staff_db::notes(&mut conn, &lookup)?;
-        let mut related = staff_db::related(
-            &mut conn,
-            failure.email.as_deref(),
-            failure.nik_hash.as_deref(),
-            200,
-        )?;
-        // The citizen's account: by this email, or else by this NIK (an
-        // attempt under another address).
-        let mut account = match &failure.email {
-            Some(email) => crate::db::accounts::find_by_email(&mut conn, email)?,
-            None => None,
-        };
-        if account.is_none()
-            && let Some(hash) = &failure.nik_hash
-        {
-            account = crate::db::accounts::find_by_nik_hash(&mut conn, hash)?;
-        }
-        if let Some(account) = &account
-            && Some(&account.email) != failure.email.as_ref()
-        {
-            related.extend(staff_db::related(
-                &mut conn,
-                Some(&account.email),
-                None,
+    let found = state
+        .db(move |conn| -> Result<_, AppError> {
+            let Some(failure) = crate::failures::find(conn, &lookup)? else {
+                return Ok(None);
+            };
+            let notes = staff_db::notes(conn, &lookup)?;
+            let mut related = staff_db::related(
+                conn,
+                failure.email.as_deref(),
+                failure.nik_hash.as_deref(),
                 200,
-            )?);
-            related
-                .sort_by(|a, b| (b.occurred_at, &b.reference).cmp(&(a.occurred_at, &a.reference)));
-            related.dedup_by(|a, b| a.reference == b.reference);
-        }
-        let mail_address = account
-            .as_ref()
-            .map(|a| a.email.clone())
-            .or(failure.email.clone());
-        let mails = match &mail_address {
-            Some(email) => crate::db::outbox::mails_to(&mut conn, email)?,
-            None => Vec::new(),
-        };
-        Ok(Some((failure, notes, related, account, mails)))
-    })
-    .await??;
+            )?;
+            // The citizen's account: by this email, or else by this NIK (an
+            // attempt under another address).
+            let mut account = match &failure.email {
+                Some(email) => crate::db::accounts::find_by_email(conn, email)?,
+                None => None,
+            };
+            if account.is_none()
+                && let Some(hash) = &failure.nik_hash
+            {
+                account = crate::db::accounts::find_by_nik_hash(conn, hash)?;
+            }
+            if let Some(account) = &account
+                && Some(&account.email) != failure.email.as_ref()
+            {
+                related.extend(staff_db::related(conn, Some(&account.email), None, 200)?);
+                related.sort_by(|a, b| {
+                    (b.occurred_at, &b.reference).cmp(&(a.occurred_at, &a.reference))
+                });
+                related.dedup_by(|a, b| a.reference == b.reference);
+            }
+            let mail_address = account
+                .as_ref()
+                .map(|a| a.email.clone())
+                .or(failure.email.clone());
+            let mails = match &mail_address {
+                Some(email) => crate::db::outbox::mails_to(conn, email)?,
+                None => Vec::new(),
+            };
+            Ok(Some((failure, notes, related, account, mails)))
+        })
+        .await?;
     let Some((failure, notes, mut related, account, mails)) = found else {
         return Err(AppError::NotFound);
     };
@@ -854,14 +822,11 @@ pub async fn failure_action(
     if !crate::session::csrf_valid(&session, &form.csrf_token) {
         return Ok(see_other(&back));
     }
-    let pool = state.pool.clone();
     let lookup = reference.clone();
-    let failure = web::block(move || {
-        let mut conn = pool.get()?;
-        crate::failures::find(&mut conn, &lookup).map_err(AppError::from)
-    })
-    .await??
-    .ok_or(AppError::NotFound)?;
+    let failure = state
+        .db(move |conn| crate::failures::find(conn, &lookup))
+        .await?
+        .ok_or(AppError::NotFound)?;
     let now = crate::mail::now();
     let done = match action.as_str() {
         "note" => {
@@ -869,45 +834,37 @@ pub async fn failure_action(
             if note.is_empty() {
                 return Ok(see_other(&back));
             }
-            let (pool, r, e) = (state.pool.clone(), reference.clone(), staff.email.clone());
-            web::block(move || {
-                let mut conn = pool.get()?;
-                staff_db::add_note(&mut conn, &r, &e, &note, now).map_err(AppError::from)
-            })
-            .await??;
+            let (r, e) = (reference.clone(), staff.email.clone());
+            state
+                .db(move |conn| staff_db::add_note(conn, &r, &e, &note, now))
+                .await?;
             "note"
         }
         "resolve" => {
-            let (pool, r, e) = (state.pool.clone(), reference.clone(), staff.email.clone());
-            web::block(move || {
-                let mut conn = pool.get()?;
-                staff_db::resolve(&mut conn, &r, &e, now).map_err(AppError::from)
-            })
-            .await??;
+            let (r, e) = (reference.clone(), staff.email.clone());
+            state
+                .db(move |conn| staff_db::resolve(conn, &r, &e, now))
+                .await?;
             "resolved"
         }
         "resend" => {
             // The account as the detail page finds it: by this email, or
             // else by this NIK.
-            let (pool, email, hash) = (
-                state.pool.clone(),
-                failure.email.clone(),
-                failure.nik_hash.clone(),
-            );
-            let address = web::block(move || -> Result<Option<String>, AppError> {
-                let mut conn = pool.get()?;
-                let mut account = match &email {
-                    Some(email) => crate::db::accounts::find_by_email(&mut conn, email)?,
-                    None => None,
-                };
-                if account.is_none()
-                    && let Some(hash) = &hash
-                {
-                    account = crate::db::accounts::find_by_nik_hash(&mut conn, hash)?;
-                }
-                Ok(account.map(|a| a.email))
-            })
-            .await??;
+            let (email, hash) = (failure.email.clone(), failure.nik_hash.clone());
+            let address = state
+                .db(move |conn| -> Result<Option<String>, AppError> {
+                    let mut account = match &email {
+                        Some(email) => crate::db::accounts::find_by_email(conn, email)?,
+                        None => None,
+                    };
+                    if account.is_none()
+                        && let Some(hash) = &hash
+                    {
+                        account = crate::db::accounts::find_by_nik_hash(conn, hash)?;
+                    }
+                    Ok(account.map(|a| a.email))
+                })
+                .await?;
             let Some(email) = address
                 .as_deref()
                 .and_then(|e| crate::domain::Email::parse(e).ok())
@@ -1005,17 +962,15 @@ pub async fn stats(
         Ok((from, to)) => (from, to, None),
         Err(e) => (today - Duration::days(6), today, Some(e)),
     };
-    let pool = state.pool.clone();
-    let counts = web::block(move || {
-        let mut conn = pool.get()?;
-        staff_db::counts_by_day(
-            &mut conn,
-            wib_day_start(from),
-            wib_day_start(to + Duration::days(1)),
-        )
-        .map_err(AppError::from)
-    })
-    .await??;
+    let counts = state
+        .db(move |conn| {
+            staff_db::counts_by_day(
+                conn,
+                wib_day_start(from),
+                wib_day_start(to + Duration::days(1)),
+            )
+        })
+        .await?;
 
     // day -> reason -> n, every day of the range present.
     let mut by_day: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
@@ -1118,12 +1073,9 @@ pub async fn audit_log(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let staff = staff_or_login!(req, state);
-    let pool = state.pool.clone();
-    let entries = web::block(move || {
-        let mut conn = pool.get()?;
-        staff_db::recent_audit(&mut conn, 500).map_err(AppError::from)
-    })
-    .await??;
+    let entries = state
+        .db(move |conn| staff_db::recent_audit(conn, 500))
+        .await?;
     let page = AuditPage {
         csrf: crate::session::csrf_token(&session),
         staff,

@@ -12,9 +12,9 @@ use crate::domain::Email;
 use crate::errors::AppError;
 use crate::failures::{self, Failure, reason};
 use crate::i18n::Lang;
-use crate::routes::register::post::see_other;
 use crate::startup::AppState;
 use crate::web::PageCtx;
+use crate::web::see_other;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ResendResult {
@@ -32,50 +32,49 @@ pub async fn resend_verification(
     email: &Email,
     lang: Lang,
 ) -> Result<ResendResult, AppError> {
-    let pool = state.pool.clone();
     let address = email.as_str().to_string();
     let cooldown = chrono::Duration::seconds(i64::from(state.settings.resend_cooldown_secs));
     let ttl = chrono::Duration::hours(i64::from(state.settings.verify_token_ttl_hours));
     let settings = state.settings.clone();
-    let result = web::block(move || -> Result<ResendResult, AppError> {
-        let mut conn = pool.get()?;
-        let now = crate::mail::now();
-        let Some(account) = accounts::find_by_email(&mut conn, &address)? else {
-            return Ok(ResendResult::NothingWaiting);
-        };
-        if account.is_verified() {
-            return Ok(ResendResult::NothingWaiting);
-        }
-        if let Some(last) = accounts::last_token_issued(&mut conn, &account.id, PURPOSE_VERIFY)?
-            && last + cooldown > now
-        {
-            return Ok(ResendResult::Cooldown);
-        }
-        let (token, token_hash) = crate::session::new_link_token();
-        let mail = crate::mail::verification_mail(
-            &settings,
-            lang,
-            &account.id,
-            &account.email,
-            &account.full_name,
-            &token,
-            now,
-        )
-        .map_err(AppError::internal)?;
-        accounts::issue_token(
-            &mut conn,
-            &NewToken {
-                token_hash: &token_hash,
-                account_id: &account.id,
-                purpose: PURPOSE_VERIFY,
-                created_at: now,
-                expires_at: now + ttl,
-            },
-            &mail,
-        )?;
-        Ok(ResendResult::Sent)
-    })
-    .await??;
+    let result = state
+        .db(move |conn| -> Result<ResendResult, AppError> {
+            let now = crate::mail::now();
+            let Some(account) = accounts::find_by_email(conn, &address)? else {
+                return Ok(ResendResult::NothingWaiting);
+            };
+            if account.is_verified() {
+                return Ok(ResendResult::NothingWaiting);
+            }
+            if let Some(last) = accounts::last_token_issued(conn, &account.id, PURPOSE_VERIFY)?
+                && last + cooldown > now
+            {
+                return Ok(ResendResult::Cooldown);
+            }
+            let (token, token_hash) = crate::session::new_link_token();
+            let mail = crate::mail::verification_mail(
+                &settings,
+                lang,
+                &account.id,
+                &account.email,
+                &account.full_name,
+                &token,
+                now,
+            )
+            .map_err(AppError::internal)?;
+            accounts::issue_token(
+                conn,
+                &NewToken {
+                    token_hash: &token_hash,
+                    account_id: &account.id,
+                    purpose: PURPOSE_VERIFY,
+                    created_at: now,
+                    expires_at: now + ttl,
+                },
+                &mail,
+            )?;
+            Ok(ResendResult::Sent)
+        })
+        .await?;
     match result {
         ResendResult::Sent => {
             tracing::info!("verification link sent again");
@@ -156,12 +155,9 @@ pub async fn verify(
     let token = query.token.clone().unwrap_or_default();
     let outcome = if token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
         let hash = crate::session::hash_link_token(&token);
-        let pool = state.pool.clone();
-        web::block(move || {
-            let mut conn = pool.get()?;
-            accounts::verify_email(&mut conn, &hash, crate::mail::now()).map_err(AppError::from)
-        })
-        .await??
+        state
+            .db(move |conn| accounts::verify_email(conn, &hash, crate::mail::now()))
+            .await?
     } else {
         VerifyOutcome::Unknown
     };

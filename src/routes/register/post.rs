@@ -1,10 +1,10 @@
 //! `POST /register`: validate, then create the account, its verification
 //! token and mail in one transaction, idempotently per `submission_id`.
 
+use crate::web::see_other;
 use actix_multipart::Multipart;
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::Duration;
@@ -22,11 +22,6 @@ use crate::failures::{self, Failure, reason};
 use crate::forms::{FormErrors, MultipartForm, file_size_label, read_multipart};
 use crate::startup::AppState;
 use crate::web::PageCtx;
-
-/// Today in Indonesia's western time zone (UTC+7), for birth-date checks.
-pub fn today_in_indonesia() -> chrono::NaiveDate {
-    (chrono::Utc::now() + Duration::hours(7)).date_naive()
-}
 
 fn values_of(form: &MultipartForm) -> RegisterValues {
     RegisterValues {
@@ -81,7 +76,7 @@ pub async fn post(
         None => {}
     }
 
-    let today = today_in_indonesia();
+    let today = crate::domain::today_in_indonesia();
     let mut check = |field: &'static str, result: Result<(), Problem>| {
         if let Err(p) = result {
             errors.add(field, p);
@@ -188,7 +183,7 @@ pub async fn post(
         .render(status);
     };
 
-    let password_hash = hash_password(&state, password).await?;
+    let password_hash = crate::passwords::hash(&state, password).await?;
     let (token, token_hash) = crate::session::new_link_token();
     let account_id = uuid::Uuid::new_v4().to_string();
     let mail = crate::mail::verification_mail(
@@ -206,32 +201,31 @@ pub async fn post(
     let nik_hash = state.failures.nik_hash(nik.as_str());
     let upload_id = draft.upload_id.clone();
     let ttl = Duration::hours(i64::from(state.settings.verify_token_ttl_hours));
-    let pool = state.pool.clone();
-    let outcome = web::block(move || {
-        let mut conn = pool.get()?;
-        let registration = Registration {
-            submission_id: &submission_key,
-            account: NewAccount {
-                id: account_id,
-                email: email.as_str().to_string(),
-                nik: nik.as_str().to_string(),
-                full_name: name.as_str().to_string(),
-                birth_date: birth.to_iso(),
-                phone: phone.as_str().to_string(),
-                npwp: npwp.map(|n| n.as_str().to_string()),
-                password_hash,
-                ktp_upload_id: upload_id,
-                lang: lang.code().to_string(),
-                created_at: now,
-                nik_hash: Some(nik_hash),
-            },
-            token_hash: &token_hash,
-            token_expires_at: now + ttl,
-            mail,
-        };
-        accounts::register(&mut conn, &registration).map_err(AppError::from)
-    })
-    .await??;
+    let outcome = state
+        .db(move |conn| {
+            let registration = Registration {
+                submission_id: &submission_key,
+                account: NewAccount {
+                    id: account_id,
+                    email: email.as_str().to_string(),
+                    nik: nik.as_str().to_string(),
+                    full_name: name.as_str().to_string(),
+                    birth_date: birth.to_iso(),
+                    phone: phone.as_str().to_string(),
+                    npwp: npwp.map(|n| n.as_str().to_string()),
+                    password_hash,
+                    ktp_upload_id: upload_id,
+                    lang: lang.code().to_string(),
+                    created_at: now,
+                    nik_hash: Some(nik_hash),
+                },
+                token_hash: &token_hash,
+                token_expires_at: now + ttl,
+                mail,
+            };
+            accounts::register(conn, &registration)
+        })
+        .await?;
 
     let failure = |reason| {
         Failure::new(reason)
@@ -321,53 +315,11 @@ async fn queue_guidance_mail(
 ) -> Result<(), AppError> {
     let mail = crate::mail::guidance_mail(&state.settings, lang, to, nik, reference, now)
         .map_err(AppError::internal)?;
-    let pool = state.pool.clone();
-    web::block(move || {
-        let mut conn = pool.get()?;
-        crate::db::outbox::insert_mail(&mut conn, &mail).map_err(AppError::from)
-    })
-    .await??;
+    state
+        .db(move |conn| crate::db::outbox::insert_mail(conn, &mail))
+        .await?;
     state.wake_mailer.notify_one();
     Ok(())
-}
-
-pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((LOCATION, location))
-        .finish()
-}
-
-/// bcrypt at the configured cost, on the blocking pool, with no more hashes
-/// at once than EMETERAI_HASH_CONCURRENCY so a surge cannot starve the
-/// database calls.
-pub async fn hash_password(
-    state: &web::Data<AppState>,
-    password: Password,
-) -> Result<String, AppError> {
-    let _permit = acquire_hash_permit(state).await?;
-    let cost = state.settings.bcrypt_cost;
-    web::block(move || bcrypt::hash(password.expose(), cost))
-        .await?
-        .map_err(AppError::internal)
-}
-
-/// A place in the bounded hashing queue; after 10 seconds of waiting the
-/// server is overloaded and the citizen is told to come back (503).
-pub async fn acquire_hash_permit(
-    state: &web::Data<AppState>,
-) -> Result<tokio::sync::SemaphorePermit<'_>, AppError> {
-    match tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        state.hash_permits.acquire(),
-    )
-    .await
-    {
-        Ok(Ok(permit)) => Ok(permit),
-        Ok(Err(e)) => Err(AppError::internal(e)),
-        Err(_) => Err(AppError::unavailable(
-            "password hashing queue full (overloaded)",
-        )),
-    }
 }
 
 async fn store_upload(
@@ -377,7 +329,6 @@ async fn store_upload(
     now: chrono::NaiveDateTime,
     lang: crate::i18n::Lang,
 ) -> Result<DraftPhoto, AppError> {
-    let pool = state.pool.clone();
     let id = uuid::Uuid::new_v4().to_string();
     let size = ktp.data().len() as i64;
     let name = if file_name.is_empty() {
@@ -386,22 +337,21 @@ async fn store_upload(
         file_name
     };
     let (upload_id, stored_name) = (id.clone(), name.clone());
-    web::block(move || {
-        let mut conn = pool.get()?;
-        accounts::insert_upload(
-            &mut conn,
-            &NewUpload {
-                id: &upload_id,
-                file_name: &stored_name,
-                content_type: ktp.content_type(),
-                size_bytes: size,
-                data: ktp.data(),
-                created_at: now,
-            },
-        )
-        .map_err(AppError::from)
-    })
-    .await??;
+    state
+        .db(move |conn| {
+            accounts::insert_upload(
+                conn,
+                &NewUpload {
+                    id: &upload_id,
+                    file_name: &stored_name,
+                    content_type: ktp.content_type(),
+                    size_bytes: size,
+                    data: ktp.data(),
+                    created_at: now,
+                },
+            )
+        })
+        .await?;
     Ok(DraftPhoto {
         upload_id: id,
         file_name: name,
@@ -417,12 +367,9 @@ async fn draft_photo(
     if uuid::Uuid::parse_str(&id).is_err() {
         return Ok(None);
     }
-    let pool = state.pool.clone();
-    let found = web::block(move || {
-        let mut conn = pool.get()?;
-        accounts::find_draft_upload(&mut conn, &id).map_err(AppError::from)
-    })
-    .await??;
+    let found = state
+        .db(move |conn| accounts::find_draft_upload(conn, &id))
+        .await?;
     Ok(found.map(|u| DraftPhoto {
         upload_id: u.id,
         file_name: u.file_name,
