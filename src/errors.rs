@@ -34,8 +34,6 @@ pub enum AppError {
     BadRequest(&'static str),
     #[error("forbidden")]
     Forbidden,
-    #[error("too many requests")]
-    TooManyRequests,
     /// Refused by a rate limit; the failure is recorded under this reference.
     #[error("rate limited")]
     RateLimited(String),
@@ -82,28 +80,27 @@ impl From<diesel::result::Error> for AppError {
 
 fn is_unavailable_message(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    [
-        "database is locked",
-        "database is busy",
-        "closed the connection",
-        "terminating connection",
-        "connection refused",
-        "could not connect",
-        "no connection to the server",
-        "the database system is",
-        "unable to open database",
-        "disk i/o error",
-        // A connection cut under a query (TLS or plain).
-        "ssl error",
-        "ssl syscall error",
-        "unexpected eof",
-        "eof detected",
-        "broken pipe",
-        "connection reset",
-        "server closed",
-    ]
-    .iter()
-    .any(|needle| m.contains(needle))
+    crate::db::is_busy_message(&m)
+        || [
+            "closed the connection",
+            "terminating connection",
+            "connection refused",
+            "could not connect",
+            "no connection to the server",
+            "the database system is",
+            "unable to open database",
+            "disk i/o error",
+            // A connection cut under a query (TLS or plain).
+            "ssl error",
+            "ssl syscall error",
+            "unexpected eof",
+            "eof detected",
+            "broken pipe",
+            "connection reset",
+            "server closed",
+        ]
+        .iter()
+        .any(|needle| m.contains(needle))
 }
 
 impl From<actix_web::error::BlockingError> for AppError {
@@ -151,7 +148,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Forbidden => StatusCode::FORBIDDEN,
-            AppError::TooManyRequests | AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

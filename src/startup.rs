@@ -35,6 +35,9 @@ pub struct AppState {
     /// long as wrong passwords.
     pub dummy_hash: String,
     pub failures: crate::failures::FailureLog,
+    /// Encrypts the staff session cookie (derived from the secret for that
+    /// purpose only).
+    pub staff_cookie_key: actix_web::cookie::Key,
 }
 
 impl AppState {
@@ -140,6 +143,9 @@ impl Application {
             common_passwords: crate::domain::CommonPasswords::load(),
             hash_permits: tokio::sync::Semaphore::new(hash_concurrency),
             dummy_hash,
+            staff_cookie_key: actix_web::cookie::Key::derive_from(
+                failure_log.keyed_hash("staff-cookie", "v1").as_bytes(),
+            ),
             failures: failure_log,
             settings,
             pool,

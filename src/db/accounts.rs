@@ -191,10 +191,7 @@ fn is_race(e: &DieselError) -> bool {
     match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
         | DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
-        DieselError::DatabaseError(_, info) => {
-            let m = info.message();
-            m.contains("database is locked") || m.contains("busy")
-        }
+        DieselError::DatabaseError(_, info) => super::is_busy_message(info.message()),
         _ => false,
     }
 }

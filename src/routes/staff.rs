@@ -32,11 +32,6 @@ const PAGE_SIZE: i64 = 50;
 /// Indonesia's western time zone, in which staff read times and days.
 const WIB_HOURS: i64 = 7;
 
-/// The key of the staff cookie, derived from the secret for this purpose only.
-pub fn cookie_key(state: &AppState) -> Key {
-    Key::derive_from(state.failures.keyed_hash("staff-cookie", "v1").as_bytes())
-}
-
 fn staff_cookie(key: &Key, value: String, secure: bool) -> Cookie<'static> {
     let mut jar = CookieJar::new();
     jar.private_mut(key).add(
@@ -80,7 +75,7 @@ pub async fn current_staff(
     };
     let mut jar = CookieJar::new();
     jar.add_original(cookie);
-    let Some(plain) = jar.private(&cookie_key(state)).get(STAFF_COOKIE) else {
+    let Some(plain) = jar.private(&state.staff_cookie_key).get(STAFF_COOKIE) else {
         return Ok(None);
     };
     let mut parts = plain.value().split('|');
@@ -218,7 +213,7 @@ pub async fn login_post(
             let mut response = see_other("/staff/failures");
             response
                 .add_cookie(&staff_cookie(
-                    &cookie_key(&state),
+                    &state.staff_cookie_key,
                     value,
                     state.settings.secure_cookies(),
                 ))
