@@ -181,6 +181,16 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_HASH_CONCURRENCY", value_name = "EMETERAI_HASH_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub hash_concurrency: Option<u16>,
 
+    /// Longest wait for a password hash before the citizen is told to try again (503); sizes the
+    /// hashing queues from the hash time measured at start-up.
+    #[arg(long, env = "EMETERAI_HASH_MAX_WAIT_MS", value_name = "EMETERAI_HASH_MAX_WAIT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub hash_max_wait_ms: u64,
+
+    /// Hashing requests that may wait per class (sign-in, new password); overrides the size
+    /// computed from EMETERAI_HASH_MAX_WAIT_MS.
+    #[arg(long, env = "EMETERAI_HASH_QUEUE", value_name = "EMETERAI_HASH_QUEUE", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub hash_queue: Option<u32>,
+
     /// Minutes a password-reset link stays valid.
     #[arg(long, env = "EMETERAI_RESET_TOKEN_TTL_MINUTES", value_name = "EMETERAI_RESET_TOKEN_TTL_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u32).range(5..=1440))]
     pub reset_token_ttl_minutes: u32,

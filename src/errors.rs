@@ -26,6 +26,13 @@ type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// Seconds a citizen is asked to wait after a 503.
 pub const RETRY_AFTER_SECS: u32 = 30;
 
+/// Seconds before the busy page (hashing at capacity) tries again by itself.
+pub const BUSY_RETRY_SECS: u32 = 5;
+
+/// Where the busy page's "try again now" button leads (a local path).
+#[derive(Debug, Clone)]
+pub struct BusyRetry(pub String);
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("not found")]
@@ -39,6 +46,14 @@ pub enum AppError {
     RateLimited(String),
     #[error("service unavailable")]
     Unavailable(#[source] BoxError),
+    /// Password hashing is at capacity: a 503 with `Refresh` back to
+    /// `retry`, where the citizen can send the same again.
+    #[error("busy")]
+    Busy {
+        #[source]
+        cause: BoxError,
+        retry: String,
+    },
     #[error("internal error")]
     Internal(#[source] BoxError),
 }
@@ -149,7 +164,7 @@ impl ResponseError for AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -174,10 +189,18 @@ impl ResponseError for AppError {
             tracing::info!(reference = %reference, status = status.as_u16(), error = %chain, "request refused");
         }
         let mut response = HttpResponse::build(status);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let AppError::Busy { retry, .. } = self {
+            // A header, not a meta refresh (which the page checks flag).
+            response
+                .insert_header((header::RETRY_AFTER, BUSY_RETRY_SECS))
+                .insert_header(("Refresh", format!("{BUSY_RETRY_SECS}; url={retry}")));
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
         }
         let mut response = response.finish();
+        if let AppError::Busy { retry, .. } = self {
+            response.extensions_mut().insert(BusyRetry(retry.clone()));
+        }
         response.extensions_mut().insert(ErrorReference {
             code: reference,
             recorded: false,
@@ -194,6 +217,8 @@ struct ErrorPage<'a> {
     title: &'static str,
     body: &'static str,
     reference: &'a str,
+    /// The busy page's "try again now" target.
+    retry: Option<String>,
 }
 
 fn texts_for(ctx: &PageCtx, status: StatusCode) -> (&'static str, &'static str) {
@@ -235,16 +260,25 @@ pub fn error_page<B: MessageBody + 'static>(
         tracing::info!(reference = %reference, status = status.as_u16(), path = %res.request().path(), error = %cause, "request refused");
         reference
     });
+    let retry = res
+        .response()
+        .extensions()
+        .get::<BusyRetry>()
+        .map(|r| r.0.clone());
     let (req, old) = res.into_parts();
     let html = match PageCtx::from_request(&req) {
         Ok(ctx) => {
-            let (title, body) = texts_for(&ctx, status);
+            let (title, body) = match retry {
+                Some(_) => (ctx.t.busy_title, ctx.t.busy_body),
+                None => texts_for(&ctx, status),
+            };
             ErrorPage {
                 ctx: &ctx,
                 status: status.as_u16(),
                 title,
                 body,
                 reference: &reference,
+                retry,
             }
             .render()
             .map(|html| (html, ctx.lang.code()))

@@ -40,6 +40,9 @@ pub mod reason {
     pub const LINK_UNKNOWN: &str = "link_unknown";
     pub const SIGN_IN_FAILED: &str = "sign_in_failed";
     pub const RESET_LINK_INVALID: &str = "reset_link_invalid";
+    /// A registration's link opened after another registration with the
+    /// same NIK had finished first.
+    pub const NIK_TAKEN_AT_LINK: &str = "nik_taken_at_link";
 
     /// Every reason, for filters and documentation.
     pub const ALL: &[&str] = &[
@@ -58,6 +61,7 @@ pub mod reason {
         LINK_UNKNOWN,
         SIGN_IN_FAILED,
         RESET_LINK_INVALID,
+        NIK_TAKEN_AT_LINK,
     ];
 }
 

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod errors;
 pub mod failures;
 pub mod forms;
+pub mod hashing;
 pub mod i18n;
 pub mod mail;
 pub mod metrics;

@@ -113,7 +113,7 @@ struct VerifyHtml<'a> {
 pub fn verification_mail(
     settings: &Settings,
     lang: Lang,
-    account_id: &str,
+    registration_id: &str,
     to: &str,
     name: &str,
     token: &str,
@@ -139,15 +139,9 @@ pub fn verification_mail(
         Lang::Id => "Verifikasi email akun e-Meterai Anda",
         Lang::En => "Verify the email address of your e-Meterai account",
     };
-    Ok(outbox_mail(
-        KIND_VERIFY,
-        Some(account_id),
-        to,
-        subject,
-        text,
-        html,
-        now,
-    ))
+    let mut mail = outbox_mail(KIND_VERIFY, None, to, subject, text, html, now);
+    mail.registration_id = Some(registration_id.to_string());
+    Ok(mail)
 }
 
 pub const KIND_GUIDANCE: &str = "guidance";
@@ -310,6 +304,7 @@ fn outbox_mail(
         status: STATUS_PENDING.to_string(),
         next_attempt_at: now,
         created_at: now,
+        registration_id: None,
     }
 }
 
@@ -370,11 +365,7 @@ pub async fn purge_expired(state: &web::Data<AppState>) -> Result<(usize, usize)
     state
         .db(move |conn| {
             let now = now();
-            crate::db::accounts::purge_unverified(
-                conn,
-                now - ttl,
-                now - chrono::Duration::hours(24),
-            )
+            crate::db::registrations::purge(conn, now - ttl, now - chrono::Duration::hours(24))
         })
         .await
 }

@@ -65,8 +65,15 @@ fn staff(settings: emeterai::config::Settings, command: StaffCommand) -> Result<
                 return Err("staff passwords need at least 12 characters".into());
             }
             let common = emeterai::domain::CommonPasswords::load();
-            emeterai::domain::Password::parse(&password, &password, Some(&email), None, &common)
-                .map_err(|p| p.text(emeterai::i18n::Lang::En).to_string())?;
+            emeterai::domain::Password::parse(
+                &password,
+                &password,
+                Some(&email),
+                None,
+                None,
+                &common,
+            )
+            .map_err(|p| p.text(emeterai::i18n::Lang::En).to_string())?;
             let hash = bcrypt::hash(&password, settings.bcrypt_cost).map_err(|e| e.to_string())?;
             staff_db::create(&mut conn, email.as_str(), &hash, now).map_err(|e| match e {
                 diesel::result::Error::DatabaseError(

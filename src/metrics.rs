@@ -26,8 +26,15 @@ fn latency_histogram() -> Histogram {
     ])
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HashClassLabels {
+    pub class: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    hash_rejected: Family<HashClassLabels, Counter>,
+    hash_waiting: Family<HashClassLabels, Gauge>,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram>,
     pool_connections: Gauge,
@@ -76,8 +83,22 @@ impl Metrics {
             "Largest number of database connections the pool may open",
             pool_max.clone(),
         );
+        let hash_rejected = Family::<HashClassLabels, Counter>::default();
+        registry.register(
+            "hash_rejected",
+            "Password hashing requests refused at once because their queue was full (503)",
+            hash_rejected.clone(),
+        );
+        let hash_waiting = Family::<HashClassLabels, Gauge>::default();
+        registry.register(
+            "hash_waiting",
+            "Password hashing requests waiting for a thread, by class",
+            hash_waiting.clone(),
+        );
         Metrics {
             registry,
+            hash_rejected,
+            hash_waiting,
             requests,
             latency,
             pool_connections,
@@ -86,8 +107,28 @@ impl Metrics {
         }
     }
 
+    pub fn hash_rejected(&self, class: crate::hashing::Class) {
+        self.hash_rejected
+            .get_or_create(&HashClassLabels {
+                class: class.label().to_string(),
+            })
+            .inc();
+    }
+
     /// Encodes every metric, with the pool gauges read at this moment.
-    pub fn encode(&self, pool: &crate::db::Pool) -> Result<String, std::fmt::Error> {
+    pub fn encode(
+        &self,
+        pool: &crate::db::Pool,
+        hashing: &crate::hashing::HashPool,
+    ) -> Result<String, std::fmt::Error> {
+        use crate::hashing::Class;
+        for class in [Class::SignIn, Class::NewPassword] {
+            self.hash_waiting
+                .get_or_create(&HashClassLabels {
+                    class: class.label().to_string(),
+                })
+                .set(hashing.waiting(class) as i64);
+        }
         let state = pool.state();
         self.pool_connections.set(i64::from(state.connections));
         self.pool_idle.set(i64::from(state.idle_connections));

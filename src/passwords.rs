@@ -1,37 +1,44 @@
-//! Password hashing and checking with bcrypt: on the blocking pool, never
-//! more at once than EMETERAI_HASH_CONCURRENCY (a surge of sign-ups must not
-//! starve the database calls), and a 503 when the queue is too long.
-
-use actix_web::web;
+//! Password hashing and checking with bcrypt, on the hashing pool
+//! (`crate::hashing`): admitted or refused at once, never queued into a
+//! timeout. A refusal is `AppError::Busy`, a 503 page with `Refresh` that
+//! sends the citizen back to `retry` (nothing they sent is lost).
 
 use crate::domain::Password;
 use crate::errors::AppError;
+use crate::hashing::{Class, HashPool};
 use crate::startup::AppState;
 
-/// A place in the bounded hashing queue; after 10 seconds of waiting the
-/// server is overloaded and the citizen is told to come back (503).
-async fn permit(state: &AppState) -> Result<tokio::sync::SemaphorePermit<'_>, AppError> {
-    match tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        state.hash_permits.acquire(),
-    )
-    .await
-    {
-        Ok(Ok(permit)) => Ok(permit),
-        Ok(Err(e)) => Err(AppError::internal(e)),
-        Err(_) => Err(AppError::unavailable(
-            "password hashing queue full (overloaded)",
-        )),
+async fn run<T: Send + 'static>(
+    state: &AppState,
+    class: Class,
+    retry: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    let pool: &HashPool = &state.hash_pool;
+    match pool.submit(class, work) {
+        Ok(answer) => answer.await.map_err(AppError::internal),
+        Err(full) => {
+            state.metrics.hash_rejected(class);
+            tracing::warn!(
+                class = class.label(),
+                "password hashing queue full: refused"
+            );
+            Err(AppError::Busy {
+                cause: Box::new(full),
+                retry: retry.to_string(),
+            })
+        }
     }
 }
 
 /// The bcrypt hash of a new password, at the configured cost.
-pub async fn hash(state: &AppState, password: Password) -> Result<String, AppError> {
-    let _permit = permit(state).await?;
+pub async fn hash(state: &AppState, password: Password, retry: &str) -> Result<String, AppError> {
     let cost = state.settings.bcrypt_cost;
-    web::block(move || bcrypt::hash(password.expose(), cost))
-        .await?
-        .map_err(AppError::internal)
+    run(state, Class::NewPassword, retry, move || {
+        bcrypt::hash(password.expose(), cost)
+    })
+    .await?
+    .map_err(AppError::internal)
 }
 
 /// Whether `password` matches the stored hash. With no stored hash (an
@@ -41,10 +48,13 @@ pub async fn verify(
     state: &AppState,
     password: String,
     stored: Option<String>,
+    retry: &str,
 ) -> Result<bool, AppError> {
     let hash = stored.unwrap_or_else(|| state.dummy_hash.clone());
     let known = hash != state.dummy_hash;
-    let _permit = permit(state).await?;
-    let matches = web::block(move || bcrypt::verify(password, &hash).unwrap_or(false)).await?;
+    let matches = run(state, Class::SignIn, retry, move || {
+        bcrypt::verify(password, &hash).unwrap_or(false)
+    })
+    .await?;
     Ok(known && matches)
 }

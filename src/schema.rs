@@ -49,6 +49,7 @@ diesel::table! {
         account_id -> Nullable<Text>,
         email -> Text,
         created_at -> Timestamp,
+        registration_id -> Nullable<Text>,
     }
 }
 
@@ -68,8 +69,42 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+        registration_id -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    registrations (id) {
+        id -> Text,
+        email -> Text,
+        nik -> Text,
+        nik_hash -> Nullable<Text>,
+        full_name -> Text,
+        birth_date -> Text,
+        phone -> Text,
+        npwp -> Nullable<Text>,
+        ktp_upload_id -> Text,
+        lang -> Text,
+        legacy_password_hash -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_sent_at -> Nullable<Timestamp>,
+        link_opened_at -> Nullable<Timestamp>,
+        completed_at -> Nullable<Timestamp>,
+        account_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    registration_tokens (token_hash) {
+        token_hash -> Text,
+        registration_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(registration_tokens -> registrations (registration_id));
 
 diesel::joinable!(accounts -> ktp_uploads (ktp_upload_id));
 diesel::joinable!(account_tokens -> accounts (account_id));
@@ -143,4 +178,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     staff,
     staff_audit,
     failure_notes,
+    registrations,
+    registration_tokens,
 );

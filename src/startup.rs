@@ -29,8 +29,8 @@ pub struct AppState {
     /// Wakes the mail worker when a mail was queued.
     pub wake_mailer: Arc<tokio::sync::Notify>,
     pub common_passwords: crate::domain::CommonPasswords,
-    /// Bounds how many bcrypt hashes run at once.
-    pub hash_permits: tokio::sync::Semaphore,
+    /// Runs bcrypt off the request workers, admitting or refusing at once.
+    pub hash_pool: crate::hashing::HashPool,
     /// A hash to check unknown sign-in addresses against, so they take as
     /// long as wrong passwords.
     pub dummy_hash: String,
@@ -135,13 +135,33 @@ impl Application {
             .hash_concurrency
             .map(usize::from)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        // The dummy hash doubles as the measurement that sizes the queues.
+        let started = std::time::Instant::now();
         let dummy_hash = bcrypt::hash("not a real password", settings.bcrypt_cost)?;
+        let per_hash = started.elapsed();
+        let hash_queue = settings.hash_queue.map_or_else(
+            || {
+                crate::hashing::HashPool::queue_for(
+                    hash_concurrency,
+                    per_hash,
+                    std::time::Duration::from_millis(settings.hash_max_wait_ms),
+                )
+            },
+            |n| n as usize,
+        );
+        tracing::info!(
+            threads = hash_concurrency,
+            queue = hash_queue,
+            hash_ms = per_hash.as_millis() as u64,
+            cost = settings.bcrypt_cost,
+            "password hashing pool ready"
+        );
         let wake_mailer = Arc::new(tokio::sync::Notify::new());
         let state = web::Data::new(AppState {
             mailer: crate::mail::Mailer::new(&settings)?,
             wake_mailer: wake_mailer.clone(),
             common_passwords: crate::domain::CommonPasswords::load(),
-            hash_permits: tokio::sync::Semaphore::new(hash_concurrency),
+            hash_pool: crate::hashing::HashPool::new(hash_concurrency, hash_queue),
             dummy_hash,
             staff_cookie_key: actix_web::cookie::Key::derive_from(
                 failure_log.keyed_hash("staff-cookie", "v1").as_bytes(),

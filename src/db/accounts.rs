@@ -1,14 +1,12 @@
-//! Accounts, KTP uploads, verification tokens and idempotent registration.
+//! Accounts (verified: made when a registration's password is chosen), KTP
+//! uploads, and password-reset tokens.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::DbConn;
 use super::outbox::{NewMail, insert_mail};
-use crate::schema::{account_tokens, accounts, ktp_uploads, registration_submissions};
-
-pub const PURPOSE_VERIFY: &str = "verify";
+use crate::schema::{account_tokens, accounts, ktp_uploads};
 
 #[derive(Debug, Clone, Queryable)]
 pub struct Account {
@@ -47,6 +45,7 @@ pub struct NewAccount {
     pub password_hash: String,
     pub ktp_upload_id: String,
     pub lang: String,
+    pub verified_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub nik_hash: Option<String>,
 }
@@ -77,13 +76,9 @@ pub fn insert_upload(conn: &mut DbConn, upload: &NewUpload<'_>) -> QueryResult<(
         .map(|_| ())
 }
 
-/// A draft's upload that no account owns yet.
+/// A draft's upload that no registration or account owns yet.
 pub fn find_draft_upload(conn: &mut DbConn, id: &str) -> QueryResult<Option<UploadInfo>> {
-    let owned = accounts::table
-        .filter(accounts::ktp_upload_id.eq(id))
-        .count()
-        .get_result::<i64>(conn)?;
-    if owned > 0 {
+    if super::registrations::upload_is_owned(conn, id)? {
         return Ok(None);
     }
     ktp_uploads::table
@@ -129,7 +124,7 @@ pub fn backfill_nik_hashes(conn: &mut DbConn, hash: impl Fn(&str) -> String) -> 
     Ok(missing.len())
 }
 
-fn find_by_nik(conn: &mut DbConn, nik: &str) -> QueryResult<Option<Account>> {
+pub fn find_by_nik(conn: &mut DbConn, nik: &str) -> QueryResult<Option<Account>> {
     accounts::table
         .filter(accounts::nik.eq(nik))
         .first(conn)
@@ -146,176 +141,8 @@ pub struct NewToken<'a> {
     pub expires_at: NaiveDateTime,
 }
 
-/// How a submitted registration ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RegisterOutcome {
-    /// A new account (or, with `replay`, the account this same submission
-    /// made before: a retry after a dropped connection or a double click).
-    Registered {
-        account_id: String,
-        email: String,
-        replay: bool,
-    },
-    /// A verified account already has this email.
-    EmailTaken,
-    /// A verified account already has this NIK.
-    NikTaken,
-    /// An unverified account is waiting for this email to be confirmed.
-    EmailPending { account_id: String },
-}
-
-/// What the registration transaction writes besides the account.
-pub struct Registration<'a> {
-    pub submission_id: &'a str,
-    pub account: NewAccount,
-    pub token_hash: &'a str,
-    pub token_expires_at: NaiveDateTime,
-    pub mail: NewMail,
-}
-
-enum TxError {
-    Db(DieselError),
-    Stop(RegisterOutcome),
-}
-
-impl From<DieselError> for TxError {
-    fn from(e: DieselError) -> Self {
-        TxError::Db(e)
-    }
-}
-
-/// Races between concurrent submissions end in a unique violation (two
-/// inserts of one email, NIK or submission id) or, on SQLite, a busy
-/// snapshot; running the whole transaction again then sees the winner.
-fn is_race(e: &DieselError) -> bool {
-    match e {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
-        | DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
-        DieselError::DatabaseError(_, info) => super::is_busy_message(info.message()),
-        _ => false,
-    }
-}
-
-/// Creates the account, its verification token and the verification mail
-/// in one transaction, recorded under the form's `submission_id`, so that
-/// submitting the same form again gets the same outcome.
-pub fn register(conn: &mut DbConn, reg: &Registration<'_>) -> QueryResult<RegisterOutcome> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match try_register(conn, reg) {
-            Ok(outcome) => return Ok(outcome),
-            Err(TxError::Stop(outcome)) => return Ok(outcome),
-            Err(TxError::Db(e)) if attempt < 4 && is_race(&e) => {
-                tracing::debug!(error = %e, attempt, "registration raced; trying again");
-                std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
-            }
-            Err(TxError::Db(e)) => return Err(e),
-        }
-    }
-}
-
-fn try_register(conn: &mut DbConn, reg: &Registration<'_>) -> Result<RegisterOutcome, TxError> {
-    // A submission seen before, committed: the same answer again.
-    if let Some(outcome) = replay(conn, reg.submission_id)? {
-        return Ok(outcome);
-    }
-    conn.transaction::<_, TxError, _>(|conn| {
-        // Writing first takes SQLite's write lock at once (waiting on the
-        // busy timeout), and makes a concurrent twin of this submission wait
-        // on PostgreSQL's primary key until we commit.
-        diesel::insert_into(registration_submissions::table)
-            .values((
-                registration_submissions::submission_id.eq(reg.submission_id),
-                registration_submissions::email.eq(&reg.account.email),
-                registration_submissions::created_at.eq(reg.account.created_at),
-            ))
-            .execute(conn)?;
-
-        if let Some(existing) = find_by_email(conn, &reg.account.email)? {
-            return Err(TxError::Stop(if existing.is_verified() {
-                RegisterOutcome::EmailTaken
-            } else {
-                RegisterOutcome::EmailPending {
-                    account_id: existing.id,
-                }
-            }));
-        }
-        if let Some(existing) = find_by_nik(conn, &reg.account.nik)? {
-            if existing.is_verified() {
-                return Err(TxError::Stop(RegisterOutcome::NikTaken));
-            }
-            // An unconfirmed registration with this NIK under another email
-            // (usually a mistyped address): the new one replaces it.
-            delete_account(conn, &existing)?;
-        }
-
-        diesel::insert_into(accounts::table)
-            .values(&reg.account)
-            .execute(conn)?;
-        diesel::insert_into(account_tokens::table)
-            .values(NewToken {
-                token_hash: reg.token_hash,
-                account_id: &reg.account.id,
-                purpose: PURPOSE_VERIFY,
-                created_at: reg.account.created_at,
-                expires_at: reg.token_expires_at,
-            })
-            .execute(conn)?;
-        insert_mail(conn, &reg.mail)?;
-        diesel::update(registration_submissions::table.find(reg.submission_id))
-            .set(registration_submissions::account_id.eq(&reg.account.id))
-            .execute(conn)?;
-        Ok(RegisterOutcome::Registered {
-            account_id: reg.account.id.clone(),
-            email: reg.account.email.clone(),
-            replay: false,
-        })
-    })
-}
-
-fn replay(conn: &mut DbConn, submission_id: &str) -> QueryResult<Option<RegisterOutcome>> {
-    let found: Option<(Option<String>, String)> = registration_submissions::table
-        .find(submission_id)
-        .select((
-            registration_submissions::account_id,
-            registration_submissions::email,
-        ))
-        .first(conn)
-        .optional()?;
-    Ok(match found {
-        Some((Some(account_id), email)) => Some(RegisterOutcome::Registered {
-            account_id,
-            email,
-            replay: true,
-        }),
-        _ => None,
-    })
-}
-
-fn delete_account(conn: &mut DbConn, account: &Account) -> QueryResult<()> {
-    diesel::delete(accounts::table.find(&account.id)).execute(conn)?;
-    diesel::delete(ktp_uploads::table.find(&account.ktp_upload_id)).execute(conn)?;
-    Ok(())
-}
-
-/// When the newest verification link of an account was issued.
-pub fn last_token_issued(
-    conn: &mut DbConn,
-    account_id: &str,
-    purpose: &str,
-) -> QueryResult<Option<NaiveDateTime>> {
-    account_tokens::table
-        .filter(account_tokens::account_id.eq(account_id))
-        .filter(account_tokens::purpose.eq(purpose))
-        .select(account_tokens::created_at)
-        .order(account_tokens::created_at.desc())
-        .first(conn)
-        .optional()
-}
-
-/// Issues a new token (older ones of the same purpose stop working) and
-/// queues its mail, in one transaction.
+/// Issues a new reset token (older ones stop working) and queues its mail,
+/// in one transaction.
 pub fn issue_token(conn: &mut DbConn, token: &NewToken<'_>, mail: &NewMail) -> QueryResult<()> {
     super::retry_busy(|| issue_token_once(conn, token, mail))
 }
@@ -336,109 +163,6 @@ fn issue_token_once(conn: &mut DbConn, token: &NewToken<'_>, mail: &NewMail) -> 
             .execute(conn)?;
         insert_mail(conn, mail)?;
         Ok(())
-    })
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VerifyOutcome {
-    Verified { email: String },
-    AlreadyVerified { email: String },
-    Expired { email: String },
-    Superseded { email: String },
-    Unknown,
-}
-
-#[derive(Queryable)]
-struct TokenRow {
-    account_id: String,
-    expires_at: NaiveDateTime,
-    superseded_at: Option<NaiveDateTime>,
-}
-
-/// Confirms an email address from the link's token. Clicking the link again
-/// (or a mail scanner having opened it first) answers "already verified".
-pub fn verify_email(
-    conn: &mut DbConn,
-    token_hash: &str,
-    now: NaiveDateTime,
-) -> QueryResult<VerifyOutcome> {
-    super::retry_busy(|| verify_email_once(conn, token_hash, now))
-}
-
-fn verify_email_once(
-    conn: &mut DbConn,
-    token_hash: &str,
-    now: NaiveDateTime,
-) -> QueryResult<VerifyOutcome> {
-    conn.transaction(|conn| {
-        let token: Option<TokenRow> = account_tokens::table
-            .find(token_hash)
-            .filter(account_tokens::purpose.eq(PURPOSE_VERIFY))
-            .select((
-                account_tokens::account_id,
-                account_tokens::expires_at,
-                account_tokens::superseded_at,
-            ))
-            .first(conn)
-            .optional()?;
-        let Some(token) = token else {
-            return Ok(VerifyOutcome::Unknown);
-        };
-        let Some(account) = find_by_id(conn, &token.account_id)? else {
-            return Ok(VerifyOutcome::Unknown);
-        };
-        let email = account.email.clone();
-        if account.is_verified() {
-            return Ok(VerifyOutcome::AlreadyVerified { email });
-        }
-        if token.superseded_at.is_some() {
-            return Ok(VerifyOutcome::Superseded { email });
-        }
-        if token.expires_at <= now {
-            return Ok(VerifyOutcome::Expired { email });
-        }
-        diesel::update(accounts::table.find(&account.id))
-            .set(accounts::verified_at.eq(now))
-            .execute(conn)?;
-        diesel::update(account_tokens::table.find(token_hash))
-            .set(account_tokens::used_at.eq(now))
-            .execute(conn)?;
-        Ok(VerifyOutcome::Verified { email })
-    })
-}
-
-/// Deletes unverified accounts created before `cutoff` (their tokens and
-/// submissions go with them; their email and NIK are free again), and
-/// draft uploads no account owns that are older than `draft_cutoff`.
-pub fn purge_unverified(
-    conn: &mut DbConn,
-    cutoff: NaiveDateTime,
-    draft_cutoff: NaiveDateTime,
-) -> QueryResult<(usize, usize)> {
-    super::retry_busy(|| purge_unverified_once(conn, cutoff, draft_cutoff))
-}
-
-fn purge_unverified_once(
-    conn: &mut DbConn,
-    cutoff: NaiveDateTime,
-    draft_cutoff: NaiveDateTime,
-) -> QueryResult<(usize, usize)> {
-    conn.transaction(|conn| {
-        let stale: Vec<Account> = accounts::table
-            .filter(accounts::verified_at.is_null())
-            .filter(accounts::created_at.lt(cutoff))
-            .load(conn)?;
-        for account in &stale {
-            delete_account(conn, account)?;
-        }
-        let owned = accounts::table.select(accounts::ktp_upload_id);
-        let drafts = diesel::delete(
-            ktp_uploads::table
-                .filter(ktp_uploads::created_at.lt(draft_cutoff))
-                .filter(diesel::dsl::not(ktp_uploads::id.eq_any(owned))),
-        )
-        .execute(conn)?;
-        Ok((stale.len(), drafts))
     })
 }
 

@@ -24,6 +24,8 @@ pub struct NewMail {
     pub status: String,
     pub next_attempt_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
+    /// The pending registration a verification mail belongs to.
+    pub registration_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable)]
@@ -42,6 +44,7 @@ pub struct Mail {
     pub last_error: Option<String>,
     pub created_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
+    pub registration_id: Option<String>,
 }
 
 pub fn insert_mail(conn: &mut DbConn, mail: &NewMail) -> QueryResult<()> {

@@ -76,9 +76,10 @@ impl Password {
         confirmation: &str,
         email: Option<&Email>,
         nik: Option<&Nik>,
+        name: Option<&str>,
         common: &CommonPasswords,
     ) -> Result<Password, Problem> {
-        Self::parse_new(password, email, nik, common)?;
+        Self::parse_new(password, email, nik, name, common)?;
         if confirmation.is_empty() {
             return Err(Problem::PasswordConfirmEmpty);
         }
@@ -92,10 +93,14 @@ impl Password {
         password: &str,
         email: Option<&Email>,
         nik: Option<&Nik>,
+        name: Option<&str>,
         common: &CommonPasswords,
     ) -> Result<(), Problem> {
         if password.is_empty() {
             return Err(Problem::PasswordEmpty);
+        }
+        if password.trim().is_empty() {
+            return Err(Problem::PasswordBlank);
         }
         if password.chars().count() < 8 {
             return Err(Problem::PasswordTooShort);
@@ -118,6 +123,20 @@ impl Password {
         {
             return Err(Problem::PasswordPersonal);
         }
+        // The citizen's own name, however it is spaced ("Siti Aminah",
+        // "sitiaminah"): the first thing someone who knows them would try.
+        if let Some(name) = name {
+            let squash = |s: &str| -> String {
+                s.chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .flat_map(char::to_lowercase)
+                    .collect()
+            };
+            let (typed, own) = (squash(password), squash(name));
+            if !own.is_empty() && typed == own {
+                return Err(Problem::PasswordName);
+            }
+        }
         Ok(())
     }
 
@@ -135,18 +154,8 @@ impl fmt::Debug for Password {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
 
-    fn parse(p: &str, c: &str) -> Result<Password, Problem> {
-        let common = CommonPasswords::load();
-        let email = Email::parse("budi.santoso@example.co.id").unwrap();
-        let nik = Nik::parse(
-            "3201011708900003",
-            NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
-        )
-        .unwrap();
-        Password::parse(p, c, Some(&email), Some(&nik), &common)
-    }
+    use super::tests_support::parse;
 
     #[test]
     fn list_is_loaded() {
@@ -215,5 +224,53 @@ mod tests {
     fn debug_never_shows_the_password() {
         let p = parse("kopi tubruk pagi hari", "kopi tubruk pagi hari").unwrap();
         assert_eq!(format!("{p:?}"), "Password(***)");
+    }
+}
+
+#[cfg(test)]
+mod new_rules {
+    use super::tests_support::parse;
+    use super::*;
+
+    #[test]
+    fn only_spaces_and_the_own_name_are_refused() {
+        assert_eq!(
+            parse("            ", "            ").unwrap_err(),
+            Problem::PasswordBlank
+        );
+        assert_eq!(
+            parse("Budi Santoso", "Budi Santoso").unwrap_err(),
+            Problem::PasswordName
+        );
+        assert_eq!(
+            parse("budisantoso", "budisantoso").unwrap_err(),
+            Problem::PasswordName
+        );
+        // Containing the name among other words is allowed.
+        assert!(parse("budi santoso suka kopi", "budi santoso suka kopi").is_ok());
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+    use chrono::NaiveDate;
+
+    pub fn parse(p: &str, c: &str) -> Result<Password, Problem> {
+        let common = CommonPasswords::load();
+        let email = Email::parse("budi.santoso@example.co.id").unwrap();
+        let nik = Nik::parse(
+            "3201011708900003",
+            NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        )
+        .unwrap();
+        Password::parse(
+            p,
+            c,
+            Some(&email),
+            Some(&nik),
+            Some("Budi Santoso"),
+            &common,
+        )
     }
 }

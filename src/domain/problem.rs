@@ -29,6 +29,8 @@ pub enum Problem {
     PasswordTooLong,
     PasswordCommon,
     PasswordPersonal,
+    PasswordBlank,
+    PasswordName,
     PasswordConfirmEmpty,
     PasswordMismatch,
     NpwpFormat,
@@ -125,6 +127,14 @@ impl Problem {
             PasswordPersonal => (
                 "Kata sandi tidak boleh sama dengan email atau NIK Anda",
                 "Password must not be your email address or NIK",
+            ),
+            PasswordBlank => (
+                "Kata sandi tidak boleh hanya berisi spasi",
+                "Password must not be only spaces",
+            ),
+            PasswordName => (
+                "Kata sandi tidak boleh sama dengan nama Anda. Nama mudah ditebak oleh orang yang mengenal Anda",
+                "Password must not be your name. People who know you could guess it",
             ),
             PasswordConfirmEmpty => ("Ketik ulang kata sandi Anda", "Re-type your password"),
             PasswordMismatch => ("Kedua kata sandi tidak sama", "The passwords do not match"),

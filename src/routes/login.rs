@@ -7,6 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::db::accounts::{self, Account};
+use crate::db::registrations;
 use crate::domain::Email;
 use crate::errors::AppError;
 use crate::failures::{self, Failure, reason};
@@ -100,27 +101,42 @@ pub async fn post(
         let reference = failures::record(&state, &req, "STL", failure).await;
         return retry(ctx, None, true, StatusCode::FORBIDDEN, reference);
     }
-    let account = match Email::parse(&form.email) {
+    // An account, or else a registration made with the old form (which
+    // asked for the password at sign-up) still waiting for its link.
+    let found = match Email::parse(&form.email) {
         Ok(email) => {
             state
-                .db(move |conn| accounts::find_by_email(conn, email.as_str()))
+                .db(move |conn| -> Result<_, diesel::result::Error> {
+                    let account = accounts::find_by_email(conn, email.as_str())?;
+                    let waiting = match account {
+                        Some(_) => None,
+                        None => registrations::find_pending_by_email(conn, email.as_str())?
+                            .filter(|r| r.has_legacy_password()),
+                    };
+                    Ok((account, waiting))
+                })
                 .await?
         }
-        Err(_) => None,
+        Err(_) => (None, None),
     };
-    let stored = account.as_ref().map(|a| a.password_hash.clone());
-    let matches = crate::passwords::verify(&state, form.password.clone(), stored).await?;
+    let (account, waiting) = found;
+    let stored = match (&account, &waiting) {
+        (Some(account), _) => Some(account.password_hash.clone()),
+        (None, Some(registration)) => registration.legacy_password_hash.clone(),
+        (None, None) => None,
+    };
+    let matches = crate::passwords::verify(&state, form.password.clone(), stored, "/login").await?;
+    if matches && let (None, Some(registration)) = (&account, waiting) {
+        let page = UnverifiedPage {
+            csrf: crate::session::csrf_token(&session),
+            masked: crate::domain::email_mask(&registration.email),
+            email: registration.email,
+            ctx,
+        };
+        return page.ctx.render(StatusCode::FORBIDDEN, &page);
+    }
     match account {
         Some(account) if matches => {
-            if !account.is_verified() {
-                let page = UnverifiedPage {
-                    csrf: crate::session::csrf_token(&session),
-                    masked: crate::domain::email_mask(&account.email),
-                    email: account.email,
-                    ctx,
-                };
-                return page.ctx.render(StatusCode::FORBIDDEN, &page);
-            }
             crate::session::sign_in(&session, &account.id, account.session_epoch);
             tracing::info!("citizen signed in");
             Ok(see_other("/account"))
@@ -165,6 +181,8 @@ struct AccountPage {
     csrf: String,
     account: Account,
     nik_masked: String,
+    /// Just made through the mailed link.
+    welcome: bool,
 }
 
 /// The signed-in account, or `None` when the session is absent or ended
@@ -182,10 +200,16 @@ pub async fn current_account(
     Ok(account.filter(|a| a.session_epoch == epoch && a.is_verified()))
 }
 
+#[derive(Deserialize)]
+pub struct AccountQuery {
+    welcome: Option<String>,
+}
+
 pub async fn account(
     ctx: PageCtx,
     session: Session,
     state: web::Data<AppState>,
+    query: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, AppError> {
     let Some(account) = current_account(&session, &state).await? else {
         crate::session::sign_out(&session);
@@ -194,6 +218,7 @@ pub async fn account(
     let page = AccountPage {
         csrf: crate::session::csrf_token(&session),
         nik_masked: crate::domain::mask_nik(&account.nik),
+        welcome: query.welcome.is_some(),
         account,
         ctx,
     };

@@ -22,7 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(page("/static/{path:.+}", crate::assets::serve))
         .service(page("/register", register::get).route(web::post().to(register::post::post)))
         .service(page("/register/check-email", register::check_email::get))
-        .service(page("/verify", verify::verify))
+        .service(page("/verify", verify::verify).route(web::post().to(verify::choose)))
         .service(web::resource("/verify/resend").route(web::post().to(verify::resend)))
         .service(page("/login", login::get).route(web::post().to(login::post)))
         .service(web::resource("/logout").route(web::post().to(login::logout)))

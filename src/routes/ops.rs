@@ -48,7 +48,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let body = state
         .metrics
-        .encode(&state.pool)
+        .encode(&state.pool, &state.hash_pool)
         .map_err(AppError::internal)?;
     Ok(HttpResponse::Ok()
         .insert_header((

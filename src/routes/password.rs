@@ -112,7 +112,7 @@ pub async fn forgot_post(
         .db(move |conn| accounts::find_by_email(conn, &address))
         .await?;
     match account {
-        Some(account) if account.is_verified() => {
+        Some(account) => {
             let lang = ctx.lang;
             let settings = state.settings.clone();
             state
@@ -147,11 +147,11 @@ pub async fn forgot_post(
             tracing::info!("password reset link queued");
             state.wake_mailer.notify_one();
         }
-        // Not verified yet: what that citizen needs is the verification link.
-        Some(_) => {
+        // Not verified yet: what that citizen needs is the verification
+        // link (sent only if a registration waits for this address).
+        None => {
             crate::routes::verify::resend_verification(&state, &email, ctx.lang).await?;
         }
-        None => {}
     }
     let _ = session.insert(SENT_KEY, email.masked());
     Ok(see_other("/password/forgot?sent=1"))
@@ -268,6 +268,7 @@ pub async fn reset_post(
         &form.password_confirm,
         email.as_ref(),
         nik.as_ref(),
+        Some(&account.full_name),
         &state.common_passwords,
     );
     let password = match (password, stale) {
@@ -306,7 +307,8 @@ pub async fn reset_post(
             return page.ctx.render(status, &page);
         }
     };
-    let password_hash = crate::passwords::hash(&state, password).await?;
+    let retry = format!("/password/reset?token={}", form.token);
+    let password_hash = crate::passwords::hash(&state, password, &retry).await?;
     let hash = token_hash_of(&form.token).expect("checked by account_for");
     let changed = state
         .db(move |conn| accounts::reset_password(conn, &hash, &password_hash, crate::mail::now()))

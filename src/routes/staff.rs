@@ -195,7 +195,8 @@ pub async fn login_post(
         return retry(ctx, t.staff_locked, StatusCode::TOO_MANY_REQUESTS);
     }
     let stored = found.as_ref().map(|s| s.password_hash.clone());
-    let matches = crate::passwords::verify(&state, form.password.clone(), stored).await?;
+    let matches =
+        crate::passwords::verify(&state, form.password.clone(), stored, "/staff/login").await?;
     match found {
         Some(staff) if matches && staff.disabled_at.is_none() => {
             let id = staff.id.clone();
@@ -625,8 +626,11 @@ struct FailurePage {
     notes: Vec<(String, String, String)>,
     timeline: Vec<TimelineEntry>,
     pending_account: bool,
-    /// The account's address, when it was found by NIK under another one.
+    /// The account's address, when it was found by NIK under another one,
+    /// or else that of a registration waiting under this NIK.
     account_email: Option<String>,
+    /// `account_email` belongs to an account (not a waiting registration).
+    other_is_account: bool,
     notice: &'static str,
 }
 
@@ -684,14 +688,41 @@ pub async fn failure(
                 .as_ref()
                 .map(|a| a.email.clone())
                 .or(failure.email.clone());
-            let mails = match &mail_address {
+            let mut registrations = crate::db::registrations::find_related(
+                conn,
+                failure.email.as_deref(),
+                failure.nik_hash.as_deref(),
+            )?;
+            if let Some(account) = &account {
+                registrations.extend(crate::db::registrations::find_related(
+                    conn,
+                    Some(&account.email),
+                    None,
+                )?);
+                registrations.sort_by(|a, b| a.id.cmp(&b.id));
+                registrations.dedup_by(|a, b| a.id == b.id);
+            }
+            let mut mails = match &mail_address {
                 Some(email) => crate::db::outbox::mails_to(conn, email)?,
                 None => Vec::new(),
             };
-            Ok(Some((failure, notes, related, account, mails)))
+            // Mails to the other addresses a NIK waited under.
+            for registration in &registrations {
+                if Some(&registration.email) != mail_address.as_ref() {
+                    mails.extend(crate::db::outbox::mails_to(conn, &registration.email)?);
+                }
+            }
+            Ok(Some((
+                failure,
+                notes,
+                related,
+                account,
+                mails,
+                registrations,
+            )))
         })
         .await?;
-    let Some((failure, notes, mut related, account, mails)) = found else {
+    let Some((failure, notes, mut related, account, mails, registrations)) = found else {
         return Err(AppError::NotFound);
     };
     // Without an email or NIK there is no wider story: the failure itself.
@@ -709,7 +740,34 @@ pub async fn failure(
             reference: Some(r.reference.clone()),
         })
         .collect();
-    if let Some(account) = &account {
+    for registration in &registrations {
+        let mut event = |at: NaiveDateTime, what: &str| {
+            timeline.push(TimelineEntry {
+                when: wib(at),
+                at,
+                what: format!("{what} ({})", registration.email),
+                reference: None,
+            })
+        };
+        event(registration.created_at, t.staff_event_registered);
+        if registration.updated_at != registration.created_at {
+            event(registration.updated_at, t.staff_event_registration_replaced);
+        }
+        if let Some(at) = registration.link_opened_at {
+            event(at, t.staff_event_link_opened);
+        }
+        if let Some(at) = registration.completed_at {
+            event(at, t.staff_event_password_chosen);
+        }
+    }
+    // An account made through a link is already in the timeline as
+    // "password chosen"; older accounts show their own events.
+    let made_by_link = |id: &str| {
+        registrations
+            .iter()
+            .any(|r| r.account_id.as_deref() == Some(id))
+    };
+    if let Some(account) = account.as_ref().filter(|a| !made_by_link(&a.id)) {
         timeline.push(TimelineEntry {
             when: wib(account.created_at),
             at: account.created_at,
@@ -782,11 +840,20 @@ pub async fn failure(
             .map(|n| (wib(n.created_at), n.staff_email, n.note))
             .collect(),
         timeline,
-        pending_account: account.as_ref().is_some_and(|a| !a.is_verified()),
+        pending_account: account.is_none()
+            && registrations.iter().any(|r| r.completed_at.is_none()),
         account_email: account
             .as_ref()
             .map(|a| a.email.clone())
+            .or_else(|| {
+                registrations
+                    .iter()
+                    .filter(|r| r.completed_at.is_none())
+                    .max_by_key(|r| r.updated_at)
+                    .map(|r| r.email.clone())
+            })
             .filter(|e| Some(e) != failure.email.as_ref()),
+        other_is_account: account.is_some(),
         failure,
         notice,
         ctx,
@@ -856,6 +923,20 @@ pub async fn failure_action(
                         && let Some(hash) = &hash
                     {
                         account = crate::db::accounts::find_by_nik_hash(conn, hash)?;
+                    }
+                    // No account: the registration waiting under this email,
+                    // or else the newest one waiting under this NIK.
+                    if account.is_none() {
+                        let waiting = crate::db::registrations::find_related(
+                            conn,
+                            email.as_deref(),
+                            hash.as_deref(),
+                        )?;
+                        return Ok(waiting
+                            .into_iter()
+                            .filter(|r| r.completed_at.is_none())
+                            .max_by_key(|r| r.updated_at)
+                            .map(|r| r.email));
                     }
                     Ok(account.map(|a| a.email))
                 })

@@ -1,14 +1,17 @@
-//! `GET /verify?token=...` confirms an email address; `POST /verify/resend`
-//! sends the link again.
+//! The mailed link: `GET /verify?token=...` shows whose registration it is
+//! and asks for the password (it changes nothing, for HEAD and GET alike, so
+//! mail scanners that open every link verify nothing); `POST /verify` sets
+//! the password, verifies the address and signs the citizen in.
+//! `POST /verify/resend` sends one more link (earlier ones keep working).
 
 use actix_session::Session;
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::db::accounts::{self, NewToken, PURPOSE_VERIFY, VerifyOutcome};
-use crate::domain::Email;
+use crate::db::registrations::{self, CompleteOutcome, LinkState, Registration, ResendOutcome};
+use crate::domain::{Email, Nik, Password, Problem};
 use crate::errors::AppError;
 use crate::failures::{self, Failure, reason};
 use crate::i18n::Lang;
@@ -16,72 +19,56 @@ use crate::startup::AppState;
 use crate::web::PageCtx;
 use crate::web::see_other;
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum ResendResult {
-    Sent,
-    /// A link went out less than the cooldown ago.
-    Cooldown,
-    /// No registration is waiting for this address (none, or verified).
-    NothingWaiting,
-}
+pub use crate::db::registrations::ResendOutcome as ResendResult;
 
-/// Sends a new verification link to an unverified account's address unless
-/// one went out within the cooldown. Older links stop working.
+/// Sends one more verification link to a waiting registration, unless one
+/// went out within the cooldown (one link per cooldown however many
+/// requests arrive at once). Earlier links keep working.
 pub async fn resend_verification(
     state: &web::Data<AppState>,
     email: &Email,
     lang: Lang,
-) -> Result<ResendResult, AppError> {
+) -> Result<ResendOutcome, AppError> {
     let address = email.as_str().to_string();
     let cooldown = chrono::Duration::seconds(i64::from(state.settings.resend_cooldown_secs));
     let ttl = chrono::Duration::hours(i64::from(state.settings.verify_token_ttl_hours));
     let settings = state.settings.clone();
     let result = state
-        .db(move |conn| -> Result<ResendResult, AppError> {
+        .db(move |conn| {
             let now = crate::mail::now();
-            let Some(account) = accounts::find_by_email(conn, &address)? else {
-                return Ok(ResendResult::NothingWaiting);
-            };
-            if account.is_verified() {
-                return Ok(ResendResult::NothingWaiting);
-            }
-            if let Some(last) = accounts::last_token_issued(conn, &account.id, PURPOSE_VERIFY)?
-                && last + cooldown > now
-            {
-                return Ok(ResendResult::Cooldown);
-            }
             let (token, token_hash) = crate::session::new_link_token();
-            let mail = crate::mail::verification_mail(
-                &settings,
-                lang,
-                &account.id,
-                &account.email,
-                &account.full_name,
-                &token,
-                now,
-            )
-            .map_err(AppError::internal)?;
-            accounts::issue_token(
+            registrations::resend(
                 conn,
-                &NewToken {
-                    token_hash: &token_hash,
-                    account_id: &account.id,
-                    purpose: PURPOSE_VERIFY,
-                    created_at: now,
-                    expires_at: now + ttl,
+                &address,
+                &token_hash,
+                ttl,
+                cooldown,
+                now,
+                |registration| {
+                    let mail = crate::mail::verification_mail(
+                        &settings,
+                        lang,
+                        &registration.id,
+                        &registration.email,
+                        &registration.full_name,
+                        &token,
+                        now,
+                    );
+                    if let Err(e) = &mail {
+                        tracing::error!(error = %e, "cannot render the verification mail");
+                    }
+                    mail.ok()
                 },
-                &mail,
-            )?;
-            Ok(ResendResult::Sent)
+            )
         })
         .await?;
     match result {
-        ResendResult::Sent => {
+        ResendOutcome::Sent => {
             tracing::info!("verification link sent again");
             state.wake_mailer.notify_one();
         }
-        ResendResult::Cooldown => tracing::info!("verification resend refused: cooldown"),
-        ResendResult::NothingWaiting => {}
+        ResendOutcome::Cooldown => tracing::info!("verification resend refused: cooldown"),
+        ResendOutcome::NothingWaiting => {}
     }
     Ok(result)
 }
@@ -121,6 +108,8 @@ pub async fn resend(
             );
         }
     };
+    // One answer whatever happened (sent, held back by the cooldown, or no
+    // registration waiting): its text covers each, and reveals nothing.
     resend_verification(&state, &email, ctx.lang).await?;
     crate::session::set_pending_email(&session, email.as_str());
     Ok(see_other("/register/check-email?notice=resent"))
@@ -131,20 +120,45 @@ pub struct VerifyQuery {
     token: Option<String>,
 }
 
+/// The form to choose the password (or, for a registration made with the
+/// old form, the one button that confirms it).
+#[derive(Template)]
+#[template(path = "verify/choose.html")]
+struct ChoosePage {
+    ctx: PageCtx,
+    csrf: String,
+    token: String,
+    name: String,
+    masked_email: String,
+    legacy: bool,
+    password_error: Option<&'static str>,
+    confirm_error: Option<&'static str>,
+    summary: Vec<(&'static str, &'static str)>,
+    stale: bool,
+}
+
+/// Every other state a link can lead to.
 #[derive(Template)]
 #[template(path = "verify/result.html")]
-struct VerifyPage {
+struct ResultPage {
     ctx: PageCtx,
     title: &'static str,
     body: &'static str,
-    signed_in_next: bool,
+    is_error: bool,
+    sign_in: bool,
     /// Offer a resend form, with the address when it is known.
     resend: Option<Option<(String, String)>>,
     csrf: String,
     reference: Option<String>,
 }
 
-/// `GET /verify?token=...`.
+fn token_hash_of(token: &str) -> Option<String> {
+    (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| crate::session::hash_link_token(token))
+}
+
+/// `GET /verify?token=...` (and HEAD): shows, never changes. Only the time
+/// a link was opened is noted (GET only), for the staff timeline.
 pub async fn verify(
     req: HttpRequest,
     ctx: PageCtx,
@@ -153,64 +167,115 @@ pub async fn verify(
     query: web::Query<VerifyQuery>,
 ) -> Result<HttpResponse, AppError> {
     let token = query.token.clone().unwrap_or_default();
-    let outcome = if token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let hash = crate::session::hash_link_token(&token);
-        state
-            .db(move |conn| accounts::verify_email(conn, &hash, crate::mail::now()))
-            .await?
-    } else {
-        VerifyOutcome::Unknown
-    };
-    let failure = match &outcome {
-        VerifyOutcome::Expired { email } => Some(Failure::new(reason::LINK_EXPIRED).email(email)),
-        VerifyOutcome::Superseded { email } => {
-            Some(Failure::new(reason::LINK_SUPERSEDED).email(email))
+    let record_open = req.method() == Method::GET;
+    let link = match token_hash_of(&token) {
+        Some(hash) => {
+            state
+                .db(move |conn| {
+                    registrations::open_link(conn, &hash, crate::mail::now(), record_open)
+                })
+                .await?
         }
-        VerifyOutcome::Unknown => Some(Failure::new(reason::LINK_UNKNOWN)),
+        None => LinkState::Unknown,
+    };
+    match link {
+        LinkState::Ready { registration } => choose_page(
+            ctx,
+            &session,
+            token,
+            &registration,
+            None,
+            false,
+            StatusCode::OK,
+        ),
+        other => link_state_page(&req, ctx, &session, &state, other).await,
+    }
+}
+
+fn choose_page(
+    ctx: PageCtx,
+    session: &Session,
+    token: String,
+    registration: &Registration,
+    problem: Option<Problem>,
+    stale: bool,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let confirm = matches!(
+        problem,
+        Some(Problem::PasswordConfirmEmpty | Problem::PasswordMismatch)
+    );
+    let field = if confirm {
+        "password_confirm"
+    } else {
+        "password"
+    };
+    let text = problem.map(|p| p.text(ctx.lang));
+    let page = ChoosePage {
+        csrf: crate::session::csrf_token(session),
+        token,
+        name: registration.full_name.clone(),
+        masked_email: crate::domain::email_mask(&registration.email),
+        legacy: registration.has_legacy_password(),
+        password_error: text.filter(|_| !confirm),
+        confirm_error: text.filter(|_| confirm),
+        summary: text.map(|t| vec![(field, t)]).unwrap_or_default(),
+        stale,
+        ctx,
+    };
+    page.ctx.render(status, &page)
+}
+
+/// The page for a link that cannot be used to choose a password (any more).
+async fn link_state_page(
+    req: &HttpRequest,
+    ctx: PageCtx,
+    session: &Session,
+    state: &web::Data<AppState>,
+    link: LinkState,
+) -> Result<HttpResponse, AppError> {
+    let t = ctx.t;
+    let failure = match &link {
+        LinkState::Expired { email } => Some(Failure::new(reason::LINK_EXPIRED).email(email)),
+        LinkState::Unknown => Some(Failure::new(reason::LINK_UNKNOWN)),
+        LinkState::NikTaken { registration } => Some(
+            Failure::new(reason::NIK_TAKEN_AT_LINK)
+                .email(&registration.email)
+                .nik(&registration.nik),
+        ),
         _ => None,
     };
     let reference = match failure {
-        Some(failure) => Some(failures::record(&state, &req, "VER", failure).await),
+        Some(failure) => Some(failures::record(state, req, "VER", failure).await),
         None => None,
     };
-    let t = ctx.t;
     let with_mask = |e: String| {
         let masked = crate::domain::email_mask(&e);
         Some((e, masked))
     };
-    let (status, title, body, signed_in_next, resend) = match outcome {
-        VerifyOutcome::Verified { .. } => {
-            tracing::info!("email address verified");
-            (
-                StatusCode::OK,
-                t.verify_done_title,
-                t.verify_done_body,
-                true,
-                None,
-            )
-        }
-        VerifyOutcome::AlreadyVerified { .. } => (
+    let (status, title, body, sign_in, resend) = match link {
+        LinkState::Done { .. } => (
             StatusCode::OK,
             t.verify_again_title,
             t.verify_again_body,
             true,
             None,
         ),
-        VerifyOutcome::Expired { email } => (
+        LinkState::Expired { email } => (
             StatusCode::GONE,
             t.verify_expired_title,
             t.verify_expired_body,
             false,
             Some(with_mask(email)),
         ),
-        VerifyOutcome::Superseded { email } => (
-            StatusCode::GONE,
-            t.verify_superseded_title,
-            t.verify_superseded_body,
-            false,
-            Some(with_mask(email)),
+        LinkState::NikTaken { .. } => (
+            StatusCode::CONFLICT,
+            t.verify_nik_taken_title,
+            t.verify_nik_taken_body,
+            true,
+            None,
         ),
-        VerifyOutcome::Unknown => (
+        LinkState::Unknown | LinkState::Ready { .. } => (
             StatusCode::NOT_FOUND,
             t.verify_unknown_title,
             t.verify_unknown_body,
@@ -218,14 +283,119 @@ pub async fn verify(
             Some(None),
         ),
     };
-    let page = VerifyPage {
+    let page = ResultPage {
         title,
         body,
-        signed_in_next,
+        is_error: status != StatusCode::OK,
+        sign_in,
         resend,
-        csrf: crate::session::csrf_token(&session),
+        csrf: crate::session::csrf_token(session),
         reference,
         ctx,
     };
     page.ctx.render(status, &page)
+}
+
+#[derive(Deserialize)]
+pub struct ChooseForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirm: String,
+}
+
+/// `POST /verify`: checks the link and the password (no hashing before
+/// both are right), hashes on the pool (503 with `Refresh` back to the link
+/// when it is full), then makes the account and signs the citizen in.
+pub async fn choose(
+    req: HttpRequest,
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<ChooseForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let Some(token_hash) = token_hash_of(&form.token) else {
+        return link_state_page(&req, ctx, &session, &state, LinkState::Unknown).await;
+    };
+    let lookup = token_hash.clone();
+    let link = state
+        .db(move |conn| registrations::open_link(conn, &lookup, crate::mail::now(), false))
+        .await?;
+    let registration = match link {
+        LinkState::Ready { registration } => registration,
+        other => return link_state_page(&req, ctx, &session, &state, other).await,
+    };
+    let retry = format!("/verify?token={}", form.token);
+    let stale = !crate::session::csrf_valid(&session, &form.csrf_token);
+    let password_hash = if registration.has_legacy_password() && !stale {
+        // The old form's registrations already chose their password.
+        None
+    } else {
+        let today = crate::domain::today_in_indonesia();
+        let email = Email::parse(&registration.email).ok();
+        let nik = Nik::parse(&registration.nik, today).ok();
+        let checked = Password::parse(
+            &form.password,
+            &form.password_confirm,
+            email.as_ref(),
+            nik.as_ref(),
+            Some(&registration.full_name),
+            &state.common_passwords,
+        );
+        match (checked, stale) {
+            (Ok(password), false) => Some(crate::passwords::hash(&state, password, &retry).await?),
+            (checked, stale) => {
+                let problem = if registration.has_legacy_password() {
+                    None
+                } else {
+                    checked.err()
+                };
+                if stale {
+                    // Typing mistakes are not failures worth a log row; a
+                    // stale page is (the citizen met it, and may call).
+                    let failure = Failure::new(reason::STALE_FORM).email(&registration.email);
+                    failures::record(&state, &req, "STL", failure).await;
+                }
+                let status = if stale {
+                    StatusCode::FORBIDDEN
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                };
+                return choose_page(
+                    ctx,
+                    &session,
+                    form.token,
+                    &registration,
+                    problem,
+                    stale,
+                    status,
+                );
+            }
+        }
+    };
+    let outcome = state
+        .db(move |conn| {
+            registrations::complete(
+                conn,
+                &token_hash,
+                password_hash.as_deref(),
+                crate::mail::now(),
+            )
+        })
+        .await?;
+    match outcome {
+        CompleteOutcome::Completed { account_id, epoch } => {
+            tracing::info!("password chosen; email verified; account created");
+            crate::session::sign_in(&session, &account_id, epoch);
+            Ok(see_other("/account?welcome=1"))
+        }
+        CompleteOutcome::NotReady(other) => {
+            link_state_page(&req, ctx, &session, &state, *other).await
+        }
+    }
 }

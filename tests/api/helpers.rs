@@ -290,7 +290,47 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Registers `input` and follows the verification link.
+    /// Opens a mailed link (`/verify?token=...`) in this browser and
+    /// chooses the password there: the response to `POST /verify`.
+    pub async fn choose_password(
+        &self,
+        link_path: &str,
+        password: &str,
+        confirm: &str,
+    ) -> reqwest::Response {
+        self.choose_password_in(&self.client, link_path, password, confirm)
+            .await
+    }
+
+    /// The same in another browser (`client`).
+    pub async fn choose_password_in(
+        &self,
+        client: &reqwest::Client,
+        link_path: &str,
+        password: &str,
+        confirm: &str,
+    ) -> reqwest::Response {
+        let page = client.get(self.url(link_path)).send().await.unwrap();
+        let status = page.status();
+        let html = page.text().await.unwrap();
+        assert_eq!(status, 200, "{html}");
+        let csrf = attr_after(&html, r#"name="csrf_token""#, "value").expect("csrf_token");
+        let token = attr_after(&html, r#"name="token""#, "value").expect("token");
+        client
+            .post(self.url("/verify"))
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("token", token.as_str()),
+                ("password", password),
+                ("password_confirm", confirm),
+            ])
+            .send()
+            .await
+            .expect("POST /verify")
+    }
+
+    /// Registers `input`, opens the mailed link and chooses the password
+    /// (`input.password`): the citizen is signed in afterwards.
     pub async fn register_and_verify(&self, input: &mut Registration) {
         let email = input.email.trim().to_lowercase();
         // Counted before registering: the mail may arrive before the answer.
@@ -304,8 +344,14 @@ impl TestApp {
         assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
         let mails = self.wait_for_mail(&email, count + 1).await;
         let path = crate::mail_stub::verification_path(mails.last().unwrap());
-        let (status, _) = self.get_html(&path).await;
-        assert_eq!(status, 200);
+        let response = self
+            .choose_password(&path, &input.password, &input.password)
+            .await;
+        assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+        assert_eq!(
+            response.headers()["location"].to_str().unwrap(),
+            "/account?welcome=1"
+        );
     }
 
     /// A fresh client: another browser, without this one's cookies.
@@ -404,8 +450,8 @@ pub struct Registration {
     pub birth_date: String,
     pub email: String,
     pub phone: String,
+    /// Chosen later, on the page the mailed link opens.
     pub password: String,
-    pub password_confirm: String,
     pub npwp: String,
     pub agree_terms: bool,
     /// (file name, bytes); `None` leaves the file input empty.
@@ -432,7 +478,6 @@ impl Default for Registration {
             email: "siti.aminah@example.co.id".into(),
             phone: "0812-3456-7890".into(),
             password: "kopi tubruk pagi hari".into(),
-            password_confirm: "kopi tubruk pagi hari".into(),
             npwp: String::new(),
             agree_terms: true,
             photo: Some(("ktp-siti.jpg".into(), jpeg(40_000))),
@@ -463,8 +508,6 @@ impl Registration {
             .text("birth_date", self.birth_date.clone())
             .text("email", self.email.clone())
             .text("phone", self.phone.clone())
-            .text("password", self.password.clone())
-            .text("password_confirm", self.password_confirm.clone())
             .text("npwp", self.npwp.clone());
         if self.agree_terms {
             form = form.text("agree_terms", "on");

@@ -2,7 +2,7 @@
 //! mail provider stub on loopback.
 
 use diesel::prelude::*;
-use emeterai::schema::{account_tokens, accounts, mail_outbox};
+use emeterai::schema::{accounts, mail_outbox, registration_tokens, registrations};
 
 use crate::helpers::{Backend, Registration, TestApp, attr_after, jpeg};
 use crate::mail_stub::verification_path;
@@ -11,6 +11,11 @@ use crate::on_both_backends;
 fn count_accounts(app: &TestApp) -> i64 {
     let mut conn = app.state.pool.get().unwrap();
     accounts::table.count().get_result(&mut *conn).unwrap()
+}
+
+fn count_registrations(app: &TestApp) -> i64 {
+    let mut conn = app.state.pool.get().unwrap();
+    registrations::table.count().get_result(&mut *conn).unwrap()
 }
 
 fn location(response: &reqwest::Response) -> String {
@@ -27,7 +32,8 @@ async fn whole_journey_from_form_to_account_page(backend: Backend) {
     assert!(form.contains("novalidate"));
     assert!(form.contains("16 digit, lihat KTP Anda"));
     assert!(form.contains("NPWP (opsional)"));
-    assert!(form.contains(r#"autocomplete="new-password""#));
+    // Details first: no password on the sign-up form.
+    assert!(!form.contains(r#"type="password""#));
 
     let mut siti = Registration::default();
     let response = app.register(&mut siti).await;
@@ -45,28 +51,50 @@ async fn whole_journey_from_form_to_account_page(backend: Backend) {
     assert_eq!(mail.authorization, "Bearer test-mail-key");
     assert_eq!(mail.from, "noreply@e-meterai.local");
     assert_eq!(mail.subject, "Verifikasi email akun e-Meterai Anda");
-    assert!(mail.text.contains("Halo Siti Aminah"));
+    assert!(mail.text.contains("Yth. Bapak/Ibu Siti Aminah"));
+    assert!(mail.text.contains("membuat kata sandi"));
     assert!(mail.text.contains("http://portal.test/verify?token="));
     assert!(
         mail.html
             .contains(r#"<a href="http://portal.test/verify?token="#)
     );
 
-    // Signing in before verifying is refused with a way to get the link.
-    let response = app.login("siti.aminah@example.co.id", &siti.password).await;
-    assert_eq!(response.status(), 403);
-    let html = response.text().await.unwrap();
-    assert!(html.contains("Email Anda belum diverifikasi"));
-    assert!(html.contains(r#"action="/verify/resend""#));
+    // Nothing to sign in with yet: no account until the password is chosen.
+    assert_eq!(count_accounts(&app), 0);
+    assert_eq!(count_registrations(&app), 1);
 
+    // The link shows whose registration it is and asks for the password.
     let link = verification_path(mail);
     let (status, html) = app.get_html(&link).await;
     assert_eq!(status, 200);
-    assert!(html.contains("Email berhasil diverifikasi"), "{html}");
-    // A second click (or a mail scanner before the citizen) is no dead end.
+    assert!(html.contains("Buat kata sandi"), "{html}");
+    assert!(html.contains("Siti Aminah"));
+    assert!(html.contains("si***@example.co.id"));
+    assert!(
+        !html.contains("3578015708950001"),
+        "full NIK on the link page"
+    );
+    assert!(
+        html.contains(r#"href="/register""#),
+        "not my details -> register again"
+    );
+    // Opened in another browser (the citizen's phone mail app): it works there.
+    let response = app
+        .choose_password(&link, &siti.password, &siti.password)
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/account?welcome=1");
+    let (status, html) = app.get_html("/account?welcome=1").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("alamat email Anda sudah terverifikasi"),
+        "{html}"
+    );
+    assert_eq!(count_accounts(&app), 1);
+    // Opening the link again says it is done, with the way to sign in.
     let (status, html) = app.get_html(&link).await;
     assert_eq!(status, 200);
-    assert!(html.contains("Email sudah diverifikasi"));
+    assert!(html.contains("Email sudah diverifikasi"), "{html}");
     assert!(html.contains(r#"href="/login""#));
 
     // Case and spaces do not matter for the address.
@@ -181,40 +209,6 @@ async fn each_validation_rule_returns_the_form_with_values_kept(backend: Backend
             "Masukkan nomor ponsel Indonesia",
         ),
         (
-            "password",
-            |r| r.password = "pendek".into(),
-            "Kata sandi paling sedikit 8 karakter",
-        ),
-        (
-            "password",
-            |r| {
-                r.password = "password".into();
-                r.password_confirm = "password".into()
-            },
-            "terlalu umum",
-        ),
-        (
-            "password",
-            |r| {
-                r.password = "siti.aminah@example.co.id".into();
-                r.password_confirm = r.password.clone()
-            },
-            "tidak boleh sama dengan email atau NIK",
-        ),
-        (
-            "password",
-            |r| {
-                r.password = "a1b2c3d4".repeat(10);
-                r.password_confirm = r.password.clone()
-            },
-            "paling banyak 72 byte",
-        ),
-        (
-            "password_confirm",
-            |r| r.password_confirm = "kopi tubruk sore hari".into(),
-            "Kedua kata sandi tidak sama",
-        ),
-        (
             "npwp",
             |r| r.npwp = "01.312.166.1-091.000".into(),
             "NPWP tidak sesuai",
@@ -271,7 +265,7 @@ async fn each_validation_rule_returns_the_form_with_values_kept(backend: Backend
         }
         assert!(!html.contains("kopi tubruk"), "{field}: password echoed");
     }
-    assert_eq!(count_accounts(&app), 0);
+    assert_eq!(count_registrations(&app), 0);
 }
 
 async fn photo_is_kept_with_the_draft(backend: Backend) {
@@ -304,7 +298,7 @@ async fn photo_is_kept_with_the_draft(backend: Backend) {
     input.csrf_token = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
     let response = app.post_register(&input).await;
     assert_eq!(response.status(), 303);
-    assert_eq!(count_accounts(&app), 1);
+    assert_eq!(count_registrations(&app), 1);
 }
 
 async fn email_registered_in_any_case_is_a_409(backend: Backend) {
@@ -379,7 +373,7 @@ async fn same_submission_posted_twice_gets_the_same_outcome(backend: Backend) {
         .await
         .unwrap();
     assert!(check.contains("si***@example.co.id"));
-    assert_eq!(count_accounts(&app), 1);
+    assert_eq!(count_registrations(&app), 1);
     app.wait_for_mail("siti.aminah@example.co.id", 1).await;
     let mut conn = app.state.pool.get().unwrap();
     let mails: i64 = mail_outbox::table.count().get_result(&mut *conn).unwrap();
@@ -401,7 +395,7 @@ async fn concurrent_submissions_make_one_account(backend: Backend) {
     assert_eq!((a.status().as_u16(), b.status().as_u16()), (303, 303));
     assert_eq!(location(&a), "/register/check-email");
     assert_eq!(location(&b), "/register/check-email");
-    assert_eq!(count_accounts(&app), 1);
+    assert_eq!(count_registrations(&app), 1);
 
     // Two tabs: two different forms with another email, at once.
     let mut one = Registration::budi();
@@ -415,14 +409,16 @@ async fn concurrent_submissions_make_one_account(backend: Backend) {
     two.submission_id = second;
     let (a, b) = futures_util::future::join(app.post_register(&one), app.post_register(&two)).await;
     assert_eq!((a.status().as_u16(), b.status().as_u16()), (303, 303));
+    // One stores, the other replaces its data (same address): one
+    // registration per address, nobody blocked.
     let mut places = [location(&a), location(&b)];
     places.sort();
-    assert_eq!(places[0], "/register/check-email");
+    assert_eq!(places[0], "/register/check-email", "{places:?}");
     assert!(
-        places[1].starts_with("/register/check-email?notice=pending&ref=REG-"),
+        places[1].starts_with("/register/check-email?notice="),
         "{places:?}"
     );
-    assert_eq!(count_accounts(&app), 2);
+    assert_eq!(count_registrations(&app), 2);
 }
 
 async fn mail_provider_failure_then_recovery_delivers_the_mail(backend: Backend) {
@@ -448,8 +444,9 @@ async fn mail_provider_failure_then_recovery_delivers_the_mail(backend: Backend)
     assert!(body.is_empty(), "a sent mail's link is not kept");
     // The link in the mail that finally arrived works.
     drop(conn);
-    let (status, _) = app.get_html(&verification_path(&mails[0])).await;
+    let (status, html) = app.get_html(&verification_path(&mails[0])).await;
     assert_eq!(status, 200);
+    assert!(html.contains("Buat kata sandi"));
 }
 
 async fn mail_is_marked_failed_after_its_last_try(backend: Backend) {
@@ -469,7 +466,7 @@ async fn mail_is_marked_failed_after_its_last_try(backend: Backend) {
         };
         if status == "failed" {
             assert_eq!(app.mail.attempts(), 2);
-            assert_eq!(count_accounts(&app), 1, "the sign-up is kept");
+            assert_eq!(count_registrations(&app), 1, "the sign-up is kept");
             return;
         }
         actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -480,10 +477,20 @@ async fn mail_is_marked_failed_after_its_last_try(backend: Backend) {
 fn age_tokens(app: &TestApp, hours: i64) {
     let mut conn = app.state.pool.get().unwrap();
     let past = chrono::Utc::now().naive_utc() - chrono::Duration::hours(hours);
-    diesel::update(account_tokens::table)
-        .set(account_tokens::expires_at.eq(past))
+    diesel::update(registration_tokens::table)
+        .set(registration_tokens::expires_at.eq(past))
         .execute(&mut *conn)
         .unwrap();
+}
+
+async fn resend(app: &TestApp, email: &str) -> reqwest::Response {
+    let csrf = app.csrf_from("/register/check-email").await;
+    app.client
+        .post(app.url("/verify/resend"))
+        .form(&[("csrf_token", csrf.as_str()), ("email", email)])
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn expired_link_explains_and_offers_a_new_one(backend: Backend) {
@@ -512,39 +519,168 @@ async fn expired_link_explains_and_offers_a_new_one(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 303);
     let mails = app.wait_for_mail("siti.aminah@example.co.id", 2).await;
-    let (status, html) = app.get_html(&verification_path(&mails[1])).await;
-    assert_eq!(status, 200, "{html}");
-    assert!(html.contains("Email berhasil diverifikasi"));
+    let response = app
+        .choose_password(
+            &verification_path(&mails[1]),
+            "kopi tubruk pagi hari",
+            "kopi tubruk pagi hari",
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(count_accounts(&app), 1);
 }
 
-async fn newer_link_makes_older_ones_stop_working(backend: Backend) {
+/// Slow mailboxes deliver the first mail last: every unexpired link of the
+/// address works until the password is chosen.
+async fn every_link_sent_works_until_the_password_is_chosen(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, |s| s.resend_cooldown_secs = 0).await else {
         return;
     };
     app.register(&mut Registration::default()).await;
     let first = app.wait_for_mail("siti.aminah@example.co.id", 1).await[0].clone();
-    let csrf = app.csrf_from("/register/check-email").await;
-    let response = app
-        .client
-        .post(app.url("/verify/resend"))
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("email", "siti.aminah@example.co.id"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = resend(&app, "siti.aminah@example.co.id").await;
     assert_eq!(location(&response), "/register/check-email?notice=resent");
     let second = app.wait_for_mail("siti.aminah@example.co.id", 2).await[1].clone();
-    let (status, html) = app.get_html(&verification_path(&first)).await;
-    assert_eq!(status, 410);
-    assert!(html.contains("Tautan ini sudah diganti"), "{html}");
-    let (status, _) = app.get_html(&verification_path(&second)).await;
+    for mail in [&second, &first] {
+        let (status, html) = app.get_html(&verification_path(mail)).await;
+        assert_eq!(status, 200);
+        assert!(html.contains("Buat kata sandi"), "{html}");
+    }
+    // The older link, in another browser, chooses the password.
+    let other = app.new_browser();
+    let response = app
+        .choose_password_in(
+            &other,
+            &verification_path(&first),
+            "kopi tubruk pagi hari",
+            "kopi tubruk pagi hari",
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    // Now both only say it is done.
+    let (status, html) = app.get_html(&verification_path(&second)).await;
     assert_eq!(status, 200);
-    // Once verified, even the old link only says so.
-    let (status, html) = app.get_html(&verification_path(&first)).await;
-    assert_eq!(status, 200);
-    assert!(html.contains("Email sudah diverifikasi"));
+    assert!(html.contains("Email sudah diverifikasi"), "{html}");
+    // And the password works.
+    assert_eq!(
+        app.login("siti.aminah@example.co.id", "kopi tubruk pagi hari")
+            .await
+            .status(),
+        303
+    );
+}
+
+/// Mail scanners open links with HEAD and GET (and their own user agents):
+/// none of that verifies anything.
+async fn scanners_opening_the_link_change_nothing(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register(&mut Registration::default()).await;
+    let mail = app.wait_for_mail("siti.aminah@example.co.id", 1).await[0].clone();
+    let url = app.url(&verification_path(&mail));
+    let scanner = reqwest::Client::builder()
+        .user_agent("Mozilla/5.0 (compatible; Microsoft Office SafeLinks)")
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(scanner.head(&url).send().await.unwrap().status(), 200);
+        assert_eq!(scanner.get(&url).send().await.unwrap().status(), 200);
+        assert_eq!(app.client.get(&url).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(
+        count_accounts(&app),
+        0,
+        "no account made by opening the link"
+    );
+    let mut conn = app.state.pool.get().unwrap();
+    let (completed, opened): (Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>) =
+        registrations::table
+            .select((registrations::completed_at, registrations::link_opened_at))
+            .first(&mut *conn)
+            .unwrap();
+    assert!(completed.is_none());
+    assert!(opened.is_some(), "the opening is noted for staff");
+    drop(conn);
+    // The citizen still chooses the password after the scanners.
+    let response = app
+        .choose_password(
+            &verification_path(&mail),
+            "kopi tubruk pagi hari",
+            "kopi tubruk pagi hari",
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+}
+
+/// Two tabs post the password at the same moment: one account.
+async fn two_tabs_choosing_the_password_at_once_make_one_account(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register(&mut Registration::default()).await;
+    let mail = app.wait_for_mail("siti.aminah@example.co.id", 1).await[0].clone();
+    let (_, html) = app.get_html(&verification_path(&mail)).await;
+    let csrf = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
+    let token = attr_after(&html, r#"name="token""#, "value").unwrap();
+    let post = |password: &'static str| {
+        app.client
+            .post(app.url("/verify"))
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("token", token.as_str()),
+                ("password", password),
+                ("password_confirm", password),
+            ])
+            .send()
+    };
+    let (a, b) =
+        futures_util::future::join(post("kopi tubruk pagi hari"), post("teh manis sore hari"))
+            .await;
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [200, 303],
+        "one makes the account, the other is told it is done"
+    );
+    assert_eq!(count_accounts(&app), 1);
+}
+
+/// Password rules on the link page: 422 with the message beside the field.
+async fn password_rules_on_the_link_page(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register(&mut Registration::default()).await;
+    let mail = app.wait_for_mail("siti.aminah@example.co.id", 1).await[0].clone();
+    let link = verification_path(&mail);
+    for (password, confirm, message) in [
+        ("", "", "Masukkan kata sandi"),
+        ("pendek", "pendek", "paling sedikit 8 karakter"),
+        ("          ", "          ", "tidak boleh hanya berisi spasi"),
+        (
+            "Siti Aminah",
+            "Siti Aminah",
+            "tidak boleh sama dengan nama Anda",
+        ),
+        ("password123", "password123", "terlalu umum"),
+        (
+            "kopi tubruk pagi hari",
+            "kopi tubruk sore",
+            "Kedua kata sandi tidak sama",
+        ),
+    ] {
+        let response = app.choose_password(&link, password, confirm).await;
+        assert_eq!(response.status(), 422, "{message}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains(message), "{message}: {html}");
+        assert!(html.contains("Ada masalah"));
+        assert!(!html.contains("kopi tubruk"), "password echoed");
+    }
+    assert_eq!(count_accounts(&app), 0);
 }
 
 async fn unknown_or_mangled_link_is_explained(backend: Backend) {
@@ -587,34 +723,47 @@ async fn resend_has_a_cooldown_and_reveals_nothing(backend: Backend) {
     // Within the cooldown: no second mail.
     assert_eq!(app.mail.accepted().len(), 1);
     let mut conn = app.state.pool.get().unwrap();
-    let tokens: i64 = account_tokens::table
+    let tokens: i64 = registration_tokens::table
         .count()
         .get_result(&mut *conn)
         .unwrap();
     assert_eq!(tokens, 1);
 }
 
-async fn registering_a_waiting_email_again_resends_the_link(backend: Backend) {
+/// The owner registers the waiting address again with corrected details:
+/// the newest data replace the older, and every link shows them.
+async fn registering_a_waiting_email_again_keeps_the_newest_data(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, |s| s.resend_cooldown_secs = 0).await else {
         return;
     };
-    app.register(&mut Registration::default()).await;
-    app.wait_for_mail("siti.aminah@example.co.id", 1).await;
+    let mut first = Registration {
+        full_name: "Siti Aminh".into(),
+        ..Default::default()
+    };
+    app.register(&mut first).await;
+    let old_mail = app.wait_for_mail("siti.aminah@example.co.id", 1).await[0].clone();
     let response = app.register(&mut Registration::default()).await;
     assert_eq!(response.status(), 303);
     let place = location(&response);
-    assert!(
-        place.starts_with("/register/check-email?notice=pending&ref=REG-"),
-        "{place}"
-    );
+    assert_eq!(place, "/register/check-email?notice=replaced");
     let (_, html) = app.get_html(&place).await;
-    assert!(html.contains("menunggu konfirmasi"), "{html}");
-    assert!(html.contains(&place[place.len() - 13..]), "reference shown");
-    app.wait_for_mail("siti.aminah@example.co.id", 2).await;
-    assert_eq!(count_accounts(&app), 1);
+    assert!(
+        html.contains("Data terbaru Anda sudah menggantikan"),
+        "{html}"
+    );
+    let new_mail = app.wait_for_mail("siti.aminah@example.co.id", 2).await[1].clone();
+    assert_eq!(count_registrations(&app), 1);
+    for mail in [&old_mail, &new_mail] {
+        let (_, html) = app.get_html(&verification_path(mail)).await;
+        assert!(html.contains("Siti Aminah"), "{html}");
+        assert!(!html.contains("Siti Aminh"));
+    }
 }
 
-async fn a_waiting_registration_with_a_mistyped_email_is_replaced(backend: Backend) {
+/// A waiting NIK blocks nobody: the same NIK under another (corrected)
+/// address is accepted; the first to choose a password owns the NIK, and
+/// the other link explains what happened with a reference code.
+async fn a_waiting_nik_does_not_block_and_the_first_to_finish_owns_it(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
@@ -623,12 +772,36 @@ async fn a_waiting_registration_with_a_mistyped_email_is_replaced(backend: Backe
         ..Default::default()
     };
     assert_eq!(app.register(&mut typo).await.status(), 303);
-    // Same NIK, corrected address: not blocked for a week.
     assert_eq!(
         app.register(&mut Registration::default()).await.status(),
         303
     );
-    assert_eq!(count_accounts(&app), 1);
+    assert_eq!(count_registrations(&app), 2);
+    let typo_mail = app.wait_for_mail("siti.aminah@exmaple.co.id", 1).await[0].clone();
+    let good_mail = app.wait_for_mail("siti.aminah@example.co.id", 1).await[0].clone();
+    let response = app
+        .choose_password(
+            &verification_path(&good_mail),
+            "kopi tubruk pagi hari",
+            "kopi tubruk pagi hari",
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let (status, html) = app.get_html(&verification_path(&typo_mail)).await;
+    assert_eq!(status, 409);
+    assert!(html.contains("NIK ini sudah dipakai akun lain"), "{html}");
+    assert!(
+        crate::helpers::reference_code(&html)
+            .unwrap()
+            .starts_with("VER-")
+    );
+    assert!(html.contains("1500 159"));
+    // Once verified, the NIK makes the 409 page for new sign-ups.
+    let mut again = Registration {
+        email: "lagi@example.com".into(),
+        ..Default::default()
+    };
+    assert_eq!(app.register(&mut again).await.status(), 409);
     let mut conn = app.state.pool.get().unwrap();
     let email: String = accounts::table
         .select(accounts::email)
@@ -650,12 +823,20 @@ async fn stale_form_comes_back_with_values(backend: Backend) {
     let html = response.text().await.unwrap();
     assert!(html.contains("Halaman ini sudah kedaluwarsa"), "{html}");
     assert!(html.contains(r#"value="Siti Aminah""#));
-    assert!(html.contains("ktp-siti.jpg"), "photo kept");
-    assert_eq!(count_accounts(&app), 0);
+    // Nothing is stored for a post that failed the CSRF check, not even
+    // the photo: the citizen sends it again with the returned form.
+    assert!(!html.contains(r#"name="ktp_upload_id""#), "photo stored");
+    assert_eq!(count_registrations(&app), 0);
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        let uploads: i64 = emeterai::schema::ktp_uploads::table
+            .count()
+            .get_result(&mut *conn)
+            .unwrap();
+        assert_eq!(uploads, 0);
+    }
     // The returned form, with its fresh token, goes through.
     input.csrf_token = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
-    input.ktp_upload_id = attr_after(&html, r#"name="ktp_upload_id""#, "value");
-    input.photo = None;
     assert_eq!(app.post_register(&input).await.status(), 303);
 }
 
@@ -668,14 +849,18 @@ async fn unverified_accounts_expire_and_free_their_email_and_nik(backend: Backen
     {
         let mut conn = app.state.pool.get().unwrap();
         let old = chrono::Utc::now().naive_utc() - chrono::Duration::days(8);
-        diesel::update(accounts::table)
-            .set(accounts::created_at.eq(old))
+        diesel::update(registrations::table)
+            .set((
+                registrations::created_at.eq(old),
+                registrations::updated_at.eq(old),
+            ))
             .execute(&mut *conn)
             .unwrap();
     }
     let (purged, _) = emeterai::mail::purge_expired(&app.state).await.unwrap();
-    assert_eq!(purged, 1, "only the unverified account");
-    assert_eq!(count_accounts(&app), 1);
+    assert_eq!(purged, 2, "the waiting registration and the finished one");
+    assert_eq!(count_accounts(&app), 1, "the account stays");
+    assert_eq!(count_registrations(&app), 0);
     let response = app
         .register(&mut Registration {
             full_name: "Siti A.".into(),
@@ -691,8 +876,8 @@ async fn forms_refuse_posts_without_the_csrf_token(backend: Backend) {
         return;
     };
     app.register_and_verify(&mut Registration::default()).await;
-    let response = app
-        .client
+    let browser = app.new_browser();
+    let response = browser
         .post(app.url("/login"))
         .form(&[
             ("email", "siti.aminah@example.co.id"),
@@ -702,7 +887,8 @@ async fn forms_refuse_posts_without_the_csrf_token(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), 403);
-    assert_eq!(app.get("/account").await.status(), 303, "not signed in");
+    let account = browser.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(account.status(), 303, "not signed in");
 }
 
 on_both_backends!(
@@ -717,11 +903,14 @@ on_both_backends!(
     mail_provider_failure_then_recovery_delivers_the_mail,
     mail_is_marked_failed_after_its_last_try,
     expired_link_explains_and_offers_a_new_one,
-    newer_link_makes_older_ones_stop_working,
+    every_link_sent_works_until_the_password_is_chosen,
+    scanners_opening_the_link_change_nothing,
+    two_tabs_choosing_the_password_at_once_make_one_account,
+    password_rules_on_the_link_page,
     unknown_or_mangled_link_is_explained,
     resend_has_a_cooldown_and_reveals_nothing,
-    registering_a_waiting_email_again_resends_the_link,
-    a_waiting_registration_with_a_mistyped_email_is_replaced,
+    registering_a_waiting_email_again_keeps_the_newest_data,
+    a_waiting_nik_does_not_block_and_the_first_to_finish_owns_it,
     stale_form_comes_back_with_values,
     unverified_accounts_expire_and_free_their_email_and_nik,
     forms_refuse_posts_without_the_csrf_token,

@@ -373,7 +373,10 @@ async fn detail_shows_the_whole_story_and_actions_work(backend: Backend) {
         "whole email in the detail"
     );
     assert!(page.contains("3578********0001"));
-    assert!(page.contains("Akun dibuat"), "{page}");
+    assert!(
+        page.contains("Pendaftaran diterima, menunggu kata sandi"),
+        "{page}"
+    );
     assert!(page.contains("Email diantrekan") && page.contains("Email terkirim"));
     assert!(page.contains("Isian tidak valid"));
 
@@ -444,9 +447,12 @@ async fn detail_finds_the_account_by_nik_under_another_email(backend: Backend) {
     let reference = form[i..i + 13].to_string();
 
     let (_, page) = html(&staff, &app, &format!("/staff/failures/{reference}")).await;
-    assert!(page.contains("Akun dengan NIK ini (email lain)"), "{page}");
+    assert!(
+        page.contains("Pendaftaran dengan NIK ini (email lain)"),
+        "{page}"
+    );
     assert!(page.contains("siti.aminah@example.co.id"));
-    assert!(page.contains("Akun dibuat") && page.contains("Email terkirim"));
+    assert!(page.contains("Pendaftaran diterima") && page.contains("Email terkirim"));
     let csrf = attr_after(&page, r#"name="csrf_token""#, "value").unwrap();
     let response = staff
         .post(app.url(&format!("/staff/failures/{reference}/resend")))
@@ -467,7 +473,7 @@ async fn older_accounts_get_their_nik_hash(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    app.register(&mut Registration::default()).await;
+    app.register_and_verify(&mut Registration::default()).await;
     let mut conn = app.state.pool.get().unwrap();
     diesel::update(accounts::table)
         .set(accounts::nik_hash.eq(None::<String>))

@@ -40,7 +40,8 @@ pub async fn get(
     state: web::Data<crate::startup::AppState>,
 ) -> Result<HttpResponse, AppError> {
     let notice = match query.notice.as_deref() {
-        Some("pending") => ctx.t.ce_pending_notice,
+        Some("replaced") => ctx.t.ce_replaced_notice,
+        Some("cooldown") => ctx.t.ce_cooldown_notice,
         Some("resent") => ctx.t.ce_resent_notice,
         Some("stale") => ctx.t.reg_stale,
         _ => "",

@@ -21,8 +21,6 @@ pub const FIELD_ORDER: &[&str] = &[
     "birth_date",
     "email",
     "phone",
-    "password",
-    "password_confirm",
     "npwp",
     "ktp_photo",
     "agree_terms",
@@ -74,7 +72,7 @@ impl RegisterPage {
 
 /// Bumped whenever the form's fields change: forms rendered before that
 /// come back as out of date (values kept) instead of failing oddly.
-pub const FORM_VERSION: &str = "1";
+pub const FORM_VERSION: &str = "2";
 
 /// How long a rendered form stays valid.
 const FORM_TTL_SECS: i64 = 24 * 3600;

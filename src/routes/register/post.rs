@@ -1,5 +1,7 @@
-//! `POST /register`: validate, then create the account, its verification
-//! token and mail in one transaction, idempotently per `submission_id`.
+//! `POST /register`: validate, then store the pending registration, its
+//! photo, a link and its mail in one transaction, idempotently per
+//! `submission_id`. No password here (it is chosen through the mailed link),
+//! so no hashing: a sign-up costs a few milliseconds.
 
 use crate::web::see_other;
 use actix_multipart::Multipart;
@@ -12,10 +14,10 @@ use chrono::Duration;
 use super::{
     DraftPhoto, FIELD_ORDER, RegisterPage, RegisterValues, check_submission_id, new_submission_id,
 };
-use crate::db::accounts::{self, NewAccount, NewUpload, RegisterOutcome, Registration};
+use crate::db::accounts::{self, NewUpload};
+use crate::db::registrations::{self, Details, PhotoUpload, Submission, SubmitOutcome};
 use crate::domain::{
-    BirthDate, Email, FullName, KTP_PHOTO_MAX_BYTES, KtpPhoto, Nik, Npwp, Password, PhoneNumber,
-    Problem,
+    BirthDate, Email, FullName, KTP_PHOTO_MAX_BYTES, KtpPhoto, Nik, Npwp, PhoneNumber, Problem,
 };
 use crate::errors::AppError;
 use crate::failures::{self, Failure, reason};
@@ -61,15 +63,17 @@ pub async fn post(
     let mut errors = FormErrors::new(lang);
     let now = crate::mail::now();
 
-    // The photo first: a valid new photo is kept with the draft even when
-    // other answers need correcting.
+    // The photo: a draft's earlier upload, or a new one (kept in memory
+    // until we know whether the registration is stored with it, or the form
+    // comes back and it is kept with the draft).
     let mut photo = match form.text("ktp_upload_id") {
         "" => None,
         id => draft_photo(&state, id.to_string(), lang).await?,
     };
+    let mut new_photo: Option<(KtpPhoto, String)> = None;
     match form.file.take() {
         Some(file) => match KtpPhoto::parse(file.data, file.truncated) {
-            Ok(ktp) => photo = Some(store_upload(&state, ktp, file.file_name, now, lang).await?),
+            Ok(ktp) => new_photo = Some((ktp, photo_name(file.file_name))),
             Err(problem) => errors.add("ktp_photo", problem),
         },
         None if photo.is_none() => errors.add("ktp_photo", Problem::PhotoMissing),
@@ -97,20 +101,6 @@ pub async fn post(
     check("email", email.as_ref().map(|_| ()).map_err(|p| *p));
     let phone = PhoneNumber::parse(&values.phone);
     check("phone", phone.as_ref().map(|_| ()).map_err(|p| *p));
-    let password = Password::parse(
-        form.text("password"),
-        form.text("password_confirm"),
-        email.as_ref().ok(),
-        nik.as_ref().ok(),
-        &state.common_passwords,
-    );
-    if let Err(p) = &password {
-        let field = match p {
-            Problem::PasswordConfirmEmpty | Problem::PasswordMismatch => "password_confirm",
-            _ => "password",
-        };
-        check(field, Err(*p));
-    }
     let npwp = Npwp::parse_optional(&values.npwp);
     check("npwp", npwp.as_ref().map(|_| ()).map_err(|p| *p));
     if !values.agree_terms {
@@ -123,9 +113,8 @@ pub async fn post(
         Ok(birth),
         Ok(email),
         Ok(phone),
-        Ok(password),
         Ok(npwp),
-        Some(draft),
+        true,
         true,
         Some(submission_key),
     ) = (
@@ -134,13 +123,17 @@ pub async fn post(
         birth,
         email,
         phone,
-        password,
         npwp,
-        photo.as_ref(),
+        photo.is_some() || new_photo.is_some(),
         errors.is_empty() && fresh,
         submission_key,
     )
     else {
+        // A new valid photo stays with the draft, so it need not be sent
+        // again; a request that failed the CSRF or form check stores nothing.
+        if fresh && let Some((ktp, file_name)) = new_photo.take() {
+            photo = Some(store_upload(&state, ktp, file_name, now, lang).await?);
+        }
         // The form comes back with every answer but the passwords.
         let failure = Failure::new(if !fresh {
             reason::STALE_FORM
@@ -183,13 +176,12 @@ pub async fn post(
         .render(status);
     };
 
-    let password_hash = crate::passwords::hash(&state, password).await?;
     let (token, token_hash) = crate::session::new_link_token();
-    let account_id = uuid::Uuid::new_v4().to_string();
+    let registration_id = uuid::Uuid::new_v4().to_string();
     let mail = crate::mail::verification_mail(
         &state.settings,
         lang,
-        &account_id,
+        &registration_id,
         email.as_str(),
         name.as_str(),
         &token,
@@ -199,31 +191,42 @@ pub async fn post(
     let registration_email = email.clone();
     let registration_nik = nik.as_str().to_string();
     let nik_hash = state.failures.nik_hash(nik.as_str());
-    let upload_id = draft.upload_id.clone();
+    let draft_upload_id = photo.as_ref().map(|p| p.upload_id.clone());
     let ttl = Duration::hours(i64::from(state.settings.verify_token_ttl_hours));
+    let cooldown = Duration::seconds(i64::from(state.settings.resend_cooldown_secs));
     let outcome = state
         .db(move |conn| {
-            let registration = Registration {
-                submission_id: &submission_key,
-                account: NewAccount {
-                    id: account_id,
-                    email: email.as_str().to_string(),
-                    nik: nik.as_str().to_string(),
-                    full_name: name.as_str().to_string(),
-                    birth_date: birth.to_iso(),
-                    phone: phone.as_str().to_string(),
-                    npwp: npwp.map(|n| n.as_str().to_string()),
-                    password_hash,
-                    ktp_upload_id: upload_id,
-                    lang: lang.code().to_string(),
-                    created_at: now,
-                    nik_hash: Some(nik_hash),
+            let upload_id = uuid::Uuid::new_v4().to_string();
+            let new_photo = new_photo.as_ref().map(|(ktp, file_name)| PhotoUpload {
+                id: &upload_id,
+                file_name,
+                content_type: ktp.content_type(),
+                data: ktp.data(),
+            });
+            registrations::submit(
+                conn,
+                &Submission {
+                    submission_id: &submission_key,
+                    new_id: &registration_id,
+                    details: Details {
+                        email: email.as_str().to_string(),
+                        nik: nik.as_str().to_string(),
+                        nik_hash: Some(nik_hash),
+                        full_name: name.as_str().to_string(),
+                        birth_date: birth.to_iso(),
+                        phone: phone.as_str().to_string(),
+                        npwp: npwp.map(|n| n.as_str().to_string()),
+                        lang: lang.code().to_string(),
+                    },
+                    draft_upload_id: draft_upload_id.as_deref().unwrap_or_default(),
+                    new_photo,
+                    token_hash: &token_hash,
+                    token_expires_at: now + ttl,
+                    mail,
+                    cooldown,
+                    now,
                 },
-                token_hash: &token_hash,
-                token_expires_at: now + ttl,
-                mail,
-            };
-            accounts::register(conn, &registration)
+            )
         })
         .await?;
 
@@ -234,30 +237,30 @@ pub async fn post(
     };
     let safe = state.settings.enumeration_safe;
     match outcome {
-        RegisterOutcome::Registered { email, replay, .. } => {
+        SubmitOutcome::Registered {
+            email,
+            replaced,
+            mail_sent,
+            replay,
+            ..
+        } => {
             if replay {
                 tracing::info!("registration submitted again; answering as the first time");
-            } else {
-                tracing::info!("account registered; verification mail queued");
+            } else if mail_sent {
+                tracing::info!(replaced, "registration stored; verification mail queued");
                 state.wake_mailer.notify_one();
+            } else {
+                tracing::info!("registration data replaced; link held back by the cooldown");
             }
             crate::session::set_pending_email(&session, &email);
-            Ok(see_other("/register/check-email"))
+            Ok(see_other(match (replaced, mail_sent) {
+                (true, _) if !safe => "/register/check-email?notice=replaced",
+                (_, false) if !safe => "/register/check-email?notice=cooldown",
+                _ => "/register/check-email",
+            }))
         }
-        RegisterOutcome::EmailPending { .. } => {
-            let reference =
-                failures::record(&state, &req, "REG", failure(reason::EMAIL_PENDING)).await;
-            crate::routes::verify::resend_verification(&state, &registration_email, lang).await?;
-            crate::session::set_pending_email(&session, registration_email.as_str());
-            if safe {
-                return Ok(see_other("/register/check-email"));
-            }
-            Ok(see_other(&format!(
-                "/register/check-email?notice=pending&ref={reference}"
-            )))
-        }
-        RegisterOutcome::EmailTaken | RegisterOutcome::NikTaken => {
-            let nik_taken = outcome == RegisterOutcome::NikTaken;
+        SubmitOutcome::EmailTaken | SubmitOutcome::NikTaken => {
+            let nik_taken = outcome == SubmitOutcome::NikTaken;
             let why = if nik_taken {
                 reason::NIK_TAKEN
             } else {
@@ -331,11 +334,7 @@ async fn store_upload(
 ) -> Result<DraftPhoto, AppError> {
     let id = uuid::Uuid::new_v4().to_string();
     let size = ktp.data().len() as i64;
-    let name = if file_name.is_empty() {
-        "ktp".to_string()
-    } else {
-        file_name
-    };
+    let name = file_name;
     let (upload_id, stored_name) = (id.clone(), name.clone());
     state
         .db(move |conn| {
@@ -357,6 +356,16 @@ async fn store_upload(
         file_name: name,
         size_label: file_size_label(size, lang),
     })
+}
+
+/// The name a photo is shown under: as sent, or "ktp" when the browser
+/// sent none.
+fn photo_name(file_name: String) -> String {
+    if file_name.is_empty() {
+        "ktp".to_string()
+    } else {
+        file_name
+    }
 }
 
 async fn draft_photo(

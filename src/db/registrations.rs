@@ -1,0 +1,618 @@
+//! Pending registrations: the citizen's details wait here, without a
+//! password, until a mailed link is used to choose one. Only then does the
+//! registration become an account (see `accounts`).
+//!
+//! - Email is unique among registrations: the same address registered again
+//!   replaces the older data, and every earlier link shows the newest data.
+//! - A NIK may wait under several addresses; the first to choose a password
+//!   owns it (the accounts table keeps NIK and email unique).
+//! - Links are never replaced: each unexpired one works until the password
+//!   is chosen. Opening a link changes nothing but `link_opened_at`.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::DbConn;
+use super::accounts::{self, NewAccount};
+use super::outbox::{NewMail, insert_mail};
+use crate::schema::{
+    accounts as accounts_table, ktp_uploads, registration_submissions, registration_tokens,
+    registrations,
+};
+
+#[derive(Debug, Clone, Queryable)]
+pub struct Registration {
+    pub id: String,
+    pub email: String,
+    pub nik: String,
+    pub nik_hash: Option<String>,
+    pub full_name: String,
+    pub birth_date: String,
+    pub phone: String,
+    pub npwp: Option<String>,
+    pub ktp_upload_id: String,
+    pub lang: String,
+    pub legacy_password_hash: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub last_sent_at: Option<NaiveDateTime>,
+    pub link_opened_at: Option<NaiveDateTime>,
+    pub completed_at: Option<NaiveDateTime>,
+    pub account_id: Option<String>,
+}
+
+impl Registration {
+    /// Made with the old form, which asked for the password at sign-up.
+    pub fn has_legacy_password(&self) -> bool {
+        self.legacy_password_hash.is_some()
+    }
+}
+
+/// The citizen's details as submitted (already parsed and normalised).
+#[derive(Debug, Clone)]
+pub struct Details {
+    pub email: String,
+    pub nik: String,
+    pub nik_hash: Option<String>,
+    pub full_name: String,
+    pub birth_date: String,
+    pub phone: String,
+    pub npwp: Option<String>,
+    pub lang: String,
+}
+
+/// A photo received with this submission, stored in the same transaction.
+pub struct PhotoUpload<'a> {
+    pub id: &'a str,
+    pub file_name: &'a str,
+    pub content_type: &'a str,
+    pub data: &'a [u8],
+}
+
+/// Everything one `POST /register` writes.
+pub struct Submission<'a> {
+    pub submission_id: &'a str,
+    /// Used when the registration is new.
+    pub new_id: &'a str,
+    pub details: Details,
+    /// The KTP photo: a new upload, or the id of a draft's earlier upload.
+    pub new_photo: Option<PhotoUpload<'a>>,
+    pub draft_upload_id: &'a str,
+    pub token_hash: &'a str,
+    pub token_expires_at: NaiveDateTime,
+    /// The verification mail; its registration id is set to the row's.
+    pub mail: NewMail,
+    pub cooldown: Duration,
+    pub now: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// Stored, with (`mail_sent`) or without a new link (the address had
+    /// one within the cooldown: its earlier links show the new data).
+    /// `replaced`: the address was already waiting, its data replaced.
+    /// `replay`: this same submission was stored before.
+    Registered {
+        registration_id: String,
+        email: String,
+        replaced: bool,
+        mail_sent: bool,
+        replay: bool,
+    },
+    /// A verified account has this email.
+    EmailTaken,
+    /// A verified account has this NIK.
+    NikTaken,
+}
+
+enum TxError {
+    Db(DieselError),
+    Stop(SubmitOutcome),
+}
+
+impl From<DieselError> for TxError {
+    fn from(e: DieselError) -> Self {
+        TxError::Db(e)
+    }
+}
+
+/// Concurrent writers end in a unique violation or, on SQLite, a busy
+/// snapshot; running the whole transaction again then sees the winner.
+fn is_race(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+        | DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        DieselError::DatabaseError(_, info) => super::is_busy_message(info.message()),
+        _ => false,
+    }
+}
+
+/// Runs `attempt` again (up to four times) when it lost a race.
+fn retry_races<T>(mut attempt: impl FnMut() -> Result<T, DieselError>) -> QueryResult<T> {
+    let mut tries = 0u64;
+    loop {
+        tries += 1;
+        match attempt() {
+            Err(e) if tries < 5 && is_race(&e) => {
+                tracing::debug!(error = %e, tries, "registration write raced; trying again");
+                std::thread::sleep(std::time::Duration::from_millis(15 * tries));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Stores a submitted registration, its photo, a link and its mail in one
+/// transaction, recorded under the form's `submission_id` so that posting
+/// the same form again gets the same outcome. No password is involved.
+pub fn submit(conn: &mut DbConn, sub: &Submission<'_>) -> QueryResult<SubmitOutcome> {
+    retry_races(|| match try_submit(conn, sub) {
+        Ok(outcome) | Err(TxError::Stop(outcome)) => Ok(outcome),
+        Err(TxError::Db(e)) => Err(e),
+    })
+}
+
+fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, TxError> {
+    if let Some(outcome) = replay(conn, sub.submission_id)? {
+        return Ok(outcome);
+    }
+    let d = &sub.details;
+    conn.transaction::<_, TxError, _>(|conn| {
+        // Writing first takes SQLite's write lock at once, and makes a
+        // concurrent twin of this submission wait on PostgreSQL's key.
+        diesel::insert_into(registration_submissions::table)
+            .values((
+                registration_submissions::submission_id.eq(sub.submission_id),
+                registration_submissions::email.eq(&d.email),
+                registration_submissions::created_at.eq(sub.now),
+            ))
+            .execute(conn)?;
+        if accounts::find_by_email(conn, &d.email)?.is_some() {
+            return Err(TxError::Stop(SubmitOutcome::EmailTaken));
+        }
+        if accounts::find_by_nik(conn, &d.nik)?.is_some() {
+            return Err(TxError::Stop(SubmitOutcome::NikTaken));
+        }
+        let upload_id = match &sub.new_photo {
+            Some(photo) => {
+                diesel::insert_into(ktp_uploads::table)
+                    .values((
+                        ktp_uploads::id.eq(photo.id),
+                        ktp_uploads::file_name.eq(photo.file_name),
+                        ktp_uploads::content_type.eq(photo.content_type),
+                        ktp_uploads::size_bytes.eq(photo.data.len() as i64),
+                        ktp_uploads::data.eq(photo.data),
+                        ktp_uploads::created_at.eq(sub.now),
+                    ))
+                    .execute(conn)?;
+                photo.id
+            }
+            None => sub.draft_upload_id,
+        };
+
+        let existing = find_by_email(conn, &d.email)?;
+        if let Some(old) = &existing
+            && old.completed_at.is_some()
+        {
+            // Finished once, but its account is gone: start afresh.
+            diesel::delete(registrations::table.find(&old.id)).execute(conn)?;
+        }
+        let (id, replaced) = match existing.filter(|r| r.completed_at.is_none()) {
+            Some(old) => {
+                diesel::update(registrations::table.find(&old.id))
+                    .set((
+                        registrations::nik.eq(&d.nik),
+                        registrations::nik_hash.eq(&d.nik_hash),
+                        registrations::full_name.eq(&d.full_name),
+                        registrations::birth_date.eq(&d.birth_date),
+                        registrations::phone.eq(&d.phone),
+                        registrations::npwp.eq(&d.npwp),
+                        registrations::ktp_upload_id.eq(upload_id),
+                        registrations::lang.eq(&d.lang),
+                        // The old form's password went with the old data.
+                        registrations::legacy_password_hash.eq(None::<String>),
+                        registrations::updated_at.eq(sub.now),
+                    ))
+                    .execute(conn)?;
+                if old.ktp_upload_id != upload_id {
+                    delete_upload_if_unowned(conn, &old.ktp_upload_id)?;
+                }
+                (old.id, true)
+            }
+            None => {
+                diesel::insert_into(registrations::table)
+                    .values((
+                        registrations::id.eq(sub.new_id),
+                        registrations::email.eq(&d.email),
+                        registrations::nik.eq(&d.nik),
+                        registrations::nik_hash.eq(&d.nik_hash),
+                        registrations::full_name.eq(&d.full_name),
+                        registrations::birth_date.eq(&d.birth_date),
+                        registrations::phone.eq(&d.phone),
+                        registrations::npwp.eq(&d.npwp),
+                        registrations::ktp_upload_id.eq(upload_id),
+                        registrations::lang.eq(&d.lang),
+                        registrations::created_at.eq(sub.now),
+                        registrations::updated_at.eq(sub.now),
+                    ))
+                    .execute(conn)?;
+                (sub.new_id.to_string(), false)
+            }
+        };
+        let mail_sent = claim_send(conn, &id, sub.now, sub.cooldown)?;
+        if mail_sent {
+            let mut mail = sub.mail.clone();
+            mail.registration_id = Some(id.clone());
+            insert_token(conn, sub.token_hash, &id, sub.now, sub.token_expires_at)?;
+            insert_mail(conn, &mail)?;
+        }
+        diesel::update(registration_submissions::table.find(sub.submission_id))
+            .set(registration_submissions::registration_id.eq(&id))
+            .execute(conn)?;
+        Ok(SubmitOutcome::Registered {
+            registration_id: id,
+            email: d.email.clone(),
+            replaced,
+            mail_sent,
+            replay: false,
+        })
+    })
+}
+
+fn replay(conn: &mut DbConn, submission_id: &str) -> QueryResult<Option<SubmitOutcome>> {
+    let found: Option<(Option<String>, String)> = registration_submissions::table
+        .find(submission_id)
+        .select((
+            registration_submissions::registration_id,
+            registration_submissions::email,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(match found {
+        Some((Some(registration_id), email)) => Some(SubmitOutcome::Registered {
+            registration_id,
+            email,
+            replaced: false,
+            mail_sent: true,
+            replay: true,
+        }),
+        _ => None,
+    })
+}
+
+/// Takes the right to send a link now: one conditional update, so however
+/// many requests arrive at once (on any instance), one wins per cooldown.
+fn claim_send(
+    conn: &mut DbConn,
+    id: &str,
+    now: NaiveDateTime,
+    cooldown: Duration,
+) -> QueryResult<bool> {
+    let claimed = diesel::update(
+        registrations::table
+            .find(id)
+            .filter(registrations::completed_at.is_null())
+            .filter(
+                registrations::last_sent_at
+                    .is_null()
+                    .or(registrations::last_sent_at.le(now - cooldown)),
+            ),
+    )
+    .set(registrations::last_sent_at.eq(now))
+    .execute(conn)?;
+    Ok(claimed == 1)
+}
+
+fn insert_token(
+    conn: &mut DbConn,
+    token_hash: &str,
+    registration_id: &str,
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(registration_tokens::table)
+        .values((
+            registration_tokens::token_hash.eq(token_hash),
+            registration_tokens::registration_id.eq(registration_id),
+            registration_tokens::created_at.eq(now),
+            registration_tokens::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+fn delete_upload_if_unowned(conn: &mut DbConn, upload_id: &str) -> QueryResult<()> {
+    diesel::delete(
+        ktp_uploads::table
+            .find(upload_id)
+            .filter(diesel::dsl::not(ktp_uploads::id.eq_any(
+                registrations::table.select(registrations::ktp_upload_id),
+            )))
+            .filter(diesel::dsl::not(ktp_uploads::id.eq_any(
+                accounts_table::table.select(accounts_table::ktp_upload_id),
+            ))),
+    )
+    .execute(conn)
+    .map(|_| ())
+}
+
+pub fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<Registration>> {
+    registrations::table
+        .filter(registrations::email.eq(email))
+        .first(conn)
+        .optional()
+}
+
+/// A registration waiting for its password under this address.
+pub fn find_pending_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<Registration>> {
+    registrations::table
+        .filter(registrations::email.eq(email))
+        .filter(registrations::completed_at.is_null())
+        .first(conn)
+        .optional()
+}
+
+/// Registrations under this email or NIK (for the staff timeline).
+pub fn find_related(
+    conn: &mut DbConn,
+    email: Option<&str>,
+    nik_hash: Option<&str>,
+) -> QueryResult<Vec<Registration>> {
+    let mut rows: Vec<Registration> = Vec::new();
+    if let Some(email) = email {
+        rows.extend(find_by_email(conn, email)?);
+    }
+    if let Some(hash) = nik_hash {
+        rows.extend(
+            registrations::table
+                .filter(registrations::nik_hash.eq(hash))
+                .order(registrations::created_at.desc())
+                .limit(20)
+                .load::<Registration>(conn)?,
+        );
+    }
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    rows.dedup_by(|a, b| a.id == b.id);
+    Ok(rows)
+}
+
+/// Whether an upload belongs to a registration or an account (so it is no
+/// longer a draft's).
+pub fn upload_is_owned(conn: &mut DbConn, upload_id: &str) -> QueryResult<bool> {
+    let by_registration = registrations::table
+        .filter(registrations::ktp_upload_id.eq(upload_id))
+        .count()
+        .get_result::<i64>(conn)?;
+    let by_account = accounts_table::table
+        .filter(accounts_table::ktp_upload_id.eq(upload_id))
+        .count()
+        .get_result::<i64>(conn)?;
+    Ok(by_registration + by_account > 0)
+}
+
+/// What a mailed link leads to.
+#[derive(Debug, Clone)]
+pub enum LinkState {
+    /// Not a link we sent (or its registration was purged).
+    Unknown,
+    /// The password was chosen (through this link or another): sign in.
+    Done { email: String },
+    /// The link is too old; a new one can be requested.
+    Expired { email: String },
+    /// Another registration with this NIK finished first.
+    NikTaken { registration: Registration },
+    /// Waiting for the password (or, for the old form's registrations, for
+    /// one button press).
+    Ready { registration: Registration },
+}
+
+/// The state a link leads to. With `record_open` (a GET, not a HEAD), the
+/// time it was opened is noted for the staff timeline; nothing else changes.
+pub fn open_link(
+    conn: &mut DbConn,
+    token_hash: &str,
+    now: NaiveDateTime,
+    record_open: bool,
+) -> QueryResult<LinkState> {
+    let state = link_state(conn, token_hash, now)?;
+    if record_open
+        && let LinkState::Ready { registration } | LinkState::NikTaken { registration } = &state
+    {
+        super::retry_busy(|| {
+            diesel::update(registrations::table.find(&registration.id))
+                .set(registrations::link_opened_at.eq(now))
+                .execute(conn)
+        })?;
+    }
+    Ok(state)
+}
+
+fn link_state(conn: &mut DbConn, token_hash: &str, now: NaiveDateTime) -> QueryResult<LinkState> {
+    let token: Option<(String, NaiveDateTime)> = registration_tokens::table
+        .find(token_hash)
+        .select((
+            registration_tokens::registration_id,
+            registration_tokens::expires_at,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((registration_id, expires_at)) = token else {
+        return Ok(LinkState::Unknown);
+    };
+    let Some(registration) = registrations::table
+        .find(&registration_id)
+        .first::<Registration>(conn)
+        .optional()?
+    else {
+        return Ok(LinkState::Unknown);
+    };
+    if registration.completed_at.is_some()
+        || accounts::find_by_email(conn, &registration.email)?.is_some()
+    {
+        return Ok(LinkState::Done {
+            email: registration.email,
+        });
+    }
+    if expires_at <= now {
+        return Ok(LinkState::Expired {
+            email: registration.email,
+        });
+    }
+    if accounts::find_by_nik(conn, &registration.nik)?.is_some() {
+        return Ok(LinkState::NikTaken { registration });
+    }
+    Ok(LinkState::Ready { registration })
+}
+
+#[derive(Debug, Clone)]
+pub enum CompleteOutcome {
+    /// The account exists now; the citizen is signed in with it.
+    Completed { account_id: String, epoch: i64 },
+    /// Not ready (any more): what the link leads to instead.
+    NotReady(Box<LinkState>),
+}
+
+/// Chooses the password through a link: the registration becomes a
+/// verified account, in one transaction. Two tabs posting at once make one
+/// account: the second finds the registration completed. `password_hash`
+/// `None` uses the old form's password (and is refused without one).
+pub fn complete(
+    conn: &mut DbConn,
+    token_hash: &str,
+    password_hash: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<CompleteOutcome> {
+    retry_races(|| try_complete(conn, token_hash, password_hash, now))
+}
+
+fn try_complete(
+    conn: &mut DbConn,
+    token_hash: &str,
+    password_hash: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<CompleteOutcome> {
+    conn.transaction(|conn| {
+        let state = link_state(conn, token_hash, now)?;
+        let LinkState::Ready { registration } = state else {
+            return Ok(CompleteOutcome::NotReady(Box::new(state)));
+        };
+        let Some(hash) = password_hash
+            .map(str::to_string)
+            .or(registration.legacy_password_hash.clone())
+        else {
+            return Ok(CompleteOutcome::NotReady(Box::new(LinkState::Ready {
+                registration,
+            })));
+        };
+        let claimed = diesel::update(
+            registrations::table
+                .find(&registration.id)
+                .filter(registrations::completed_at.is_null()),
+        )
+        .set(registrations::completed_at.eq(now))
+        .execute(conn)?;
+        if claimed != 1 {
+            return Ok(CompleteOutcome::NotReady(Box::new(LinkState::Done {
+                email: registration.email,
+            })));
+        }
+        let account_id = uuid::Uuid::new_v4().to_string();
+        diesel::insert_into(accounts_table::table)
+            .values(&NewAccount {
+                id: account_id.clone(),
+                email: registration.email.clone(),
+                nik: registration.nik.clone(),
+                full_name: registration.full_name.clone(),
+                birth_date: registration.birth_date.clone(),
+                phone: registration.phone.clone(),
+                npwp: registration.npwp.clone(),
+                password_hash: hash,
+                ktp_upload_id: registration.ktp_upload_id.clone(),
+                lang: registration.lang.clone(),
+                verified_at: Some(now),
+                created_at: now,
+                nik_hash: registration.nik_hash.clone(),
+            })
+            .execute(conn)?;
+        diesel::update(registrations::table.find(&registration.id))
+            .set(registrations::account_id.eq(&account_id))
+            .execute(conn)?;
+        Ok(CompleteOutcome::Completed {
+            account_id,
+            epoch: 0,
+        })
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResendOutcome {
+    Sent,
+    /// A link went out less than the cooldown ago.
+    Cooldown,
+    /// No registration waits for this address.
+    NothingWaiting,
+}
+
+/// Sends one more link to a waiting registration (earlier links keep
+/// working), unless one went out within the cooldown. `mail` builds the
+/// mail for the registration found.
+pub fn resend(
+    conn: &mut DbConn,
+    email: &str,
+    token_hash: &str,
+    ttl: Duration,
+    cooldown: Duration,
+    now: NaiveDateTime,
+    mail: impl Fn(&Registration) -> Option<NewMail>,
+) -> QueryResult<ResendOutcome> {
+    let Some(registration) = find_pending_by_email(conn, email)? else {
+        return Ok(ResendOutcome::NothingWaiting);
+    };
+    if accounts::find_by_email(conn, email)?.is_some() {
+        return Ok(ResendOutcome::NothingWaiting);
+    }
+    let Some(mail) = mail(&registration) else {
+        return Err(DieselError::RollbackTransaction);
+    };
+    super::retry_busy(|| {
+        conn.transaction(|conn| {
+            if !claim_send(conn, &registration.id, now, cooldown)? {
+                return Ok(ResendOutcome::Cooldown);
+            }
+            insert_token(conn, token_hash, &registration.id, now, now + ttl)?;
+            insert_mail(conn, &mail)?;
+            Ok(ResendOutcome::Sent)
+        })
+    })
+}
+
+/// Deletes registrations that waited longer than `cutoff` without a
+/// password (their links and photos go with them), finished registrations
+/// older than that (their accounts keep the photo), and draft uploads that
+/// nothing owns, older than `draft_cutoff`. Returns (registrations, drafts).
+pub fn purge(
+    conn: &mut DbConn,
+    cutoff: NaiveDateTime,
+    draft_cutoff: NaiveDateTime,
+) -> QueryResult<(usize, usize)> {
+    super::retry_busy(|| {
+        conn.transaction(|conn| {
+            let old =
+                diesel::delete(registrations::table.filter(registrations::updated_at.lt(cutoff)))
+                    .execute(conn)?;
+            let drafts = diesel::delete(
+                ktp_uploads::table
+                    .filter(ktp_uploads::created_at.lt(draft_cutoff))
+                    .filter(diesel::dsl::not(ktp_uploads::id.eq_any(
+                        registrations::table.select(registrations::ktp_upload_id),
+                    )))
+                    .filter(diesel::dsl::not(ktp_uploads::id.eq_any(
+                        accounts_table::table.select(accounts_table::ktp_upload_id),
+                    ))),
+            )
+            .execute(conn)?;
+            Ok((old, drafts))
+        })
+    })
+}
