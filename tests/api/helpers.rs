@@ -59,6 +59,16 @@ impl TestDb {
         }
     }
 
+    /// Another handle on the same database, for a second instance; the
+    /// database is dropped with the first handle only.
+    pub fn share(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            dir: tempfile::tempdir().expect("temporary directory"),
+            postgres: None,
+        }
+    }
+
     /// Makes the database disappear under the running application.
     pub fn destroy(&self) {
         match &self.postgres {

@@ -7,6 +7,7 @@ mod mail_stub;
 
 mod assets;
 mod db_proxy;
+mod details_first;
 mod errors;
 mod failures;
 mod home;
