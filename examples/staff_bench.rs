@@ -19,16 +19,13 @@
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, RunQueryDsl};
+use diesel::Connection;
 use emeterai::config::Settings;
 use emeterai::startup::Application;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::{BenchDb, arg, percentile};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -40,11 +37,6 @@ fn rss_kib() -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
 }
 
 const REASONS: [&str; 6] = [
@@ -143,26 +135,9 @@ async fn main() {
         .map(|r| r.parse().unwrap())
         .unwrap_or(1_000_000);
     let requests: usize = arg("--requests").map(|r| r.parse().unwrap()).unwrap_or(200);
-    let dir = tempfile::tempdir().unwrap();
-
-    let (database_url, admin) = match backend.as_str() {
-        "sqlite" => (dir.path().join("bench.sqlite3").display().to_string(), None),
-        "postgres" => {
-            let admin = std::env::var("BENCH_DATABASE_URL")
-                .or_else(|_| std::env::var("TEST_DATABASE_URL"))
-                .expect("set BENCH_DATABASE_URL to a PostgreSQL URL");
-            emeterai::db::init_tls();
-            let name = format!("emeterai_bench_{}", std::process::id());
-            let mut conn = diesel::PgConnection::establish(&admin).unwrap();
-            diesel::sql_query(format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .unwrap();
-            let base = admin.split('?').next().unwrap();
-            let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
-            (url, Some((admin, name)))
-        }
-        other => panic!("--backend sqlite|postgres, not {other}"),
-    };
+    let db = BenchDb::new(&backend);
+    let database_url = db.url.clone();
+    let dir = &db.dir;
 
     let mut settings = Settings::with_database(database_url.clone(), dir.path().join("data"));
     settings.bind = ([127, 0, 0, 1], 0).into();
@@ -321,12 +296,9 @@ async fn main() {
     );
     handle.stop(true).await;
     drop(state);
-    if let Some((admin, name)) = admin {
-        let mut conn = diesel::PgConnection::establish(&admin).unwrap();
-        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut conn);
-    }
-    if !(list_ok && csv_ok) {
+    let ok = list_ok && csv_ok;
+    drop(db);
+    if !ok {
         std::process::exit(1);
     }
 }

@@ -319,43 +319,62 @@ pub async fn deliver_due(state: &web::Data<AppState>) -> Result<usize, AppError>
     let claimed = state
         .db(move |conn| {
             let now = now();
-            outbox::claim_due(conn, now, now + lease, 20)
+            outbox::claim_due(conn, now, now + lease, BATCH)
         })
         .await?;
     let count = claimed.len();
-    for mail in claimed {
+    // The batch goes to the provider at once (each mail is one request),
+    // then each outcome is written as it comes back.
+    let deliveries = claimed.into_iter().map(|mail| async move {
         let result = state.mailer.deliver(&mail).await;
-        let base = Duration::from_secs(settings.mail_retry_base_secs);
-        let max = Duration::from_secs(settings.mail_retry_max_secs);
-        let max_attempts = settings.mail_max_attempts;
-        let id = mail.id.clone();
-        let attempts = mail.attempts as u32 + 1;
-        let kind = mail.kind.clone();
-        state
-            .db(move |conn| {
-                let now = now();
-                match result {
-                    Ok(()) => {
-                        tracing::info!(mail = %id, kind = %kind, attempts, "mail sent");
-                        outbox::mark_sent(conn, &id, now)
-                    }
-                    Err(error) => {
-                        let retry_at = (attempts < max_attempts).then(|| {
-                            now + chrono::Duration::from_std(backoff(attempts, base, max))
-                                .unwrap_or_else(|_| chrono::Duration::seconds(300))
-                        });
-                        if retry_at.is_some() {
-                            tracing::warn!(mail = %id, kind = %kind, attempts, %error, "mail not delivered; will try again");
-                        } else {
-                            tracing::error!(mail = %id, kind = %kind, attempts, %error, "mail failed after its last try");
-                        }
-                        outbox::mark_attempt_failed(conn, &id, &error, retry_at)
-                    }
-                }
-            })
-            .await?;
+        record_delivery(state, mail, result).await
+    });
+    for outcome in futures_util::future::join_all(deliveries).await {
+        outcome?;
     }
     Ok(count)
+}
+
+/// Mails claimed at once by one instance's worker.
+const BATCH: i64 = 20;
+
+/// Writes what became of one delivery: sent, or the next try (capped
+/// exponential backoff), or failed after the last try.
+async fn record_delivery(
+    state: &web::Data<AppState>,
+    mail: outbox::Mail,
+    result: Result<(), String>,
+) -> Result<(), AppError> {
+    let settings = &state.settings;
+    let base = Duration::from_secs(settings.mail_retry_base_secs);
+    let max = Duration::from_secs(settings.mail_retry_max_secs);
+    let max_attempts = settings.mail_max_attempts;
+    let id = mail.id;
+    let attempts = mail.attempts as u32 + 1;
+    let kind = mail.kind;
+    state
+        .db(move |conn| {
+            let now = now();
+            match result {
+                Ok(()) => {
+                    tracing::info!(mail = %id, kind = %kind, attempts, "mail sent");
+                    outbox::mark_sent(conn, &id, now)
+                }
+                Err(error) => {
+                    let retry_at = (attempts < max_attempts).then(|| {
+                        now + chrono::Duration::from_std(backoff(attempts, base, max))
+                            .unwrap_or_else(|_| chrono::Duration::seconds(300))
+                    });
+                    if retry_at.is_some() {
+                        tracing::warn!(mail = %id, kind = %kind, attempts, %error, "mail not delivered; will try again");
+                    } else {
+                        tracing::error!(mail = %id, kind = %kind, attempts, %error, "mail failed after its last try");
+                    }
+                    outbox::mark_attempt_failed(conn, &id, &error, retry_at)
+                }
+            }
+        })
+        .await
 }
 
 /// Deletes registrations that were never confirmed in time, and abandoned
@@ -390,9 +409,15 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
     let purge_every = Duration::from_secs(3600);
     let mut last_purge: Option<std::time::Instant> = None;
     loop {
-        if let Err(error) = deliver_due(&state).await {
-            tracing::warn!(error = %crate::errors::error_chain(&error), "mail outbox unavailable; will try again");
-        }
+        // A full batch means more are due: go on at once rather than wait
+        // for the next wake-up (a burst of sign-ups wakes the worker once).
+        let full_batch = match deliver_due(&state).await {
+            Ok(count) => count as i64 == BATCH,
+            Err(error) => {
+                tracing::warn!(error = %crate::errors::error_chain(&error), "mail outbox unavailable; will try again");
+                false
+            }
+        };
         if state.failures.buffered() > 0 {
             let flush_state = state.clone();
             if let Ok(written) =
@@ -424,7 +449,9 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
             }
             last_purge = Some(std::time::Instant::now());
         }
-        let _ = tokio::time::timeout(poll, wake.notified()).await;
+        if !full_batch {
+            let _ = tokio::time::timeout(poll, wake.notified()).await;
+        }
     }
 }
 

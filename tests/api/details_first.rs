@@ -76,7 +76,10 @@ async fn old_form_registrations_verify_with_one_press(backend: Backend) {
     let (status, html) = app.get_html(&link).await;
     assert_eq!(status, 200);
     assert!(html.contains("Verifikasi email saya"), "{html}");
-    assert!(!html.contains(r#"type="password""#), "no new password asked");
+    assert!(
+        !html.contains(r#"type="password""#),
+        "no new password asked"
+    );
     let csrf = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
     let response = app
         .client

@@ -1,0 +1,83 @@
+//! What the benchmarks share: arguments, percentiles, and a database for one
+//! run (a SQLite file in a temporary directory, or a fresh PostgreSQL
+//! database next to BENCH_DATABASE_URL's, dropped at the end).
+
+#![allow(dead_code)] // Each benchmark uses its own part.
+
+use std::time::Duration;
+
+use diesel::{Connection, RunQueryDsl};
+
+pub fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The database of one benchmark run.
+pub struct BenchDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    postgres: Option<(String, String)>,
+}
+
+impl BenchDb {
+    /// `backend` is `sqlite` or `postgres`.
+    pub fn new(backend: &str) -> BenchDb {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            "sqlite" => BenchDb {
+                url: dir.path().join("bench.sqlite3").display().to_string(),
+                dir,
+                postgres: None,
+            },
+            "postgres" => {
+                let admin = std::env::var("BENCH_DATABASE_URL")
+                    .or_else(|_| std::env::var("TEST_DATABASE_URL"))
+                    .expect("set BENCH_DATABASE_URL to a PostgreSQL URL");
+                emeterai::db::init_tls();
+                let name = format!("emeterai_bench_{}", std::process::id());
+                let mut conn = diesel::PgConnection::establish(&admin).unwrap();
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .unwrap();
+                let base = admin.split('?').next().unwrap();
+                let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+                BenchDb {
+                    url,
+                    dir,
+                    postgres: Some((admin, name)),
+                }
+            }
+            other => panic!("--backend sqlite|postgres, not {other}"),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = &self.postgres
+            && let Ok(mut conn) = diesel::PgConnection::establish(admin)
+        {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn);
+        }
+    }
+}
