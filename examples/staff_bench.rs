@@ -18,8 +18,8 @@
 
 use std::time::{Duration, Instant};
 
-use diesel::connection::SimpleConnection;
 use diesel::Connection;
+use diesel::connection::SimpleConnection;
 use emeterai::config::Settings;
 use emeterai::startup::Application;
 

@@ -200,6 +200,16 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_ENUMERATION_SAFE", value_name = "EMETERAI_ENUMERATION_SAFE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub enumeration_safe: bool,
 
+    /// Registrations (and draft photos) stored per client address per hour. Carrier-grade NAT puts
+    /// many citizens behind one address: see the README for how the default was chosen.
+    #[arg(long, env = "EMETERAI_REGISTRATIONS_PER_IP_HOUR", value_name = "EMETERAI_REGISTRATIONS_PER_IP_HOUR", default_value_t = 300, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub registrations_per_ip_hour: i64,
+
+    /// Megabytes of KTP photos that no account owns yet (drafts and registrations waiting for their
+    /// password) before new ones are refused with the 503 page.
+    #[arg(long, env = "EMETERAI_UPLOAD_BUDGET_MB", value_name = "EMETERAI_UPLOAD_BUDGET_MB", default_value_t = 20_480, value_parser = clap::value_parser!(i64).range(1..=100_000_000))]
+    pub upload_budget_mb: i64,
+
     /// Answers that reveal an existing account ("already registered") and password-reset requests,
     /// per client IP per hour.
     #[arg(long, env = "EMETERAI_RATE_LIMIT_PER_IP_HOUR", value_name = "EMETERAI_RATE_LIMIT_PER_IP_HOUR", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=100_000))]

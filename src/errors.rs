@@ -33,6 +33,11 @@ pub const BUSY_RETRY_SECS: u32 = 5;
 #[derive(Debug, Clone)]
 pub struct BusyRetry(pub String);
 
+/// Minutes until a rate limit lets the citizen try again (`Retry-After`,
+/// rounded up).
+#[derive(Debug, Clone, Copy)]
+pub struct RateRetry(pub i64);
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("not found")]
@@ -41,9 +46,13 @@ pub enum AppError {
     BadRequest(&'static str),
     #[error("forbidden")]
     Forbidden,
-    /// Refused by a rate limit; the failure is recorded under this reference.
+    /// Refused by a rate limit; the failure is recorded under `reference`,
+    /// and the limit's window ends in `retry_after_secs`.
     #[error("rate limited")]
-    RateLimited(String),
+    RateLimited {
+        reference: String,
+        retry_after_secs: i64,
+    },
     #[error("service unavailable")]
     Unavailable(#[source] BoxError),
     /// Password hashing is at capacity: a 503 with `Refresh` back to
@@ -163,7 +172,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Forbidden => StatusCode::FORBIDDEN,
-            AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) | AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -171,14 +180,23 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if let AppError::RateLimited(reference) = self {
+        if let AppError::RateLimited {
+            reference,
+            retry_after_secs,
+        } = self
+        {
+            let secs = (*retry_after_secs).max(1);
             let mut response = HttpResponse::build(status)
-                .insert_header((header::RETRY_AFTER, 3600))
+                .insert_header((header::RETRY_AFTER, secs))
                 .finish();
             response.extensions_mut().insert(ErrorReference {
                 code: reference.clone(),
                 recorded: true,
             });
+            // The page says the same wait as the header, in minutes.
+            response
+                .extensions_mut()
+                .insert(RateRetry((secs + 59) / 60));
             return response;
         }
         let reference = new_reference("ERR");
@@ -219,6 +237,8 @@ struct ErrorPage<'a> {
     reference: &'a str,
     /// The busy page's "try again now" target.
     retry: Option<String>,
+    /// The 429 page's wait, in minutes.
+    wait_minutes: Option<i64>,
 }
 
 fn texts_for(ctx: &PageCtx, status: StatusCode) -> (&'static str, &'static str) {
@@ -265,6 +285,7 @@ pub fn error_page<B: MessageBody + 'static>(
         .extensions()
         .get::<BusyRetry>()
         .map(|r| r.0.clone());
+    let wait_minutes = res.response().extensions().get::<RateRetry>().map(|r| r.0);
     let (req, old) = res.into_parts();
     let html = match PageCtx::from_request(&req) {
         Ok(ctx) => {
@@ -279,6 +300,7 @@ pub fn error_page<B: MessageBody + 'static>(
                 body,
                 reference: &reference,
                 retry,
+                wait_minutes,
             }
             .render()
             .map(|html| (html, ctx.lang.code()))

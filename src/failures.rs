@@ -21,7 +21,7 @@ use sha2::Sha256;
 
 use crate::db::DbConn;
 use crate::domain::mask_nik;
-use crate::schema::{failures, rate_events};
+use crate::schema::failures;
 use crate::startup::AppState;
 
 pub mod reason {
@@ -320,11 +320,13 @@ pub fn flush_buffered(state: &AppState) -> usize {
     written
 }
 
-/// Deletes failures older than `cutoff` and rate events older than a day.
+/// Deletes failures older than `cutoff` and rate counters whose window
+/// ended more than a day ago.
 pub fn purge(conn: &mut DbConn, cutoff: NaiveDateTime, now: NaiveDateTime) -> QueryResult<usize> {
+    use crate::schema::rate_counters as rc;
     let deleted =
         diesel::delete(failures::table.filter(failures::occurred_at.lt(cutoff))).execute(conn)?;
-    diesel::delete(rate_events::table.filter(rate_events::at.lt(now - chrono::Duration::days(1))))
+    diesel::delete(rc::table.filter(rc::window_end.lt(now - chrono::Duration::days(1))))
         .execute(conn)?;
     Ok(deleted)
 }
@@ -333,68 +335,173 @@ pub fn find(conn: &mut DbConn, reference: &str) -> QueryResult<Option<FailureRow
     failures::table.find(reference).first(conn).optional()
 }
 
+/// What a rate limit decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allowance {
+    Allowed,
+    /// Refused until the window ends, this many seconds from now.
+    Refused {
+        retry_after_secs: i64,
+    },
+}
+
+impl Allowance {
+    pub fn is_allowed(self) -> bool {
+        self == Allowance::Allowed
+    }
+
+    /// The first refusal of the two, or allowed.
+    fn and(self, other: Allowance) -> Allowance {
+        match self {
+            Allowance::Allowed => other,
+            refused => refused,
+        }
+    }
+}
+
+/// The client's address as a limit key (a keyed hash: no IP stored in clear).
+pub fn client_key(state: &AppState, req: &HttpRequest) -> String {
+    state
+        .failures
+        .client_addr(req)
+        .map(|ip| state.failures.keyed_hash("ip", &ip.to_string()))
+        .unwrap_or_default()
+}
+
 /// One more event of `kind` (e.g. "taken", "forgot") for this client and
-/// this address, within the hourly limits of both; `false` when either is
-/// reached. Keys are keyed hashes: no address or IP is stored in clear.
+/// this address, within the hourly limits of both. Keys are keyed hashes:
+/// no address or IP is stored in clear.
 pub async fn allow_for_client_and_address(
     state: &web::Data<AppState>,
     req: &HttpRequest,
     kind: &'static str,
     email: &str,
-) -> Result<bool, crate::errors::AppError> {
-    let ip = state
-        .failures
-        .client_addr(req)
-        .map(|ip| state.failures.keyed_hash("ip", &ip.to_string()))
-        .unwrap_or_default();
-    let email_key = state.failures.keyed_hash("email", email);
-    let (per_ip, per_email) = (
-        state.settings.rate_limit_per_ip_hour,
-        state.settings.rate_limit_per_email_hour,
-    );
+) -> Result<Allowance, crate::errors::AppError> {
+    let per_ip = state.settings.rate_limit_per_ip_hour;
+    let per_email = state.settings.rate_limit_per_email_hour;
+    allow(
+        state,
+        vec![
+            (format!("{kind}-ip:{}", client_key(state, req)), per_ip),
+            (
+                format!("{kind}-email:{}", state.failures.keyed_hash("email", email)),
+                per_email,
+            ),
+        ],
+    )
+    .await
+}
+
+/// Counts one event against each `(key, hourly limit)` in turn; the first
+/// refusal stops (later keys are not counted).
+pub async fn allow(
+    state: &web::Data<AppState>,
+    limits: Vec<(String, i64)>,
+) -> Result<Allowance, crate::errors::AppError> {
     state
-        .db(move |conn| -> Result<bool, crate::errors::AppError> {
+        .db(move |conn| -> Result<Allowance, crate::errors::AppError> {
             let now = crate::mail::now();
             let hour = chrono::Duration::hours(1);
-            Ok(
-                rate_allow(conn, &format!("{kind}-ip:{ip}"), now, hour, per_ip)?
-                    && rate_allow(
-                        conn,
-                        &format!("{kind}-email:{email_key}"),
-                        now,
-                        hour,
-                        per_email,
-                    )?,
-            )
+            let mut decision = Allowance::Allowed;
+            for (key, limit) in &limits {
+                decision = decision.and(rate_allow(conn, key, now, hour, *limit)?);
+                if !decision.is_allowed() {
+                    break;
+                }
+            }
+            Ok(decision)
         })
         .await
 }
 
-/// Counts an event against a limit: `false` (and nothing counted) when
-/// `limit` events for `key` happened within `window` already.
+/// Counts an event against a limit of `limit` per `window` (which starts at
+/// a key's first event): checked and counted by one conditional update, so
+/// parallel requests on any number of instances never get past the limit.
+/// Nothing is counted when refused.
 pub fn rate_allow(
     conn: &mut DbConn,
     key: &str,
     now: NaiveDateTime,
     window: chrono::Duration,
     limit: i64,
-) -> QueryResult<bool> {
-    let recent: i64 = rate_events::table
-        .filter(rate_events::key.eq(key))
-        .filter(rate_events::at.gt(now - window))
-        .count()
-        .get_result(conn)?;
-    if recent >= limit {
-        return Ok(false);
+) -> QueryResult<Allowance> {
+    use crate::schema::rate_counters as rc;
+    let limit = limit.clamp(0, i64::from(i32::MAX)) as i32;
+    for _ in 0..4 {
+        // Within the window and below the limit: count it.
+        let counted = crate::db::retry_busy(|| {
+            diesel::update(
+                rc::table
+                    .find(key)
+                    .filter(rc::window_end.gt(now))
+                    .filter(rc::count.lt(limit)),
+            )
+            .set(rc::count.eq(rc::count + 1))
+            .execute(conn)
+        })?;
+        if counted == 1 {
+            return Ok(Allowance::Allowed);
+        }
+        // The window is over: a new one starts with this event.
+        let restarted = crate::db::retry_busy(|| {
+            diesel::update(rc::table.find(key).filter(rc::window_end.le(now)))
+                .set((rc::count.eq(1), rc::window_end.eq(now + window)))
+                .execute(conn)
+        })?;
+        if restarted == 1 {
+            return Ok(if limit >= 1 {
+                Allowance::Allowed
+            } else {
+                Allowance::Refused {
+                    retry_after_secs: window.num_seconds(),
+                }
+            });
+        }
+        let window_end: Option<NaiveDateTime> = rc::table
+            .find(key)
+            .select(rc::window_end)
+            .first(conn)
+            .optional()?;
+        match window_end {
+            // At the limit within the window.
+            Some(end) if end > now => {
+                return Ok(Allowance::Refused {
+                    retry_after_secs: (end - now).num_seconds().max(1),
+                });
+            }
+            // Ended between our two updates: go round again.
+            Some(_) => continue,
+            None => {}
+        }
+        // The key's first event; a concurrent first event makes this a
+        // unique violation, and the next round counts against its row.
+        let inserted = crate::db::retry_busy(|| {
+            diesel::insert_into(rc::table)
+                .values((
+                    rc::key.eq(key),
+                    rc::window_end.eq(now + window),
+                    rc::count.eq(1),
+                ))
+                .execute(conn)
+        });
+        match inserted {
+            Ok(_) if limit >= 1 => return Ok(Allowance::Allowed),
+            Ok(_) => {
+                return Ok(Allowance::Refused {
+                    retry_after_secs: window.num_seconds(),
+                });
+            }
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => continue,
+            Err(e) => return Err(e),
+        }
     }
-    diesel::insert_into(rate_events::table)
-        .values((
-            rate_events::id.eq(uuid::Uuid::new_v4().to_string()),
-            rate_events::key.eq(key),
-            rate_events::at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(true)
+    // Four rounds of races on one key: count it as refused for a moment.
+    Ok(Allowance::Refused {
+        retry_after_secs: 1,
+    })
 }
 
 #[cfg(test)]

@@ -377,14 +377,21 @@ async fn record_delivery(
         .await
 }
 
+/// Hours a draft's photo (a form that came back with errors) is kept.
+pub const DRAFT_HOURS: i64 = 6;
+
 /// Deletes registrations that were never confirmed in time, and abandoned
-/// draft uploads (older than a day).
+/// draft uploads (older than `DRAFT_HOURS`).
 pub async fn purge_expired(state: &web::Data<AppState>) -> Result<(usize, usize), AppError> {
     let ttl = chrono::Duration::hours(i64::from(state.settings.unverified_ttl_hours));
     state
         .db(move |conn| {
             let now = now();
-            crate::db::registrations::purge(conn, now - ttl, now - chrono::Duration::hours(24))
+            crate::db::registrations::purge(
+                conn,
+                now - ttl,
+                now - chrono::Duration::hours(DRAFT_HOURS),
+            )
         })
         .await
 }
@@ -408,7 +415,14 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
     let poll = Duration::from_secs(state.settings.mail_poll_secs);
     let purge_every = Duration::from_secs(3600);
     let mut last_purge: Option<std::time::Instant> = None;
+    let mut last_measure: Option<std::time::Instant> = None;
     loop {
+        if last_measure.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+            if let Err(error) = state.refresh_upload_bytes().await {
+                tracing::warn!(error = %crate::errors::error_chain(&error), "cannot measure the upload budget; will try again");
+            }
+            last_measure = Some(std::time::Instant::now());
+        }
         // A full batch means more are due: go on at once rather than wait
         // for the next wake-up (a burst of sign-ups wakes the worker once).
         let full_batch = match deliver_due(&state).await {

@@ -33,6 +33,8 @@ pub struct HashClassLabels {
 
 pub struct Metrics {
     registry: Registry,
+    upload_bytes: Gauge,
+    upload_budget_bytes: Gauge,
     hash_rejected: Family<HashClassLabels, Counter>,
     hash_waiting: Family<HashClassLabels, Gauge>,
     pub requests: Family<RequestLabels, Counter>,
@@ -95,8 +97,22 @@ impl Metrics {
             "Password hashing requests waiting for a thread, by class",
             hash_waiting.clone(),
         );
+        let upload_bytes = Gauge::default();
+        registry.register(
+            "upload_unowned_bytes",
+            "Bytes of KTP photos no account owns yet (drafts, registrations waiting for a password)",
+            upload_bytes.clone(),
+        );
+        let upload_budget_bytes = Gauge::default();
+        registry.register(
+            "upload_budget_bytes",
+            "The budget for those bytes; new uploads are refused (503) beyond it",
+            upload_budget_bytes.clone(),
+        );
         Metrics {
             registry,
+            upload_bytes,
+            upload_budget_bytes,
             hash_rejected,
             hash_waiting,
             requests,
@@ -115,12 +131,15 @@ impl Metrics {
             .inc();
     }
 
-    /// Encodes every metric, with the pool gauges read at this moment.
+    /// Encodes every metric, with the gauges read at this moment.
     pub fn encode(
         &self,
         pool: &crate::db::Pool,
         hashing: &crate::hashing::HashPool,
+        uploads: (i64, i64),
     ) -> Result<String, std::fmt::Error> {
+        self.upload_bytes.set(uploads.0);
+        self.upload_budget_bytes.set(uploads.1);
         use crate::hashing::Class;
         for class in [Class::SignIn, Class::NewPassword] {
             self.hash_waiting

@@ -160,10 +160,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    rate_events (id) {
-        id -> Text,
+    rate_counters (key) {
         key -> Text,
-        at -> Timestamp,
+        window_end -> Timestamp,
+        count -> Integer,
     }
 }
 
@@ -174,7 +174,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     registration_submissions,
     mail_outbox,
     failures,
-    rate_events,
+    rate_counters,
     staff,
     staff_audit,
     failure_notes,

@@ -35,12 +35,30 @@ pub struct AppState {
     /// long as wrong passwords.
     pub dummy_hash: String,
     pub failures: crate::failures::FailureLog,
+    /// Bytes of photos no account owns yet, as last measured (by the worker,
+    /// every few seconds): the upload budget compares against this.
+    pub unowned_upload_bytes: std::sync::atomic::AtomicI64,
     /// Encrypts the staff session cookie (derived from the secret for that
     /// purpose only).
     pub staff_cookie_key: actix_web::cookie::Key,
 }
 
 impl AppState {
+    /// Whether the photos waiting for an owner have used up the budget.
+    pub fn upload_budget_reached(&self) -> bool {
+        self.unowned_upload_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= self.settings.upload_budget_mb.saturating_mul(1024 * 1024)
+    }
+
+    /// Measures the photos waiting for an owner (all instances' together).
+    pub async fn refresh_upload_bytes(&self) -> Result<i64, crate::errors::AppError> {
+        let bytes = self.db(db::accounts::unowned_upload_bytes).await?;
+        self.unowned_upload_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+        Ok(bytes)
+    }
+
     /// Runs blocking database work with a pooled connection on the blocking
     /// thread pool (never on the async workers). A connection that cannot be
     /// had in time, like any database error, becomes an `AppError`.
@@ -167,6 +185,7 @@ impl Application {
                 failure_log.keyed_hash("staff-cookie", "v1").as_bytes(),
             ),
             failures: failure_log,
+            unowned_upload_bytes: std::sync::atomic::AtomicI64::new(0),
             settings,
             pool,
             db_url,

@@ -76,6 +76,19 @@ pub fn insert_upload(conn: &mut DbConn, upload: &NewUpload<'_>) -> QueryResult<(
         .map(|_| ())
 }
 
+/// Bytes of KTP photos no account owns: drafts and registrations waiting
+/// for their password (what the upload budget limits).
+pub fn unowned_upload_bytes(conn: &mut DbConn) -> QueryResult<i64> {
+    ktp_uploads::table
+        .filter(diesel::dsl::not(
+            ktp_uploads::id.eq_any(accounts::table.select(accounts::ktp_upload_id)),
+        ))
+        .select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT)",
+        ))
+        .first(conn)
+}
+
 /// A draft's upload that no registration or account owns yet.
 pub fn find_draft_upload(conn: &mut DbConn, id: &str) -> QueryResult<Option<UploadInfo>> {
     if super::registrations::upload_is_owned(conn, id)? {

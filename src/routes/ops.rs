@@ -48,7 +48,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let body = state
         .metrics
-        .encode(&state.pool, &state.hash_pool)
+        .encode(
+            &state.pool,
+            &state.hash_pool,
+            (
+                state
+                    .unowned_upload_bytes
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                state.settings.upload_budget_mb.saturating_mul(1024 * 1024),
+            ),
+        )
         .map_err(AppError::internal)?;
     Ok(HttpResponse::Ok()
         .insert_header((

@@ -102,10 +102,15 @@ pub async fn forgot_post(
         return page.ctx.render(status, &page);
     }
     let email = parsed.expect("checked above");
-    if !failures::allow_for_client_and_address(&state, &req, "forgot", email.as_str()).await? {
+    if let failures::Allowance::Refused { retry_after_secs } =
+        failures::allow_for_client_and_address(&state, &req, "forgot", email.as_str()).await?
+    {
         let failure = Failure::new(reason::RATE_LIMITED).email(email.as_str());
         let reference = failures::record(&state, &req, "LIM", failure).await;
-        return Err(AppError::RateLimited(reference));
+        return Err(AppError::RateLimited {
+            reference,
+            retry_after_secs,
+        });
     }
     let address = email.as_str().to_string();
     let account = state

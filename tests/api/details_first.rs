@@ -22,18 +22,23 @@ async fn old_form_registrations_verify_with_one_press(backend: Backend) {
     let old_hash = bcrypt::hash("kata sandi lama saya", 4).unwrap();
     {
         let mut conn = app.state.pool.get().unwrap();
-        // Back to the schema before this change, with an old-style pending
-        // account and its link, then forward again.
-        let reverted = match &mut *conn {
-            DbConn::Sqlite(c) => c
-                .revert_last_migration(emeterai::db::SQLITE_MIGRATIONS)
-                .map(|v| v.to_string()),
-            DbConn::Postgres(c) => c
-                .revert_last_migration(emeterai::db::POSTGRES_MIGRATIONS)
-                .map(|v| v.to_string()),
-        };
-        let reverted = reverted.unwrap();
-        assert!(reverted.contains("20261125000005"), "{reverted}");
+        // Back to the schema before the details-first flow, with an
+        // old-style pending account and its link, then forward again.
+        loop {
+            let reverted = match &mut *conn {
+                DbConn::Sqlite(c) => c
+                    .revert_last_migration(emeterai::db::SQLITE_MIGRATIONS)
+                    .map(|v| v.to_string()),
+                DbConn::Postgres(c) => c
+                    .revert_last_migration(emeterai::db::POSTGRES_MIGRATIONS)
+                    .map(|v| v.to_string()),
+            };
+            let reverted = reverted.unwrap();
+            assert!(reverted.as_str() >= "20261125000005", "{reverted}");
+            if reverted.contains("20261125000005") {
+                break;
+            }
+        }
         conn.batch_execute(&format!(
             "INSERT INTO ktp_uploads (id, file_name, content_type, size_bytes, data, created_at)
                VALUES ('u1', 'ktp.jpg', 'image/jpeg', 0, {empty}, '2026-11-24 10:00:00');

@@ -68,7 +68,10 @@ async fn fail(path: web::Path<u16>) -> Result<HttpResponse, AppError> {
     Err(match path.into_inner() {
         400 => AppError::BadRequest("test"),
         403 => AppError::Forbidden,
-        429 => AppError::RateLimited(emeterai::reference::new_reference("LIM")),
+        429 => AppError::RateLimited {
+            reference: emeterai::reference::new_reference("LIM"),
+            retry_after_secs: 3600,
+        },
         503 => AppError::unavailable("database connection refused at 10.0.0.5"),
         _ => AppError::internal("Failed to connect to account-service: Connection refused"),
     })

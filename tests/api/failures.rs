@@ -463,7 +463,8 @@ async fn help_pages_give_the_steps_in_order(backend: Backend) {
     );
 
     let (_, html) = app.get_html("/help/email-registered?lang=en").await;
-    assert!(html.contains("Check your email"));
+    assert!(html.contains("an account with those details is already active"));
+    assert!(html.contains(r#"href="/login""#));
     assert!(html.contains(r#"href="/password/forgot""#));
     assert_guidance(&html);
 

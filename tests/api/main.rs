@@ -11,6 +11,7 @@ mod details_first;
 mod errors;
 mod failures;
 mod home;
+mod limits;
 mod ops;
 mod pages;
 mod register;

@@ -132,6 +132,7 @@ pub async fn post(
         // A new valid photo stays with the draft, so it need not be sent
         // again; a request that failed the CSRF or form check stores nothing.
         if fresh && let Some((ktp, file_name)) = new_photo.take() {
+            admit_upload(&state, &req).await?;
             photo = Some(store_upload(&state, ktp, file_name, now, lang).await?);
         }
         // The form comes back with every answer but the passwords.
@@ -176,6 +177,7 @@ pub async fn post(
         .render(status);
     };
 
+    admit_upload(&state, &req).await?;
     let (token, token_hash) = crate::session::new_link_token();
     let registration_id = uuid::Uuid::new_v4().to_string();
     let mail = crate::mail::verification_mail(
@@ -253,9 +255,17 @@ pub async fn post(
                 tracing::info!("registration data replaced; link held back by the cooldown");
             }
             crate::session::set_pending_email(&session, &email);
+            // "Replaced" tells that the address was waiting: limited like
+            // the "already registered" answers; past the limit the page
+            // says nothing more than for a new registration.
+            let reveal = replaced
+                && !safe
+                && failures::allow_for_client_and_address(&state, &req, "pending", &email)
+                    .await?
+                    .is_allowed();
             Ok(see_other(match (replaced, mail_sent) {
-                (true, _) if !safe => "/register/check-email?notice=replaced",
-                (_, false) if !safe => "/register/check-email?notice=cooldown",
+                (true, _) if reveal => "/register/check-email?notice=replaced",
+                (false, false) if !safe => "/register/check-email?notice=cooldown",
                 _ => "/register/check-email",
             }))
         }
@@ -283,18 +293,38 @@ pub async fn post(
                 return Ok(see_other("/register/check-email"));
             }
             // Saying "already registered" reveals that an account exists, so
-            // it is rate-limited per client and per address.
-            if !failures::allow_for_client_and_address(
+            // it is rate-limited per client, per address and per NIK.
+            let limit = &state.settings;
+            let allowance = failures::allow(
                 &state,
-                &req,
-                "taken",
-                registration_email.as_str(),
+                vec![
+                    (
+                        format!("taken-ip:{}", failures::client_key(&state, &req)),
+                        limit.rate_limit_per_ip_hour,
+                    ),
+                    (
+                        format!(
+                            "taken-email:{}",
+                            state
+                                .failures
+                                .keyed_hash("email", registration_email.as_str())
+                        ),
+                        limit.rate_limit_per_email_hour,
+                    ),
+                    (
+                        format!("taken-nik:{}", state.failures.nik_hash(&registration_nik)),
+                        limit.rate_limit_per_email_hour,
+                    ),
+                ],
             )
-            .await?
-            {
+            .await?;
+            if let failures::Allowance::Refused { retry_after_secs } = allowance {
                 let reference =
                     failures::record(&state, &req, "LIM", failure(reason::RATE_LIMITED)).await;
-                return Err(AppError::RateLimited(reference));
+                return Err(AppError::RateLimited {
+                    reference,
+                    retry_after_secs,
+                });
             }
             let reference = failures::record(&state, &req, "REG", failure(why)).await;
             tracing::info!(reference = %reference, reason = why, "registration refused: already registered");
@@ -306,6 +336,29 @@ pub async fn post(
             page.ctx.render(StatusCode::CONFLICT, &page)
         }
     }
+}
+
+/// Before a photo is stored (with a registration or a draft): the budget
+/// for photos no account owns yet (503 past it), and the per-client hourly
+/// limit (429), counted in the database so it holds across instances.
+async fn admit_upload(state: &web::Data<AppState>, req: &HttpRequest) -> Result<(), AppError> {
+    if state.upload_budget_reached() {
+        tracing::warn!("upload budget reached: registration refused");
+        return Err(AppError::unavailable("upload storage budget reached"));
+    }
+    let key = format!("register-ip:{}", failures::client_key(state, req));
+    let limit = state.settings.registrations_per_ip_hour;
+    if let failures::Allowance::Refused { retry_after_secs } =
+        failures::allow(state, vec![(key, limit)]).await?
+    {
+        let reference =
+            failures::record(state, req, "LIM", Failure::new(reason::RATE_LIMITED)).await;
+        return Err(AppError::RateLimited {
+            reference,
+            retry_after_secs,
+        });
+    }
+    Ok(())
 }
 
 async fn queue_guidance_mail(

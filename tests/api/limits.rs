@@ -1,0 +1,136 @@
+//! Limits that hold under parallel requests and across instances (counted
+//! in the database), and the upload budget.
+
+use crate::helpers::{Backend, Registration, TestApp, jpeg};
+use crate::on_both_backends;
+
+/// 30 password-reset requests for one address at the same moment, half
+/// through a second instance: exactly the limit gets through, and every
+/// refusal's page and `Retry-After` say the same wait.
+async fn a_limit_holds_under_parallel_requests_on_two_instances(backend: Backend) {
+    // Instances of one deployment share the secret key (the limit keys
+    // are keyed hashes).
+    let configure = |s: &mut emeterai::config::Settings| {
+        s.rate_limit_per_email_hour = 5;
+        s.secret_key = Some("one secret for every instance of the portal".into());
+    };
+    let Some(app) = TestApp::spawn_with(backend, configure).await else {
+        return;
+    };
+    let Some(second) = TestApp::spawn_on(app.db.share(), configure).await else {
+        return;
+    };
+    let csrf_one = app.csrf_from("/password/forgot").await;
+    let csrf_two = second.csrf_from("/password/forgot").await;
+    let posts = (0..30).map(|i| {
+        let (instance, csrf) = if i % 2 == 0 {
+            (&app, &csrf_one)
+        } else {
+            (&second, &csrf_two)
+        };
+        instance
+            .client
+            .post(instance.url("/password/forgot"))
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("email", "siapa@example.com"),
+            ])
+            .send()
+    });
+    let mut allowed = 0;
+    let mut refused = 0;
+    for response in futures_util::future::join_all(posts).await {
+        let response = response.unwrap();
+        match response.status().as_u16() {
+            303 => allowed += 1,
+            429 => {
+                refused += 1;
+                let secs: i64 = response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((3500..=3600).contains(&secs), "{secs}");
+                let minutes = (secs + 59) / 60;
+                let html = response.text().await.unwrap();
+                assert!(
+                    html.contains(&format!("<strong>{minutes} menit</strong>")),
+                    "{html}"
+                );
+                assert!(html.contains(r#"href="/password/forgot""#));
+                assert!(html.contains(r#"href="/login""#));
+                assert!(html.contains("1500 159"));
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((allowed, refused), (5, 25));
+}
+
+/// Sign-ups from one client address are limited per hour (the level a
+/// crowd behind one carrier-grade NAT address does not reach).
+async fn registrations_are_limited_per_client_address(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.registrations_per_ip_hour = 2).await else {
+        return;
+    };
+    let citizens = [
+        Registration::default(),
+        Registration::budi(),
+        Registration {
+            email: "ketiga@example.com".into(),
+            nik: "3201014708900004".into(),
+            birth_date: "1990-08-07".into(),
+            ..Default::default()
+        },
+    ];
+    let mut statuses = Vec::new();
+    for mut citizen in citizens {
+        statuses.push(app.register(&mut citizen).await.status().as_u16());
+    }
+    assert_eq!(statuses, [303, 303, 429]);
+}
+
+/// Past the budget for photos no account owns yet, new sign-ups get the
+/// 503 page (nothing stored), and `/metrics` shows how full it is.
+async fn the_upload_budget_refuses_new_photos_when_full(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.upload_budget_mb = 1).await else {
+        return;
+    };
+    let big = |r: Registration| Registration {
+        photo: Some(("ktp.jpg".into(), jpeg(600_000))),
+        ..r
+    };
+    assert_eq!(
+        app.register(&mut big(Registration::default()))
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(app.state.refresh_upload_bytes().await.unwrap(), 600_000);
+    assert_eq!(
+        app.register(&mut big(Registration::budi())).await.status(),
+        303
+    );
+    app.state.refresh_upload_bytes().await.unwrap();
+    let mut third = big(Registration {
+        email: "ketiga@example.com".into(),
+        nik: "3201014708900004".into(),
+        birth_date: "1990-08-07".into(),
+        ..Default::default()
+    });
+    let response = app.register(&mut third).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("emeterai_upload_unowned_bytes 1200000"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("emeterai_upload_budget_bytes 1048576"));
+}
+
+on_both_backends!(
+    a_limit_holds_under_parallel_requests_on_two_instances,
+    registrations_are_limited_per_client_address,
+    the_upload_budget_refuses_new_photos_when_full,
+);
