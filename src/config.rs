@@ -137,9 +137,18 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_WORKERS", value_name = "EMETERAI_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
 
-    /// Largest accepted request body in bytes (the KTP photo is at most 1 MB).
+    /// Largest accepted request body in bytes, for every form but registration.
     #[arg(long, env = "EMETERAI_MAX_BODY_BYTES", value_name = "EMETERAI_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
     pub max_body_bytes: u64,
+
+    /// Largest KTP photo file accepted on the registration form (phones' photos are 3-5 MB); a larger
+    /// one returns the form with every answer kept. It is stored shrunk to at most 1 MB.
+    #[arg(long, env = "EMETERAI_KTP_UPLOAD_MAX_BYTES", value_name = "EMETERAI_KTP_UPLOAD_MAX_BYTES", default_value_t = 15 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024 * 1024..=200 * 1024 * 1024))]
+    pub ktp_upload_max_bytes: u64,
+
+    /// KTP photos decoded at once (each needs up to ~50 MB while it is shrunk); default one per core.
+    #[arg(long, env = "EMETERAI_PHOTO_CONCURRENCY", value_name = "EMETERAI_PHOTO_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub photo_concurrency: Option<u16>,
 
     /// Seconds that in-flight requests get to finish on SIGTERM/SIGINT.
     #[arg(long, env = "EMETERAI_SHUTDOWN_TIMEOUT_SECS", value_name = "EMETERAI_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
@@ -270,6 +279,13 @@ impl Settings {
             data_dir: data_dir.into(),
             ..Self::defaults()
         }
+    }
+
+    /// The largest registration body read: a photo up to twice the upload
+    /// limit is still read to the end (and dropped), so that the form comes
+    /// back with every answer; beyond this the request gets the 413 page.
+    pub fn register_body_limit(&self) -> u64 {
+        self.ktp_upload_max_bytes.saturating_mul(2) + 1024 * 1024
     }
 
     pub fn db_timeout(&self) -> Duration {

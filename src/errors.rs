@@ -46,6 +46,9 @@ pub enum AppError {
     BadRequest(&'static str),
     #[error("forbidden")]
     Forbidden,
+    /// The request body passed its cap while it was read.
+    #[error("request body too large")]
+    TooLarge,
     /// Refused by a rate limit; the failure is recorded under `reference`,
     /// and the limit's window ends in `retry_after_secs`.
     #[error("rate limited")]
@@ -172,6 +175,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) | AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -96,8 +96,20 @@ pub async fn read_multipart(
     mut payload: Multipart,
     file_field: &str,
     max_file: usize,
+    max_total: usize,
 ) -> Result<MultipartForm, AppError> {
     let malformed = |_| AppError::BadRequest("malformed multipart body");
+    // Counted as it arrives, so a body without a length (chunked) meets the
+    // same cap as one that declares it.
+    let mut total = 0usize;
+    let mut count_bytes = |n: usize| {
+        total += n;
+        if total > max_total {
+            Err(AppError::TooLarge)
+        } else {
+            Ok(())
+        }
+    };
     let mut fields = HashMap::new();
     let mut file = None;
     let mut count = 0;
@@ -118,14 +130,14 @@ pub async fn read_multipart(
             let mut truncated = false;
             while let Some(chunk) = field.next().await {
                 let chunk = chunk.map_err(malformed)?;
-                if data.len() + chunk.len() > max_file {
+                count_bytes(chunk.len())?;
+                if truncated || data.len() + chunk.len() > max_file {
+                    // Too large: nothing of it is kept from here on.
+                    data = Vec::new();
                     truncated = true;
                 } else {
                     data.extend_from_slice(&chunk);
                 }
-            }
-            if truncated {
-                data.clear();
             }
             // A file input left empty arrives as a part with no name and no bytes.
             if !(data.is_empty() && !truncated && file_name.is_empty()) {
@@ -139,6 +151,7 @@ pub async fn read_multipart(
             let mut value = Vec::new();
             while let Some(chunk) = field.next().await {
                 let chunk = chunk.map_err(malformed)?;
+                count_bytes(chunk.len())?;
                 if value.len() + chunk.len() > MAX_TEXT_FIELD {
                     return Err(AppError::BadRequest("form field too long"));
                 }

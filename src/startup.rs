@@ -29,6 +29,8 @@ pub struct AppState {
     /// Wakes the mail worker when a mail was queued.
     pub wake_mailer: Arc<tokio::sync::Notify>,
     pub common_passwords: crate::domain::CommonPasswords,
+    /// Bounds how many KTP photos are decoded at once.
+    pub photo_permits: tokio::sync::Semaphore,
     /// Runs bcrypt off the request workers, admitting or refusing at once.
     pub hash_pool: crate::hashing::HashPool,
     /// A hash to check unknown sign-in addresses against, so they take as
@@ -180,6 +182,12 @@ impl Application {
             wake_mailer: wake_mailer.clone(),
             common_passwords: crate::domain::CommonPasswords::load(),
             hash_pool: crate::hashing::HashPool::new(hash_concurrency, hash_queue),
+            photo_permits: tokio::sync::Semaphore::new(
+                settings
+                    .photo_concurrency
+                    .map(usize::from)
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            ),
             dummy_hash,
             staff_cookie_key: actix_web::cookie::Key::derive_from(
                 failure_log.keyed_hash("staff-cookie", "v1").as_bytes(),

@@ -87,7 +87,13 @@ pub async fn limit_body(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let limit = req
         .app_data::<web::Data<AppState>>()
-        .map(|s| s.settings.max_body_bytes)
+        .map(|s| {
+            if req.path() == "/register" {
+                s.settings.register_body_limit()
+            } else {
+                s.settings.max_body_bytes
+            }
+        })
         .unwrap_or(u64::MAX);
     let declared = req
         .headers()

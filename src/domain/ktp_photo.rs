@@ -1,40 +1,121 @@
+//! The KTP photo as phones make them (camera JPEGs of 12 MP and more,
+//! rotated by EXIF, screenshots as PNG, WebP, sometimes BMP), judged by
+//! decoding it and kept as what staff need and nothing more: upright, at
+//! most 1600 px on the long edge, JPEG, no metadata at all (EXIF can hold
+//! the GPS position of the citizen's home).
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, metadata::Orientation};
+
 use super::Problem;
 
-/// Largest KTP photo accepted: 1 MB (1,048,576 bytes).
+/// Largest upload accepted on the registration form, by default (15 MB);
+/// `EMETERAI_KTP_UPLOAD_MAX_BYTES` changes it.
+pub const KTP_UPLOAD_MAX_BYTES: usize = 15 * 1024 * 1024;
+
+/// Largest stored photo: what normalisation always stays under.
 pub const KTP_PHOTO_MAX_BYTES: usize = 1024 * 1024;
 
-/// A photo of the KTP: JPEG, PNG or BMP judged by its content (its first
-/// bytes), never by its name; at most 1 MB.
+/// The stored photo's long edge, at most.
+pub const KTP_MAX_EDGE: u32 = 1600;
+
+/// Below this on the long edge the KTP's text cannot be read.
+pub const KTP_MIN_EDGE: u32 = 600;
+
+/// More pixels than this is no phone photo (a "decompression bomb"): refused
+/// from the header, before decoding.
+pub const KTP_MAX_PIXELS: u64 = 50_000_000;
+
+/// A normalised KTP photo: a JPEG of at most 1600 px and 1 MB, upright,
+/// without metadata.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KtpPhoto {
-    content_type: &'static str,
     data: Vec<u8>,
+    width: u32,
+    height: u32,
 }
 
 impl KtpPhoto {
-    /// `truncated` says the upload was larger than the limit and only its
-    /// start was kept.
-    pub fn parse(data: Vec<u8>, truncated: bool) -> Result<KtpPhoto, Problem> {
-        if data.is_empty() && !truncated {
-            return Err(Problem::PhotoMissing);
-        }
-        if truncated || data.len() > KTP_PHOTO_MAX_BYTES {
+    /// Judges an upload by decoding it and normalises it. `truncated` says
+    /// the upload was larger than the limit and was not kept. CPU-heavy
+    /// (tens of milliseconds for a camera photo): run it off the async
+    /// workers.
+    pub fn parse(data: &[u8], truncated: bool) -> Result<KtpPhoto, Problem> {
+        if truncated {
             return Err(Problem::PhotoTooLarge);
         }
-        let content_type = sniff(&data).ok_or(Problem::PhotoType)?;
-        Ok(KtpPhoto { content_type, data })
+        if data.is_empty() {
+            return Err(Problem::PhotoMissing);
+        }
+        if is_heif(data) {
+            return Err(Problem::PhotoHeic);
+        }
+        let format = match image::guess_format(data) {
+            Ok(
+                f @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Bmp),
+            ) => f,
+            _ => return Err(Problem::PhotoType),
+        };
+        // The size from the header alone.
+        let (width, height) = ImageReader::with_format(Cursor::new(data), format)
+            .into_dimensions()
+            .map_err(|_| Problem::PhotoUnreadable)?;
+        if u64::from(width) * u64::from(height) > KTP_MAX_PIXELS {
+            return Err(Problem::PhotoTooManyPixels);
+        }
+        if width.max(height) < KTP_MIN_EDGE {
+            return Err(Problem::PhotoTooSmall);
+        }
+        let (mut image, orientation) = match format {
+            ImageFormat::Jpeg => decode_jpeg_scaled(data, width, height)?,
+            _ => decode_other(data, format)?,
+        };
+        if image.width().max(image.height()) > KTP_MAX_EDGE {
+            image = image.resize(
+                KTP_MAX_EDGE,
+                KTP_MAX_EDGE,
+                image::imageops::FilterType::Triangle,
+            );
+        }
+        image.apply_orientation(orientation);
+        let mut rgb = image.into_rgb8();
+        // A photo is typically 150-400 KB at the first quality; one full of
+        // fine detail (noise, a screen photographed) needs less quality, or
+        // at last fewer pixels, to stay within 1 MB.
+        loop {
+            for quality in [82, 70, 55] {
+                let data = encode_jpeg(&rgb, quality)?;
+                if data.len() <= KTP_PHOTO_MAX_BYTES {
+                    return Ok(KtpPhoto {
+                        data,
+                        width: rgb.width(),
+                        height: rgb.height(),
+                    });
+                }
+            }
+            if rgb.width().max(rgb.height()) <= KTP_MIN_EDGE {
+                return Err(Problem::PhotoUnreadable);
+            }
+            rgb = image::imageops::resize(
+                &rgb,
+                rgb.width() * 3 / 4,
+                rgb.height() * 3 / 4,
+                image::imageops::FilterType::Triangle,
+            );
+        }
     }
 
     pub fn content_type(&self) -> &'static str {
-        self.content_type
+        "image/jpeg"
     }
 
     pub fn data(&self) -> &[u8] {
         &self.data
     }
 
-    pub fn into_data(self) -> Vec<u8> {
-        self.data
+    pub fn dimensions(&self) -> (u32, u32) {
+        (self.width, self.height)
     }
 }
 
@@ -42,67 +123,171 @@ impl std::fmt::Debug for KtpPhoto {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "KtpPhoto({}, {} bytes)",
-            self.content_type,
+            "KtpPhoto({}x{}, {} bytes)",
+            self.width,
+            self.height,
             self.data.len()
         )
     }
 }
 
-fn sniff(data: &[u8]) -> Option<&'static str> {
-    if data.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Some("image/jpeg")
-    } else if data.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
-        Some("image/png")
-    } else if data.len() > 26 && data.starts_with(b"BM") {
-        Some("image/bmp")
-    } else {
-        None
+/// iPhones' HEIC/HEIF (an ISO-BMFF `ftyp` box with a HEIF brand).
+fn is_heif(data: &[u8]) -> bool {
+    data.len() > 12
+        && &data[4..8] == b"ftyp"
+        && matches!(
+            &data[8..12],
+            b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"mif1" | b"msf1" | b"avif"
+        )
+}
+
+/// A camera JPEG decoded straight at 1/2, 1/4 or 1/8 scale where that still
+/// leaves at least 1600 px on the long edge, with its EXIF orientation.
+fn decode_jpeg_scaled(
+    data: &[u8],
+    width: u32,
+    height: u32,
+) -> Result<(DynamicImage, Orientation), Problem> {
+    let unreadable = |_| Problem::PhotoUnreadable;
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(data));
+    let long = width.max(height).max(1);
+    let want = |side: u32| {
+        u16::try_from((u64::from(side) * u64::from(KTP_MAX_EDGE) / u64::from(long)).max(1))
+            .unwrap_or(u16::MAX)
+    };
+    decoder
+        .scale(want(width), want(height))
+        .map_err(unreadable)?;
+    let pixels = decoder.decode().map_err(unreadable)?;
+    let info = decoder.info().ok_or(Problem::PhotoUnreadable)?;
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    let image = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => {
+            image::RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
+        }
+        jpeg_decoder::PixelFormat::L8 => {
+            image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8)
+        }
+        jpeg_decoder::PixelFormat::L16 => {
+            let wide: Vec<u16> = pixels
+                .chunks_exact(2)
+                .map(|p| u16::from_be_bytes([p[0], p[1]]))
+                .collect();
+            image::ImageBuffer::from_raw(w, h, wide).map(DynamicImage::ImageLuma16)
+        }
+        jpeg_decoder::PixelFormat::CMYK32 => {
+            let rgb: Vec<u8> = pixels
+                .chunks_exact(4)
+                .flat_map(|p| {
+                    let k = u16::from(p[3]);
+                    [p[0], p[1], p[2]].map(|c| (u16::from(c) * k / 255) as u8)
+                })
+                .collect();
+            image::RgbImage::from_raw(w, h, rgb).map(DynamicImage::ImageRgb8)
+        }
     }
+    .ok_or(Problem::PhotoUnreadable)?;
+    let orientation = decoder
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    Ok((image, orientation))
+}
+
+/// PNG, WebP and BMP, decoded whole (within the pixel budget and a memory
+/// limit), with the orientation their metadata gives, if any.
+fn decode_other(data: &[u8], format: ImageFormat) -> Result<(DynamicImage, Orientation), Problem> {
+    let unreadable = |_| Problem::PhotoUnreadable;
+    let mut reader = ImageReader::with_format(Cursor::new(data), format);
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(KTP_MAX_PIXELS * 4 + 64 * 1024 * 1024);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(unreadable)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let image = DynamicImage::from_decoder(decoder).map_err(unreadable)?;
+    Ok((image, orientation))
+}
+
+fn encode_jpeg(rgb: &image::RgbImage, quality: u8) -> Result<Vec<u8>, Problem> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode_image(rgb)
+        .map_err(|_| Problem::PhotoUnreadable)?;
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn judged_by_content() {
-        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
-        jpeg.resize(2000, 0);
-        assert_eq!(
-            KtpPhoto::parse(jpeg, false).unwrap().content_type(),
-            "image/jpeg"
-        );
-        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-        png.resize(100, 0);
-        assert_eq!(
-            KtpPhoto::parse(png, false).unwrap().content_type(),
-            "image/png"
-        );
-        let mut bmp = b"BM".to_vec();
-        bmp.resize(100, 0);
-        assert_eq!(
-            KtpPhoto::parse(bmp, false).unwrap().content_type(),
-            "image/bmp"
-        );
-        assert_eq!(
-            KtpPhoto::parse(b"this is a text file named ktp.jpg".to_vec(), false),
-            Err(Problem::PhotoType)
-        );
+    fn gradient(w: u32, h: u32) -> image::RgbImage {
+        image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, 128])
+        })
+    }
+
+    fn encoded(image: &image::RgbImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        image.write_to(&mut out, format).unwrap();
+        out.into_inner()
     }
 
     #[test]
-    fn size_and_presence() {
+    fn a_large_jpeg_becomes_a_small_upright_one() {
+        let photo =
+            KtpPhoto::parse(&encoded(&gradient(3200, 2400), ImageFormat::Jpeg), false).unwrap();
+        assert_eq!(photo.dimensions(), (1600, 1200));
+        assert!(photo.data().len() <= KTP_PHOTO_MAX_BYTES);
+        assert!(photo.data().starts_with(&[0xFF, 0xD8]));
+    }
+
+    #[test]
+    fn png_webp_and_bmp_are_accepted() {
+        for format in [ImageFormat::Png, ImageFormat::WebP, ImageFormat::Bmp] {
+            let photo = KtpPhoto::parse(&encoded(&gradient(1000, 700), format), false)
+                .unwrap_or_else(|p| panic!("{format:?}: {p:?}"));
+            assert_eq!(photo.dimensions(), (1000, 700), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn what_is_no_usable_photo_is_refused() {
+        let jpeg = encoded(&gradient(1200, 800), ImageFormat::Jpeg);
+        let cases: Vec<(Vec<u8>, Problem)> = vec![
+            (b"just some text".to_vec(), Problem::PhotoType),
+            (jpeg[..jpeg.len() / 3].to_vec(), Problem::PhotoUnreadable),
+            (
+                encoded(&gradient(120, 76), ImageFormat::Png),
+                Problem::PhotoTooSmall,
+            ),
+            (
+                [&[0, 0, 0, 24][..], b"ftypheic", &[0; 16]].concat(),
+                Problem::PhotoHeic,
+            ),
+        ];
+        for (data, expected) in cases {
+            assert_eq!(KtpPhoto::parse(&data, false).unwrap_err(), expected);
+        }
         assert_eq!(
-            KtpPhoto::parse(Vec::new(), false),
-            Err(Problem::PhotoMissing)
+            KtpPhoto::parse(&jpeg, true).unwrap_err(),
+            Problem::PhotoTooLarge
         );
-        let mut big = vec![0xFF, 0xD8, 0xFF];
-        big.resize(KTP_PHOTO_MAX_BYTES + 1, 0);
-        assert_eq!(KtpPhoto::parse(big, false), Err(Problem::PhotoTooLarge));
+    }
+
+    /// A PNG whose header claims 30000 x 30000 pixels (900 MP) is refused
+    /// from the header, without decoding.
+    #[test]
+    fn a_pixel_bomb_is_refused_before_decoding() {
+        let mut png = encoded(&gradient(800, 600), ImageFormat::Png);
+        // IHDR: length (4) "IHDR" (4) width (4) height (4) ... CRC over type+data.
+        png[16..20].copy_from_slice(&30_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&30_000u32.to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
         assert_eq!(
-            KtpPhoto::parse(vec![0xFF, 0xD8, 0xFF], true),
-            Err(Problem::PhotoTooLarge)
+            KtpPhoto::parse(&png, false).unwrap_err(),
+            Problem::PhotoTooManyPixels
         );
     }
 }

@@ -15,7 +15,7 @@ mod problem;
 pub use birth_date::BirthDate;
 pub use email::{Email, mask_email as email_mask};
 pub use full_name::FullName;
-pub use ktp_photo::{KTP_PHOTO_MAX_BYTES, KtpPhoto};
+pub use ktp_photo::{KTP_PHOTO_MAX_BYTES, KTP_UPLOAD_MAX_BYTES, KtpPhoto};
 pub use nik::{Nik, mask_nik};
 pub use npwp::Npwp;
 pub use password::{CommonPasswords, Password};

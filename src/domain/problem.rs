@@ -38,6 +38,10 @@ pub enum Problem {
     PhotoMissing,
     PhotoTooLarge,
     PhotoType,
+    PhotoUnreadable,
+    PhotoTooSmall,
+    PhotoTooManyPixels,
+    PhotoHeic,
     TermsRequired,
 }
 
@@ -148,12 +152,28 @@ impl Problem {
             ),
             PhotoMissing => ("Pilih foto KTP Anda", "Select a photo of your KTP"),
             PhotoTooLarge => (
-                "Foto KTP paling besar 1 MB, perkecil foto lalu unggah kembali",
-                "The KTP photo must be 1 MB or smaller; make it smaller and upload it again",
+                "Berkas foto KTP lebih dari 15 MB. Foto ulang KTP dengan kamera ponsel biasa (bukan mode resolusi tertinggi), atau kirim tangkapan layar foto tersebut",
+                "The KTP photo file is larger than 15 MB. Take the photo again with the phone's normal camera setting (not the highest resolution), or send a screenshot of the photo",
             ),
             PhotoType => (
-                "Foto KTP harus berupa berkas JPG, PNG atau BMP",
-                "The KTP photo must be a JPG, PNG or BMP file",
+                "Foto KTP harus berupa berkas JPG, PNG, WebP, atau BMP",
+                "The KTP photo must be a JPG, PNG, WebP or BMP file",
+            ),
+            PhotoUnreadable => (
+                "Berkas ini tidak dapat dibuka sebagai gambar. Mungkin berkas rusak atau belum selesai terunduh. Pilih foto lain atau foto ulang KTP Anda",
+                "This file cannot be opened as an image. It may be damaged or not fully downloaded. Choose another photo or take the photo again",
+            ),
+            PhotoTooSmall => (
+                "Foto KTP terlalu kecil untuk dibaca. Foto ulang KTP dari dekat sehingga KTP memenuhi layar",
+                "The KTP photo is too small to read. Take the photo again from close by, so that the KTP fills the screen",
+            ),
+            PhotoTooManyPixels => (
+                "Gambar ini terlalu besar untuk diproses (lebih dari 50 megapiksel). Foto ulang KTP dengan kamera ponsel biasa",
+                "This image is too large to process (more than 50 megapixels). Take the photo again with the phone's normal camera",
+            ),
+            PhotoHeic => (
+                "Foto dalam format HEIC (iPhone) belum dapat kami terima. Di iPhone, buka Pengaturan > Kamera > Format, pilih Paling Kompatibel, lalu foto ulang KTP. Atau kirim tangkapan layar foto tersebut",
+                "Photos in HEIC format (iPhone) cannot be accepted yet. On the iPhone, open Settings > Camera > Formats, choose Most Compatible, then take the photo again. Or send a screenshot of the photo",
             ),
             TermsRequired => (
                 "Centang persetujuan syarat dan ketentuan untuk melanjutkan",

@@ -172,11 +172,16 @@ async fn already_registered_answers_are_rate_limited(backend: Backend) {
 }
 
 async fn oversized_upload_is_a_413_page_and_logged(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |s| s.max_body_bytes = 200_000).await else {
+    // A photo beyond what is read at all (twice the upload limit).
+    let Some(app) = TestApp::spawn_with(backend, |s| s.ktp_upload_max_bytes = 1024 * 1024).await
+    else {
         return;
     };
     let mut input = Registration {
-        photo: Some(("besar.jpg".into(), crate::helpers::jpeg(300_000))),
+        photo: Some((
+            "besar.jpg".into(),
+            crate::helpers::fake_jpeg(4 * 1024 * 1024),
+        )),
         ..Default::default()
     };
     let response = app.register(&mut input).await;

@@ -469,11 +469,45 @@ pub struct Registration {
     pub ktp_upload_id: Option<String>,
 }
 
-/// A small file that is a JPEG by its first bytes.
-pub fn jpeg(size: usize) -> Vec<u8> {
+/// A file that is a JPEG by its first bytes only (it does not decode).
+pub fn fake_jpeg(size: usize) -> Vec<u8> {
     let mut data = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F'];
     data.resize(size, 0x42);
     data
+}
+
+/// Encodes an image as a file of `format`.
+pub fn encode_image(image: &image::RgbImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+/// A readable KTP photo: a real 1200 x 760 JPEG (made once per run).
+pub fn ktp_jpeg() -> Vec<u8> {
+    static PHOTO: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    PHOTO
+        .get_or_init(|| {
+            let image = image::RgbImage::from_fn(1200, 760, |x, y| {
+                image::Rgb([(x / 5) as u8, (y / 3) as u8, 160])
+            });
+            encode_image(&image, image::ImageFormat::Jpeg)
+        })
+        .clone()
+}
+
+/// A photo full of fine detail (noise), which stays large as a JPEG: about
+/// 0.7-1 MB once stored.
+pub fn noisy_jpeg(seed: u32) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(2_654_435_761).max(1);
+    let image = image::RgbImage::from_fn(1600, 1200, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let [a, b, c, _] = state.to_le_bytes();
+        image::Rgb([a, b, c])
+    });
+    encode_image(&image, image::ImageFormat::Jpeg)
 }
 
 impl Default for Registration {
@@ -490,7 +524,7 @@ impl Default for Registration {
             password: "kopi tubruk pagi hari".into(),
             npwp: String::new(),
             agree_terms: true,
-            photo: Some(("ktp-siti.jpg".into(), jpeg(40_000))),
+            photo: Some(("ktp-siti.jpg".into(), ktp_jpeg())),
             ktp_upload_id: None,
         }
     }

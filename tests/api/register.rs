@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use emeterai::schema::{accounts, mail_outbox, registration_tokens, registrations};
 
-use crate::helpers::{Backend, Registration, TestApp, attr_after, jpeg};
+use crate::helpers::{Backend, Registration, TestApp, attr_after, fake_jpeg};
 use crate::mail_stub::verification_path;
 use crate::on_both_backends;
 
@@ -217,12 +217,17 @@ async fn each_validation_rule_returns_the_form_with_values_kept(backend: Backend
         (
             "ktp_photo",
             |r| r.photo = Some(("ktp.jpg".into(), b"just some text pretending".to_vec())),
-            "harus berupa berkas JPG, PNG atau BMP",
+            "harus berupa berkas JPG, PNG, WebP, atau BMP",
         ),
         (
             "ktp_photo",
-            |r| r.photo = Some(("besar.jpg".into(), jpeg(1_500_000))),
-            "Foto KTP paling besar 1 MB",
+            |r| r.photo = Some(("ktp.jpg".into(), fake_jpeg(40_000))),
+            "tidak dapat dibuka sebagai gambar",
+        ),
+        (
+            "ktp_photo",
+            |r| r.photo = Some(("besar.jpg".into(), fake_jpeg(16 * 1024 * 1024))),
+            "lebih dari 15 MB",
         ),
         (
             "agree_terms",
@@ -281,7 +286,7 @@ async fn photo_is_kept_with_the_draft(backend: Backend) {
     let html = response.text().await.unwrap();
     assert!(html.contains("Foto KTP sudah diterima:"), "{html}");
     assert!(
-        html.contains("<strong>ktp-siti.jpg</strong>, 40 KB"),
+        html.contains("<strong>ktp-siti.jpg</strong>, ") && html.contains(" KB."),
         "{html}"
     );
     let upload = attr_after(&html, r#"name="ktp_upload_id""#, "value").expect("draft upload id");

@@ -16,9 +16,7 @@ use super::{
 };
 use crate::db::accounts::{self, NewUpload};
 use crate::db::registrations::{self, Details, PhotoUpload, Submission, SubmitOutcome};
-use crate::domain::{
-    BirthDate, Email, FullName, KTP_PHOTO_MAX_BYTES, KtpPhoto, Nik, Npwp, PhoneNumber, Problem,
-};
+use crate::domain::{BirthDate, Email, FullName, KtpPhoto, Nik, Npwp, PhoneNumber, Problem};
 use crate::errors::AppError;
 use crate::failures::{self, Failure, reason};
 use crate::forms::{FormErrors, MultipartForm, file_size_label, read_multipart};
@@ -52,7 +50,13 @@ pub async fn post(
     state: web::Data<AppState>,
     payload: Multipart,
 ) -> Result<HttpResponse, AppError> {
-    let mut form = read_multipart(payload, "ktp_photo", KTP_PHOTO_MAX_BYTES).await?;
+    let mut form = read_multipart(
+        payload,
+        "ktp_photo",
+        usize::try_from(state.settings.ktp_upload_max_bytes).unwrap_or(usize::MAX),
+        usize::try_from(state.settings.register_body_limit()).unwrap_or(usize::MAX),
+    )
+    .await?;
     let lang = ctx.lang;
     let values = values_of(&form);
     let csrf_ok = crate::session::csrf_valid(&session, form.text("csrf_token"));
@@ -72,7 +76,7 @@ pub async fn post(
     };
     let mut new_photo: Option<(KtpPhoto, String)> = None;
     match form.file.take() {
-        Some(file) => match KtpPhoto::parse(file.data, file.truncated) {
+        Some(file) => match judge_photo(&state, file.data, file.truncated).await? {
             Ok(ktp) => new_photo = Some((ktp, photo_name(file.file_name))),
             Err(problem) => errors.add("ktp_photo", problem),
         },
@@ -409,6 +413,22 @@ async fn store_upload(
         file_name: name,
         size_label: file_size_label(size, lang),
     })
+}
+
+/// Decodes and normalises a photo on the blocking pool, at most
+/// `EMETERAI_PHOTO_CONCURRENCY` at once (a flood of camera photos waits its
+/// turn instead of decoding all at once and exhausting memory).
+async fn judge_photo(
+    state: &web::Data<AppState>,
+    data: Vec<u8>,
+    truncated: bool,
+) -> Result<Result<KtpPhoto, Problem>, AppError> {
+    let _permit = state
+        .photo_permits
+        .acquire()
+        .await
+        .map_err(AppError::internal)?;
+    Ok(web::block(move || KtpPhoto::parse(&data, truncated)).await?)
 }
 
 /// The name a photo is shown under: as sent, or "ktp" when the browser
