@@ -29,6 +29,17 @@ pub enum Command {
     /// Manage support staff accounts.
     #[command(subcommand)]
     Staff(StaffCommand),
+    /// Maintain stored KTP photos.
+    #[command(subcommand)]
+    Photos(PhotosCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PhotosCommand {
+    /// Re-encode stored photos made before they were normalised: upright,
+    /// at most 1600 px, JPEG without metadata. Photos already normalised are
+    /// left alone; safe to run again, and while the portal serves.
+    Reencode,
 }
 
 #[derive(Debug, Subcommand)]

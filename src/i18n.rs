@@ -146,6 +146,8 @@ pub struct Text {
     pub reg_npwp_hint: &'static str,
     pub reg_ktp_photo: &'static str,
     pub reg_ktp_photo_hint: &'static str,
+    pub reg_photo_shrunk: &'static str,
+    pub reg_photo_preview: &'static str,
     pub reg_photo_received: &'static str,
     pub reg_photo_replace: &'static str,
     pub reg_terms_legend: &'static str,
@@ -317,6 +319,9 @@ pub struct Text {
     pub staff_col_target: &'static str,
     pub staff_account_by_nik: &'static str,
     pub staff_registration_by_nik: &'static str,
+    pub staff_ktp_photo: &'static str,
+    pub staff_ktp_photo_open: &'static str,
+    pub staff_ktp_photo_audited: &'static str,
 }
 
 pub static ID: Text = Text {
@@ -335,7 +340,7 @@ pub static ID: Text = Text {
     home_lead: "Untuk membeli dan membubuhkan e-Meterai, Anda perlu membuat akun terlebih dahulu.",
     home_needs_heading: "Yang perlu Anda siapkan",
     home_need_nik: "NIK Anda (16 digit, tertera pada KTP)",
-    home_need_ktp: "Foto KTP dalam format JPG, PNG atau BMP, paling besar 1 MB",
+    home_need_ktp: "Foto KTP dari kamera ponsel (JPG, PNG, WebP, atau BMP, paling besar 15 MB)",
     home_need_email: "Alamat email yang dapat Anda buka sekarang, untuk menerima tautan verifikasi",
     home_need_phone: "Nomor ponsel Indonesia yang aktif",
     home_time: "Pendaftaran biasanya selesai dalam 5 menit.",
@@ -358,7 +363,7 @@ pub static ID: Text = Text {
     error_405_title: "Permintaan tidak didukung",
     error_405_body: "Halaman ini tidak dapat dibuka dengan cara tersebut. Buka halaman dari beranda.",
     error_413_title: "Data yang dikirim terlalu besar",
-    error_413_body: "Berkas yang Anda unggah terlalu besar. Foto KTP paling besar 1 MB. Perkecil foto, lalu coba lagi.",
+    error_413_body: "Berkas yang Anda kirim terlalu besar: foto KTP paling besar 15 MB. Foto ulang KTP dengan kamera ponsel biasa (bukan mode resolusi tertinggi), atau kirim tangkapan layar fotonya, lalu isi formulir lagi.",
     error_429_title: "Terlalu banyak percobaan",
     error_429_body: "Demi keamanan, jumlah percobaan dari jaringan atau alamat email yang sama kami batasi. Jika Anda sudah pernah mendaftar, Anda dapat masuk atau membuat kata sandi baru sekarang.",
     error_429_wait: "Anda dapat mencoba lagi dalam",
@@ -390,7 +395,9 @@ pub static ID: Text = Text {
     reg_npwp: "NPWP",
     reg_npwp_hint: "Kosongkan jika Anda belum memiliki NPWP",
     reg_ktp_photo: "Foto KTP",
-    reg_ktp_photo_hint: "JPG, PNG atau BMP, paling besar 1 MB. Pastikan tulisan pada KTP terbaca.",
+    reg_ktp_photo_hint: "Foto dari kamera ponsel dapat langsung dipakai: JPG, PNG, WebP, atau BMP, paling besar 15 MB. Pastikan seluruh KTP terlihat dan tulisannya terbaca.",
+    reg_photo_shrunk: "Foto diperkecil dari {from} menjadi {to} sebelum dikirim, agar hemat kuota.",
+    reg_photo_preview: "Pratinjau foto KTP yang dipilih",
     reg_photo_received: "Foto KTP sudah diterima:",
     reg_photo_replace: "Pilih berkas lain hanya jika ingin menggantinya.",
     reg_terms_legend: "Syarat dan ketentuan",
@@ -558,6 +565,9 @@ pub static ID: Text = Text {
     staff_col_target: "Sasaran",
     staff_account_by_nik: "Akun dengan NIK ini (email lain)",
     staff_registration_by_nik: "Pendaftaran dengan NIK ini (email lain), menunggu kata sandi",
+    staff_ktp_photo: "Foto KTP",
+    staff_ktp_photo_open: "Buka foto KTP",
+    staff_ktp_photo_audited: "Data pribadi (UU 27/2022): buka hanya untuk membantu penelepon ini. Setiap kali dibuka tercatat di log audit.",
 };
 
 pub static EN: Text = Text {
@@ -576,7 +586,7 @@ pub static EN: Text = Text {
     home_lead: "To buy and affix e-Meterai you first need an account.",
     home_needs_heading: "What you need",
     home_need_nik: "Your NIK (16 digits, printed on your KTP)",
-    home_need_ktp: "A photo of your KTP as JPG, PNG or BMP, at most 1 MB",
+    home_need_ktp: "A photo of your KTP from your phone camera (JPG, PNG, WebP or BMP, at most 15 MB)",
     home_need_email: "An email address you can open now, to receive the verification link",
     home_need_phone: "An active Indonesian mobile number",
     home_time: "Registration usually takes 5 minutes.",
@@ -599,7 +609,7 @@ pub static EN: Text = Text {
     error_405_title: "Request not supported",
     error_405_body: "This page cannot be opened that way. Open it from the home page.",
     error_413_title: "What you sent is too large",
-    error_413_body: "The file you uploaded is too large. The KTP photo must be 1 MB or smaller. Make the photo smaller and try again.",
+    error_413_body: "What you sent is too large: the KTP photo can be at most 15 MB. Take the photo again with the phone's normal camera setting (not the highest resolution), or send a screenshot of it, then fill in the form again.",
     error_429_title: "Too many attempts",
     error_429_body: "For security, we limit the attempts from one network or for one email address. If you registered before, you can sign in or set a new password now.",
     error_429_wait: "You can try again in",
@@ -631,7 +641,9 @@ pub static EN: Text = Text {
     reg_npwp: "NPWP (tax number)",
     reg_npwp_hint: "Leave empty if you do not have an NPWP yet",
     reg_ktp_photo: "Photo of your KTP",
-    reg_ktp_photo_hint: "JPG, PNG or BMP, at most 1 MB. Make sure the text on the KTP can be read.",
+    reg_ktp_photo_hint: "A photo from your phone camera works as it is: JPG, PNG, WebP or BMP, at most 15 MB. Make sure the whole KTP is in the photo and its text can be read.",
+    reg_photo_shrunk: "The photo was made smaller, from {from} to {to}, before sending, to save your data.",
+    reg_photo_preview: "Preview of the chosen KTP photo",
     reg_photo_received: "KTP photo received:",
     reg_photo_replace: "Choose another file only if you want to replace it.",
     reg_terms_legend: "Terms and conditions",
@@ -799,6 +811,9 @@ pub static EN: Text = Text {
     staff_col_target: "Target",
     staff_account_by_nik: "Account with this NIK (another email)",
     staff_registration_by_nik: "Registration waiting with this NIK (another email)",
+    staff_ktp_photo: "KTP photo",
+    staff_ktp_photo_open: "Open the KTP photo",
+    staff_ktp_photo_audited: "Personal data (UU 27/2022): open it only to help this caller. Every view is recorded in the audit log.",
 };
 
 /// The words staff read for a failure-log reason code.

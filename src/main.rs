@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use emeterai::cli::{Cli, Command, StaffCommand};
+use emeterai::cli::{Cli, Command, PhotosCommand, StaffCommand};
 use emeterai::db;
 use emeterai::startup::Application;
 
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(cli.settings),
         Command::Migrate => migrate(cli.settings),
         Command::Staff(command) => staff(cli.settings, command),
+        Command::Photos(PhotosCommand::Reencode) => reencode_photos(cli.settings),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,6 +46,19 @@ fn migrate(settings: emeterai::config::Settings) -> Result<(), String> {
     println!(
         "{applied} migration(s) applied to the {} database",
         url.backend_name()
+    );
+    Ok(())
+}
+
+fn reencode_photos(settings: emeterai::config::Settings) -> Result<(), String> {
+    let url = db::DbUrl::parse(&settings.database_url).map_err(|e| e.to_string())?;
+    let pool = db::build_pool(&url, 1, settings.db_timeout()).map_err(|e| e.to_string())?;
+    db::migrate(&pool).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let report = db::accounts::reencode_photos(&mut conn).map_err(|e| e.to_string())?;
+    println!(
+        "{} photo(s) re-encoded, {} already normalised, {} unreadable (left as they were)",
+        report.reencoded, report.already_normalized, report.unreadable
     );
     Ok(())
 }

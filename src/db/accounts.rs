@@ -89,6 +89,86 @@ pub fn unowned_upload_bytes(conn: &mut DbConn) -> QueryResult<i64> {
         .first(conn)
 }
 
+/// What re-encoding the stored photos did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReencodeReport {
+    pub reencoded: usize,
+    pub already_normalized: usize,
+    /// Left as they were: they do not decode (kept for staff to see).
+    pub unreadable: usize,
+}
+
+/// Re-encodes every stored KTP photo that is not yet normalised (photos
+/// from before decoding was required: up to 1 MB, any of JPEG/PNG/BMP, with
+/// their EXIF), one at a time so memory stays small.
+pub fn reencode_photos(conn: &mut DbConn) -> QueryResult<ReencodeReport> {
+    let mut report = ReencodeReport::default();
+    let mut after = String::new();
+    loop {
+        let ids: Vec<String> = ktp_uploads::table
+            .filter(ktp_uploads::id.gt(&after))
+            .order(ktp_uploads::id.asc())
+            .select(ktp_uploads::id)
+            .limit(100)
+            .load(conn)?;
+        let Some(last) = ids.last() else {
+            return Ok(report);
+        };
+        after = last.clone();
+        for id in ids {
+            let Some((_, data)) = find_upload(conn, &id)? else {
+                continue;
+            };
+            if crate::domain::KtpPhoto::is_normalized(&data) {
+                report.already_normalized += 1;
+                continue;
+            }
+            match crate::domain::KtpPhoto::parse(&data, false) {
+                Ok(photo) => {
+                    diesel::update(ktp_uploads::table.find(&id))
+                        .set((
+                            ktp_uploads::data.eq(photo.data()),
+                            ktp_uploads::content_type.eq(photo.content_type()),
+                            ktp_uploads::size_bytes.eq(photo.data().len() as i64),
+                        ))
+                        .execute(conn)?;
+                    report.reencoded += 1;
+                }
+                Err(problem) => {
+                    tracing::warn!(upload = %id, ?problem, "stored photo does not decode; left as it is");
+                    report.unreadable += 1;
+                }
+            }
+        }
+    }
+}
+
+/// A stored photo: its content type and bytes.
+pub fn find_upload(conn: &mut DbConn, id: &str) -> QueryResult<Option<(String, Vec<u8>)>> {
+    ktp_uploads::table
+        .find(id)
+        .select((ktp_uploads::content_type, ktp_uploads::data))
+        .first(conn)
+        .optional()
+}
+
+/// Whose photo an upload is: (email, NIK hash) of the account and the
+/// registrations that hold it.
+pub fn upload_owners(conn: &mut DbConn, id: &str) -> QueryResult<Vec<(String, Option<String>)>> {
+    use crate::schema::registrations;
+    let mut owners: Vec<(String, Option<String>)> = accounts::table
+        .filter(accounts::ktp_upload_id.eq(id))
+        .select((accounts::email, accounts::nik_hash))
+        .load(conn)?;
+    owners.extend(
+        registrations::table
+            .filter(registrations::ktp_upload_id.eq(id))
+            .select((registrations::email, registrations::nik_hash))
+            .load::<(String, Option<String>)>(conn)?,
+    );
+    Ok(owners)
+}
+
 /// A draft's upload that no registration or account owns yet.
 pub fn find_draft_upload(conn: &mut DbConn, id: &str) -> QueryResult<Option<UploadInfo>> {
     if super::registrations::upload_is_owned(conn, id)? {

@@ -106,6 +106,18 @@ impl KtpPhoto {
         }
     }
 
+    /// Whether stored bytes are already what `parse` makes: a JPEG of at most
+    /// 1 MB and 1600 px without EXIF (so re-encoding would only lose quality).
+    pub fn is_normalized(data: &[u8]) -> bool {
+        let head = &data[..data.len().min(64 * 1024)];
+        data.len() <= KTP_PHOTO_MAX_BYTES
+            && matches!(image::guess_format(data), Ok(ImageFormat::Jpeg))
+            && !head.windows(6).any(|w| w == b"Exif\0\0")
+            && ImageReader::with_format(Cursor::new(data), ImageFormat::Jpeg)
+                .into_dimensions()
+                .is_ok_and(|(w, h)| w.max(h) <= KTP_MAX_EDGE)
+    }
+
     pub fn content_type(&self) -> &'static str {
         "image/jpeg"
     }

@@ -48,6 +48,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/staff/failures/{reference}/{action}")
                 .route(web::post().to(staff::failure_action)),
         )
+        .service(page(
+            "/staff/failures/{reference}/photo/{upload}",
+            staff::failure_photo,
+        ))
         .service(page("/staff/stats", staff::stats))
         .service(page("/staff/audit", staff::audit_log));
 }

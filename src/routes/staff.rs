@@ -631,6 +631,8 @@ struct FailurePage {
     account_email: Option<String>,
     /// `account_email` belongs to an account (not a waiting registration).
     other_is_account: bool,
+    /// KTP photos to open: (whose, upload id).
+    photos: Vec<(String, String)>,
     notice: &'static str,
 }
 
@@ -854,6 +856,16 @@ pub async fn failure(
             })
             .filter(|e| Some(e) != failure.email.as_ref()),
         other_is_account: account.is_some(),
+        photos: account
+            .iter()
+            .map(|a| (a.email.clone(), a.ktp_upload_id.clone()))
+            .chain(
+                registrations
+                    .iter()
+                    .filter(|r| r.completed_at.is_none())
+                    .map(|r| (r.email.clone(), r.ktp_upload_id.clone())),
+            )
+            .collect(),
         failure,
         notice,
         ctx,
@@ -958,6 +970,62 @@ pub async fn failure_action(
     };
     audit(&state, &staff, &format!("failure_{action}"), reference).await?;
     Ok(see_other(&format!("{back}?done={done}")))
+}
+
+// ---------------------------------------------------------------- KTP photo
+
+/// `GET /staff/failures/{reference}/photo/{upload}`: the KTP photo of the
+/// citizen a failure is about (an account or registration under the same
+/// email or NIK), to settle "my NIK is already used" calls. Staff only,
+/// never cached, every view audited.
+pub async fn failure_photo(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let Some(staff) = current_staff(&req, &state).await? else {
+        return Err(AppError::Forbidden);
+    };
+    let (reference, upload) = path.into_inner();
+    let reference = reference.to_ascii_uppercase();
+    if uuid::Uuid::parse_str(&upload).is_err() {
+        return Err(AppError::NotFound);
+    }
+    let (lookup, id) = (reference.clone(), upload.clone());
+    let photo = state
+        .db(move |conn| -> Result<_, AppError> {
+            let Some(failure) = crate::failures::find(conn, &lookup)? else {
+                return Ok(None);
+            };
+            let owners = crate::db::accounts::upload_owners(conn, &id)?;
+            let related = owners.iter().any(|(email, nik_hash)| {
+                failure.email.as_ref() == Some(email)
+                    || (nik_hash.is_some() && failure.nik_hash == *nik_hash)
+            });
+            if !related {
+                return Ok(None);
+            }
+            Ok(crate::db::accounts::find_upload(conn, &id)?)
+        })
+        .await?;
+    let Some((content_type, data)) = photo else {
+        return Err(AppError::NotFound);
+    };
+    audit(
+        &state,
+        &staff,
+        "view_ktp_photo",
+        format!("{reference} {upload}"),
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CONTENT_TYPE, content_type))
+        .insert_header((CACHE_CONTROL, "no-store, private"))
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            "inline; filename=\"ktp.jpg\"",
+        ))
+        .body(data))
 }
 
 // ---------------------------------------------------------------- stats

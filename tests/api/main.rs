@@ -14,6 +14,7 @@ mod home;
 mod limits;
 mod ops;
 mod pages;
+mod photos;
 mod register;
 mod settings;
 mod staff;

@@ -45,7 +45,7 @@ async fn staff_sign_in(
         .unwrap()
 }
 
-async fn signed_in_staff(app: &TestApp) -> reqwest::Client {
+pub(crate) async fn signed_in_staff(app: &TestApp) -> reqwest::Client {
     create_staff(app, STAFF_EMAIL, STAFF_PASSWORD);
     let client = app.new_browser();
     let response = staff_sign_in(app, &client, STAFF_EMAIL, STAFF_PASSWORD).await;
