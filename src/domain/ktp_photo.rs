@@ -67,17 +67,16 @@ impl KtpPhoto {
         if width.max(height) < KTP_MIN_EDGE {
             return Err(Problem::PhotoTooSmall);
         }
-        let (mut image, orientation) = match format {
+        let (decoded, orientation) = match format {
             ImageFormat::Jpeg => decode_jpeg_scaled(data, width, height)?,
             _ => decode_other(data, format)?,
         };
-        if image.width().max(image.height()) > KTP_MAX_EDGE {
-            image = image.resize(
-                KTP_MAX_EDGE,
-                KTP_MAX_EDGE,
-                image::imageops::FilterType::Triangle,
-            );
-        }
+        let long = decoded.width().max(decoded.height());
+        let mut image = DynamicImage::ImageRgb8(if long > KTP_MAX_EDGE {
+            shrink(&decoded, KTP_MAX_EDGE, long)?
+        } else {
+            decoded
+        });
         image.apply_orientation(orientation);
         let mut rgb = image.into_rgb8();
         // A photo is typically 150-400 KB at the first quality; one full of
@@ -97,12 +96,8 @@ impl KtpPhoto {
             if rgb.width().max(rgb.height()) <= KTP_MIN_EDGE {
                 return Err(Problem::PhotoUnreadable);
             }
-            rgb = image::imageops::resize(
-                &rgb,
-                rgb.width() * 3 / 4,
-                rgb.height() * 3 / 4,
-                image::imageops::FilterType::Triangle,
-            );
+            let long = rgb.width().max(rgb.height());
+            rgb = shrink(&rgb, long * 3 / 4, long)?;
         }
     }
 
@@ -159,7 +154,7 @@ fn decode_jpeg_scaled(
     data: &[u8],
     width: u32,
     height: u32,
-) -> Result<(DynamicImage, Orientation), Problem> {
+) -> Result<(image::RgbImage, Orientation), Problem> {
     let unreadable = |_| Problem::PhotoUnreadable;
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(data));
     let long = width.max(height).max(1);
@@ -198,7 +193,8 @@ fn decode_jpeg_scaled(
             image::RgbImage::from_raw(w, h, rgb).map(DynamicImage::ImageRgb8)
         }
     }
-    .ok_or(Problem::PhotoUnreadable)?;
+    .ok_or(Problem::PhotoUnreadable)?
+    .into_rgb8();
     let orientation = decoder
         .exif_data()
         .and_then(Orientation::from_exif_chunk)
@@ -208,7 +204,10 @@ fn decode_jpeg_scaled(
 
 /// PNG, WebP and BMP, decoded whole (within the pixel budget and a memory
 /// limit), with the orientation their metadata gives, if any.
-fn decode_other(data: &[u8], format: ImageFormat) -> Result<(DynamicImage, Orientation), Problem> {
+fn decode_other(
+    data: &[u8],
+    format: ImageFormat,
+) -> Result<(image::RgbImage, Orientation), Problem> {
     let unreadable = |_| Problem::PhotoUnreadable;
     let mut reader = ImageReader::with_format(Cursor::new(data), format);
     let mut limits = Limits::default();
@@ -217,13 +216,44 @@ fn decode_other(data: &[u8], format: ImageFormat) -> Result<(DynamicImage, Orien
     let mut decoder = reader.into_decoder().map_err(unreadable)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let image = DynamicImage::from_decoder(decoder).map_err(unreadable)?;
-    Ok((image, orientation))
+    Ok((image.into_rgb8(), orientation))
 }
 
+/// Scales so that the long edge (now `long`) becomes `edge`, in one pass
+/// (fast_image_resize: SIMD, several times faster than `image`'s resize).
+fn shrink(rgb: &image::RgbImage, edge: u32, long: u32) -> Result<image::RgbImage, Problem> {
+    use fast_image_resize as fir;
+    let scale =
+        |side: u32| ((u64::from(side) * u64::from(edge) / u64::from(long.max(1))) as u32).max(1);
+    let (w, h) = (scale(rgb.width()), scale(rgb.height()));
+    let source = fir::images::ImageRef::new(
+        rgb.width(),
+        rgb.height(),
+        rgb.as_raw(),
+        fir::PixelType::U8x3,
+    )
+    .map_err(|_| Problem::PhotoUnreadable)?;
+    let mut target = fir::images::Image::new(w, h, fir::PixelType::U8x3);
+    fir::Resizer::new()
+        .resize(
+            &source,
+            &mut target,
+            &fir::ResizeOptions::new()
+                .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear)),
+        )
+        .map_err(|_| Problem::PhotoUnreadable)?;
+    image::RgbImage::from_raw(w, h, target.into_vec()).ok_or(Problem::PhotoUnreadable)
+}
+
+/// A baseline JPEG with no metadata at all (jpeg-encoder: about three
+/// times faster than `image`'s encoder).
 fn encode_jpeg(rgb: &image::RgbImage, quality: u8) -> Result<Vec<u8>, Problem> {
+    let (Ok(w), Ok(h)) = (u16::try_from(rgb.width()), u16::try_from(rgb.height())) else {
+        return Err(Problem::PhotoUnreadable);
+    };
     let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
-        .encode_image(rgb)
+    jpeg_encoder::Encoder::new(&mut out, quality)
+        .encode(rgb.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
         .map_err(|_| Problem::PhotoUnreadable)?;
     Ok(out)
 }
