@@ -7,12 +7,16 @@
 (function () {
   'use strict';
   var input = document.getElementById('ktp_photo');
-  var preview = document.getElementById('ktp_photo-preview');
   var status = document.getElementById('ktp_photo-status');
-  if (!input || !preview || !status || !window.createImageBitmap || !window.DataTransfer ||
+  if (!input || !status || !window.createImageBitmap || !window.DataTransfer ||
       !HTMLCanvasElement.prototype.toBlob) {
     return;
   }
+  var preview = document.createElement('img');
+  preview.className = 'photo-preview';
+  preview.alt = status.getAttribute('data-preview');
+  preview.hidden = true;
+  status.parentNode.insertBefore(preview, status.nextSibling);
   var MAX_EDGE = 1600;
   var kib = function (bytes) { return Math.max(1, Math.round(bytes / 1024)) + ' KB'; };
   input.addEventListener('change', function () {
