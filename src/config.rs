@@ -252,6 +252,10 @@ pub enum ConfigError {
     MissingSecret,
     #[error("EMETERAI_SECRET_KEY must be at least 32 characters long")]
     ShortSecret,
+    #[error(
+        "EMETERAI_MAIL_API_URL must be set when EMETERAI_ENV=production (without it, mail with its links would go to the log)"
+    )]
+    MissingMailTransport,
     #[error("cannot keep the development secret key in {path}: {source}")]
     SecretFile {
         path: PathBuf,
@@ -295,6 +299,14 @@ impl Settings {
     /// Cookies get the `Secure` flag when the public URL is https.
     pub fn secure_cookies(&self) -> bool {
         self.base_url.starts_with("https://")
+    }
+
+    /// Settings that must go together, checked before anything starts.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.environment == Environment::Production && self.mail_api_url.is_none() {
+            return Err(ConfigError::MissingMailTransport);
+        }
+        Ok(())
     }
 
     /// The key used to sign cookies and tokens. Outside development it must be
@@ -387,6 +399,10 @@ mod tests {
         let mut s = Settings::defaults();
         s.environment = Environment::Production;
         assert!(matches!(s.load_secret(), Err(ConfigError::MissingSecret)));
+        // Production never prints mail (with its links) to the log.
+        assert!(matches!(s.check(), Err(ConfigError::MissingMailTransport)));
+        s.mail_api_url = Some("https://mail.example.go.id/send".into());
+        assert!(s.check().is_ok());
         s.secret_key = Some("short".into());
         assert!(matches!(s.load_secret(), Err(ConfigError::ShortSecret)));
         s.secret_key = Some("x".repeat(40));

@@ -73,6 +73,29 @@ pub struct Failure {
     pub email: Option<String>,
     /// The NIK as typed; only its mask and keyed hash are kept.
     pub nik: Option<String>,
+    /// The kind and length of an email field's value that is no address.
+    pub email_shape: Option<String>,
+}
+
+/// "digits:16" or "text:23" (characters), or `None` for an empty value.
+fn shape_of(typed: &str) -> Option<String> {
+    let typed = typed.trim();
+    if typed.is_empty() {
+        return None;
+    }
+    let count = typed.chars().count();
+    let digits = typed
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '.' | '-'))
+        .all(|c| c.is_ascii_digit());
+    Some(if digits {
+        format!(
+            "digits:{}",
+            typed.chars().filter(char::is_ascii_digit).count()
+        )
+    } else {
+        format!("text:{count}")
+    })
 }
 
 impl Failure {
@@ -83,10 +106,13 @@ impl Failure {
         }
     }
 
+    /// What was typed as the email address: kept only when it is one;
+    /// anything else (a NIK or a password in the wrong field) only as its
+    /// kind and length.
     pub fn email(mut self, email: &str) -> Self {
-        let normalised: String = email.trim().to_lowercase().chars().take(254).collect();
-        if !normalised.is_empty() {
-            self.email = Some(normalised);
+        match crate::domain::Email::parse(email) {
+            Ok(parsed) => self.email = Some(parsed.as_str().to_string()),
+            Err(_) => self.email_shape = shape_of(email),
         }
         self
     }
@@ -119,6 +145,7 @@ pub struct NewFailureRow {
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub path: String,
+    pub email_shape: Option<String>,
 }
 
 /// A failure as read back, with its resolution by staff.
@@ -136,6 +163,7 @@ pub struct FailureRow {
     pub path: String,
     pub resolved_at: Option<NaiveDateTime>,
     pub resolved_by: Option<String>,
+    pub email_shape: Option<String>,
 }
 
 const BUFFER_LIMIT: usize = 10_000;
@@ -240,6 +268,7 @@ fn row_for(
         client_ip: log.client_addr(req).map(truncate_ip),
         user_agent,
         path: req.path().chars().take(200).collect(),
+        email_shape: failure.email_shape,
     }
 }
 

@@ -816,6 +816,18 @@ pub static EN: Text = Text {
     staff_ktp_photo_audited: "Personal data (UU 27/2022): open it only to help this caller. Every view is recorded in the audit log.",
 };
 
+/// The words staff read for what was typed into an email field that is no
+/// address ("digits:16", "text:23").
+pub fn email_shape_label(shape: &str, lang: Lang) -> String {
+    let (kind, count) = shape.split_once(':').unwrap_or(("text", "?"));
+    match (kind, lang) {
+        ("digits", Lang::Id) => format!("bukan alamat email: {count} digit"),
+        ("digits", Lang::En) => format!("not an email address: {count} digits"),
+        (_, Lang::Id) => format!("bukan alamat email: teks, {count} karakter"),
+        (_, Lang::En) => format!("not an email address: text, {count} characters"),
+    }
+}
+
 /// The words staff read for a failure-log reason code.
 pub fn reason_label(code: &str, lang: Lang) -> &'static str {
     let (id, en) = match code {

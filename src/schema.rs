@@ -123,6 +123,7 @@ diesel::table! {
         path -> Text,
         resolved_at -> Nullable<Timestamp>,
         resolved_by -> Nullable<Text>,
+        email_shape -> Nullable<Text>,
     }
 }
 

@@ -113,6 +113,7 @@ impl Application {
     /// Checks the settings, opens the database, runs the migrations and
     /// binds the listener. Nothing is served until `run_until_stopped`.
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        settings.check()?;
         let secret = settings.load_secret()?;
         let db_url = DbUrl::parse(&settings.database_url)?;
         let pool = db::build_pool(&db_url, settings.db_pool_size, settings.db_timeout())?;

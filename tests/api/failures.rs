@@ -67,6 +67,39 @@ async fn validation_failure_is_logged_without_values(backend: Backend) {
     assert_eq!(failure_count(&app), 1);
 }
 
+/// A NIK typed into the registration's email field, a password typed into
+/// the sign-in's: neither is stored, only its kind and length.
+async fn what_is_no_email_address_is_kept_only_as_its_shape(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut input = Registration {
+        email: "3578 0157 0895 0001".into(),
+        ..Default::default()
+    };
+    let html = app.register(&mut input).await.text().await.unwrap();
+    let row = failure_row(&app, &code_on(&html, "DFT"));
+    assert_eq!(row.email, None);
+    assert_eq!(row.email_shape.as_deref(), Some("digits:16"));
+
+    let html = app
+        .login("kopi tubruk pagi hari", "kopi tubruk pagi hari")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let row = failure_row(&app, &code_on(&html, "LGN"));
+    assert_eq!(row.email, None);
+    assert_eq!(row.email_shape.as_deref(), Some("text:21"));
+    let mut conn = app.state.pool.get().unwrap();
+    let stored: Vec<(Option<String>, String, Option<String>)> = failures::table
+        .select((failures::email, failures::fields, failures::user_agent))
+        .load(&mut *conn)
+        .unwrap();
+    assert!(!format!("{stored:?}").contains("kopi"), "{stored:?}");
+    assert!(!format!("{stored:?}").contains("3578"), "{stored:?}");
+}
+
 async fn rejected_upload_is_its_own_reason(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -485,6 +518,7 @@ async fn help_pages_give_the_steps_in_order(backend: Backend) {
 
 on_both_backends!(
     validation_failure_is_logged_without_values,
+    what_is_no_email_address_is_kept_only_as_its_shape,
     rejected_upload_is_its_own_reason,
     taken_email_and_nik_pages_guide_and_are_logged,
     stale_and_old_version_forms_keep_values_and_are_logged,

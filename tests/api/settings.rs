@@ -84,7 +84,28 @@ fn unknown_database_scheme_is_refused() {
 
 #[test]
 fn production_without_secret_key_is_refused() {
-    assert_clear_refusal(&[("EMETERAI_ENV", "production")], "EMETERAI_SECRET_KEY");
+    assert_clear_refusal(
+        &[
+            ("EMETERAI_ENV", "production"),
+            ("EMETERAI_MAIL_API_URL", "http://127.0.0.1:9/send"),
+        ],
+        "EMETERAI_SECRET_KEY",
+    );
+}
+
+/// Production never prints verification and reset links to the log.
+#[test]
+fn production_without_a_mail_transport_is_refused() {
+    assert_clear_refusal(
+        &[
+            ("EMETERAI_ENV", "production"),
+            (
+                "EMETERAI_SECRET_KEY",
+                "a production secret key of at least 32 characters",
+            ),
+        ],
+        "EMETERAI_MAIL_API_URL",
+    );
 }
 
 #[test]

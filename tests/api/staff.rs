@@ -82,6 +82,7 @@ fn failure(
         client_ip: Some("203.0.113.0".into()),
         user_agent: Some("Mozilla/5.0 (Linux; Android 14)".into()),
         path: "/register".into(),
+        email_shape: None,
     }
 }
 

@@ -9,3 +9,8 @@ CREATE TABLE rate_counters (
 );
 CREATE INDEX rate_counters_window_end ON rate_counters (window_end);
 DROP TABLE rate_events;
+
+-- What was typed into an email field that is not an email address is kept
+-- only as its kind and length ("digits:16", "text:23"): a NIK or a password
+-- typed there must not end up in the failure log.
+ALTER TABLE failures ADD COLUMN email_shape TEXT;

@@ -5,3 +5,4 @@ CREATE TABLE rate_events (
 );
 CREATE INDEX rate_events_key_at ON rate_events (key, at);
 DROP TABLE rate_counters;
+ALTER TABLE failures DROP COLUMN email_shape;
