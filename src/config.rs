@@ -219,6 +219,19 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_UPLOAD_BUDGET_MB", value_name = "EMETERAI_UPLOAD_BUDGET_MB", default_value_t = 20_480, value_parser = clap::value_parser!(i64).range(1..=100_000_000))]
     pub upload_budget_mb: i64,
 
+    /// Wrong passwords for one account (citizen) within EMETERAI_SIGNIN_LOCK_MINUTES before its
+    /// sign-in is paused for the rest of that window and its owner gets a mail.
+    #[arg(long, env = "EMETERAI_SIGNIN_ATTEMPTS", value_name = "EMETERAI_SIGNIN_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub signin_attempts: i64,
+
+    /// The window of EMETERAI_SIGNIN_ATTEMPTS, in minutes (also how long the pause lasts at most).
+    #[arg(long, env = "EMETERAI_SIGNIN_LOCK_MINUTES", value_name = "EMETERAI_SIGNIN_LOCK_MINUTES", default_value_t = 15, value_parser = clap::value_parser!(i64).range(1..=1440))]
+    pub signin_lock_minutes: i64,
+
+    /// Sign-in attempts (citizens and staff) per client address per hour; set for carrier-grade NAT.
+    #[arg(long, env = "EMETERAI_SIGNIN_PER_IP_HOUR", value_name = "EMETERAI_SIGNIN_PER_IP_HOUR", default_value_t = 600, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub signin_per_ip_hour: i64,
+
     /// Answers that reveal an existing account ("already registered") and password-reset requests,
     /// per client IP per hour.
     #[arg(long, env = "EMETERAI_RATE_LIMIT_PER_IP_HOUR", value_name = "EMETERAI_RATE_LIMIT_PER_IP_HOUR", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=100_000))]

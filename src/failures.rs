@@ -443,6 +443,61 @@ pub async fn allow(
         .await
 }
 
+/// Sign-in attempts are counted *before* the password is checked (so
+/// parallel guesses cannot all reach the hash), per client address (not
+/// given back) and per account (given back when the password was right, so
+/// only wrong ones add up). `scope` is "citizen" or "staff".
+pub async fn reserve_sign_in(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    scope: &'static str,
+    email: &str,
+    per_account: i64,
+    window: chrono::Duration,
+) -> Result<Allowance, crate::errors::AppError> {
+    let ip_key = format!("signin-ip:{}", client_key(state, req));
+    let account_key = sign_in_account_key(state, scope, email);
+    let per_ip = state.settings.signin_per_ip_hour;
+    state
+        .db(move |conn| -> Result<Allowance, crate::errors::AppError> {
+            let now = crate::mail::now();
+            let by_ip = rate_allow(conn, &ip_key, now, chrono::Duration::hours(1), per_ip)?;
+            if !by_ip.is_allowed() {
+                return Ok(by_ip);
+            }
+            Ok(rate_allow(conn, &account_key, now, window, per_account)?)
+        })
+        .await
+}
+
+/// Gives back the account's attempt after a right password.
+pub async fn refund_sign_in(
+    state: &web::Data<AppState>,
+    scope: &'static str,
+    email: &str,
+) -> Result<(), crate::errors::AppError> {
+    use crate::schema::rate_counters as rc;
+    let key = sign_in_account_key(state, scope, email);
+    state
+        .db(move |conn| {
+            crate::db::retry_busy(|| {
+                diesel::update(rc::table.find(&key).filter(rc::count.gt(0)))
+                    .set(rc::count.eq(rc::count - 1))
+                    .execute(conn)
+            })
+        })
+        .await
+        .map(|_| ())
+}
+
+fn sign_in_account_key(state: &AppState, scope: &str, email: &str) -> String {
+    let email = email.trim().to_lowercase();
+    format!(
+        "signin-{scope}:{}",
+        state.failures.keyed_hash("email", &email)
+    )
+}
+
 /// Counts an event against a limit of `limit` per `window` (which starts at
 /// a key's first event): checked and counted by one conditional update, so
 /// parallel requests on any number of instances never get past the limit.

@@ -165,6 +165,75 @@ struct ResetHtml<'a> {
     minutes: u32,
 }
 
+pub const KIND_SIGN_IN_LOCKED: &str = "sign_in_locked";
+
+#[derive(Template)]
+#[template(path = "mail/locked.txt")]
+struct LockedText<'a> {
+    lang: Lang,
+    name: &'a str,
+    attempts: i64,
+    minutes: i64,
+    forgot: &'a str,
+    phone: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/locked.html")]
+struct LockedHtml<'a> {
+    lang: Lang,
+    name: &'a str,
+    attempts: i64,
+    minutes: i64,
+    forgot: &'a str,
+    phone: &'a str,
+}
+
+/// The mail to an account's owner when sign-in to it is paused after too
+/// many wrong passwords: how long, and how to get back in at once.
+pub fn sign_in_locked_mail(
+    settings: &Settings,
+    account: &crate::db::accounts::Account,
+    attempts: i64,
+    minutes: i64,
+    now: NaiveDateTime,
+) -> Result<NewMail, askama::Error> {
+    let lang = Lang::from_code(&account.lang).unwrap_or_default();
+    let forgot = format!("{}/password/forgot", settings.base_url);
+    let (name, phone) = (account.full_name.as_str(), settings.contact_phone.as_str());
+    let text = LockedText {
+        lang,
+        name,
+        attempts,
+        minutes,
+        forgot: &forgot,
+        phone,
+    }
+    .render()?;
+    let html = LockedHtml {
+        lang,
+        name,
+        attempts,
+        minutes,
+        forgot: &forgot,
+        phone,
+    }
+    .render()?;
+    let subject = match lang {
+        Lang::Id => "Masuk ke akun e-Meterai Anda dihentikan sementara",
+        Lang::En => "Signing in to your e-Meterai account is paused",
+    };
+    Ok(outbox_mail(
+        KIND_SIGN_IN_LOCKED,
+        Some(&account.id),
+        &account.email,
+        subject,
+        text,
+        html,
+        now,
+    ))
+}
+
 /// The password-reset mail, ready for the outbox.
 pub fn reset_mail(
     settings: &Settings,

@@ -75,6 +75,10 @@ pub fn disable(conn: &mut DbConn, email: &str, now: NaiveDateTime) -> QueryResul
 
 /// Counts a failed sign-in; the fifth in a row locks the account.
 pub fn login_failed(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<()> {
+    super::retry_busy(|| login_failed_once(conn, id, now))
+}
+
+fn login_failed_once(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<()> {
     conn.transaction(|conn| {
         let failed: i32 = staff::table
             .find(id)

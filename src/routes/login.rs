@@ -101,6 +101,26 @@ pub async fn post(
         let reference = failures::record(&state, &req, "STL", failure).await;
         return retry(ctx, None, true, StatusCode::FORBIDDEN, reference);
     }
+    // Counted before any hashing: parallel guesses meet the limit too.
+    let window = chrono::Duration::minutes(state.settings.signin_lock_minutes);
+    if let failures::Allowance::Refused { retry_after_secs } = failures::reserve_sign_in(
+        &state,
+        &req,
+        "citizen",
+        &form.email,
+        state.settings.signin_attempts,
+        window,
+    )
+    .await?
+    {
+        let failure = Failure::new(reason::RATE_LIMITED).email(&form.email);
+        let reference = failures::record(&state, &req, "LIM", failure).await;
+        tell_owner_sign_in_paused(&state, &form.email, window).await?;
+        return Err(AppError::RateLimited {
+            reference,
+            retry_after_secs,
+        });
+    }
     // An account, or else a registration made with the old form (which
     // asked for the password at sign-up) still waiting for its link.
     let found = match Email::parse(&form.email) {
@@ -137,6 +157,7 @@ pub async fn post(
     }
     match account {
         Some(account) if matches => {
+            failures::refund_sign_in(&state, "citizen", &form.email).await?;
             crate::session::sign_in(&session, &account.id, account.session_epoch);
             tracing::info!("citizen signed in");
             Ok(see_other("/account"))
@@ -156,6 +177,49 @@ pub async fn post(
             )
         }
     }
+}
+
+/// Mails the owner of the account (if it is one) once per pause: sign-in
+/// is paused after too many wrong passwords, and how to get back in now.
+async fn tell_owner_sign_in_paused(
+    state: &web::Data<AppState>,
+    typed: &str,
+    window: chrono::Duration,
+) -> Result<(), AppError> {
+    let Ok(email) = Email::parse(typed) else {
+        return Ok(());
+    };
+    let once_key = format!(
+        "signin-paused-mail:{}",
+        state.failures.keyed_hash("email", email.as_str())
+    );
+    let settings = state.settings.clone();
+    let queued = state
+        .db(move |conn| -> Result<bool, AppError> {
+            let now = crate::mail::now();
+            if !failures::rate_allow(conn, &once_key, now, window, 1)?.is_allowed() {
+                return Ok(false);
+            }
+            let Some(account) = accounts::find_by_email(conn, email.as_str())? else {
+                return Ok(false);
+            };
+            let mail = crate::mail::sign_in_locked_mail(
+                &settings,
+                &account,
+                settings.signin_attempts,
+                window.num_minutes(),
+                now,
+            )
+            .map_err(AppError::internal)?;
+            crate::db::outbox::insert_mail(conn, &mail)?;
+            Ok(true)
+        })
+        .await?;
+    if queued {
+        tracing::warn!("citizen sign-in paused after wrong passwords; owner mailed");
+        state.wake_mailer.notify_one();
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -162,6 +162,7 @@ pub struct LoginForm {
 }
 
 pub async fn login_post(
+    req: HttpRequest,
     ctx: PageCtx,
     session: Session,
     state: web::Data<AppState>,
@@ -182,6 +183,22 @@ pub async fn login_post(
         return retry(ctx, t.reg_stale, StatusCode::FORBIDDEN);
     }
     let email = form.email.trim().to_lowercase();
+    // Counted before any hashing, atomically: 30 parallel guesses get 5
+    // checks, not 30 (the lock below only shows what this enforces).
+    if let crate::failures::Allowance::Refused { .. } = crate::failures::reserve_sign_in(
+        &state,
+        &req,
+        "staff",
+        &email,
+        i64::from(staff_db::MAX_FAILED_LOGINS),
+        Duration::minutes(staff_db::LOCK_MINUTES),
+    )
+    .await?
+    {
+        tracing::warn!("staff sign-in refused: too many attempts");
+        let t = ctx.t;
+        return retry(ctx, t.staff_locked, StatusCode::TOO_MANY_REQUESTS);
+    }
     let lookup = email.clone();
     let found = state
         .db(move |conn| staff_db::find_by_email(conn, &lookup))
@@ -199,6 +216,7 @@ pub async fn login_post(
         crate::passwords::verify(&state, form.password.clone(), stored, "/staff/login").await?;
     match found {
         Some(staff) if matches && staff.disabled_at.is_none() => {
+            crate::failures::refund_sign_in(&state, "staff", &email).await?;
             let id = staff.id.clone();
             state
                 .db(move |conn| staff_db::login_succeeded(conn, &id))

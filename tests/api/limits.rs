@@ -1,6 +1,8 @@
 //! Limits that hold under parallel requests and across instances (counted
 //! in the database), and the upload budget.
 
+use diesel::prelude::*;
+
 use crate::helpers::{Backend, Registration, TestApp, noisy_jpeg};
 use crate::on_both_backends;
 
@@ -140,4 +142,115 @@ on_both_backends!(
     a_limit_holds_under_parallel_requests_on_two_instances,
     registrations_are_limited_per_client_address,
     the_upload_budget_refuses_new_photos_when_full,
+);
+
+/// 30 wrong passwords for one citizen at the same moment, through two
+/// instances: only the limit reaches the password check, the rest (and
+/// then the right password too) get 429 while sign-in is paused, and the
+/// owner gets one mail that says how to get back in.
+async fn parallel_password_guessing_stops_at_the_limit(backend: Backend) {
+    let configure = |s: &mut emeterai::config::Settings| {
+        s.signin_attempts = 5;
+        s.secret_key = Some("one secret for every instance of the portal".into());
+    };
+    let Some(app) = TestApp::spawn_with(backend, configure).await else {
+        return;
+    };
+    let Some(second) = TestApp::spawn_on(app.db.share(), configure).await else {
+        return;
+    };
+    let mut siti = Registration::default();
+    app.register_and_verify(&mut siti).await;
+    let csrf_one = app.csrf_from("/login").await;
+    let csrf_two = second.csrf_from("/login").await;
+    let guesses = (0..30).map(|i| {
+        let (instance, csrf) = if i % 2 == 0 {
+            (&app, &csrf_one)
+        } else {
+            (&second, &csrf_two)
+        };
+        let guess = format!("tebakan nomor {i}");
+        async move {
+            instance
+                .client
+                .post(instance.url("/login"))
+                .form(&[
+                    ("csrf_token", csrf.as_str()),
+                    ("email", "siti.aminah@example.co.id"),
+                    ("password", guess.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == 422).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (5, 25), "{statuses:?}");
+    // The right password waits too, with the wait on the page.
+    let response = app.login("siti.aminah@example.co.id", &siti.password).await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let html = response.text().await.unwrap();
+    assert!(html.contains("menit</strong>"), "{html}");
+    assert!(html.contains(r#"href="/password/forgot""#));
+    // One mail to the owner, however many refusals on either instance
+    // (whichever instance's worker delivers it).
+    let mut conn = app.state.pool.get().unwrap();
+    let paused: Vec<String> = emeterai::schema::mail_outbox::table
+        .filter(emeterai::schema::mail_outbox::kind.eq("sign_in_locked"))
+        .select(emeterai::schema::mail_outbox::to_address)
+        .load(&mut *conn)
+        .unwrap();
+    assert_eq!(paused, ["siti.aminah@example.co.id"]);
+    drop(conn);
+}
+
+/// The staff lock is counted before the password is checked: 30 parallel
+/// wrong passwords get five checks.
+async fn parallel_staff_guessing_stops_at_five(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    crate::staff::create_staff(&app, "petugas@peruri.test", "kopi tubruk pagi hari siang");
+    let browser = app.new_browser();
+    let page = browser
+        .get(app.url("/staff/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = crate::helpers::attr_after(&page, r#"name="csrf_token""#, "value").unwrap();
+    let guesses = (0..30).map(|i| {
+        let guess = format!("tebakan petugas {i}");
+        let (browser, csrf, app) = (&browser, &csrf, &app);
+        async move {
+            browser
+                .post(app.url("/staff/login"))
+                .form(&[
+                    ("csrf_token", csrf.as_str()),
+                    ("email", "petugas@peruri.test"),
+                    ("password", guess.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == 422).count();
+    assert_eq!(checked, 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 25);
+}
+
+on_both_backends!(
+    parallel_password_guessing_stops_at_the_limit,
+    parallel_staff_guessing_stops_at_five,
 );

@@ -11,7 +11,7 @@ use crate::on_both_backends;
 const STAFF_EMAIL: &str = "petugas@peruri.test";
 const STAFF_PASSWORD: &str = "kopi tubruk pagi hari siang";
 
-fn create_staff(app: &TestApp, email: &str, password: &str) {
+pub(crate) fn create_staff(app: &TestApp, email: &str, password: &str) {
     let mut conn = app.state.pool.get().unwrap();
     let hash = bcrypt::hash(password, 4).unwrap();
     emeterai::db::staff::create(&mut conn, email, &hash, Utc::now().naive_utc()).unwrap();
