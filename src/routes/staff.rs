@@ -14,7 +14,7 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::{Duration, NaiveDate, NaiveDateTime};
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
 use serde::Deserialize;
 
 use crate::db::staff::{self as staff_db, Cursor, FailureFilter};
@@ -287,6 +287,14 @@ pub struct ListQuery {
     before: String,
 }
 
+/// A date staff typed (YYYY-MM-DD), within years the log can hold: the
+/// calendar's extremes (year -262143) would overflow the day arithmetic.
+fn staff_date(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .ok()
+        .filter(|d| (2000..=2100).contains(&d.year()))
+}
+
 /// Start of a WIB day, in UTC.
 fn wib_day_start(day: NaiveDate) -> NaiveDateTime {
     day.and_hms_opt(0, 0, 0).expect("midnight") - Duration::hours(WIB_HOURS)
@@ -322,9 +330,7 @@ fn parse_filter(
         }
         filter.reason = Some(query.reason.clone());
     }
-    let date = |text: &str| {
-        NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| t.staff_bad_date)
-    };
+    let date = |text: &str| staff_date(text).ok_or(t.staff_bad_date);
     if !query.from.trim().is_empty() {
         filter.from = Some(wib_day_start(date(&query.from)?));
     }
@@ -1108,7 +1114,7 @@ pub async fn stats(
         if text.trim().is_empty() {
             Ok(default)
         } else {
-            NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| t.staff_bad_date)
+            staff_date(text).ok_or(t.staff_bad_date)
         }
     };
     let range = parse(&query.from, today - Duration::days(6))

@@ -263,6 +263,58 @@ async fn list_filters_narrow_and_mask(backend: Backend) {
     assert_eq!(status, 400);
 }
 
+/// Every query parameter that reaches a date or a number, with the values
+/// at the edges of what the types hold: a page with a 4xx status (or the
+/// page itself), never a panic or a 500.
+async fn extreme_query_values_get_a_page_not_a_crash(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let staff = signed_in_staff(&app).await;
+    let extremes = [
+        "-262143-01-01",
+        "262142-12-31",
+        "+262142-12-31",
+        "0000-00-00",
+        "9999-12-31",
+        "1970-01-01",
+        "2026-02-30",
+        "99999999999999999999",
+        "-1",
+        "%00",
+    ];
+    for value in extremes {
+        for path in [
+            format!("/staff/failures?from={value}"),
+            format!("/staff/failures?to={value}"),
+            format!("/staff/failures?from=2026-01-01&to={value}"),
+            format!("/staff/failures.csv?from={value}"),
+            format!("/staff/failures?before={value}"),
+            format!("/staff/stats?from={value}"),
+            format!("/staff/stats?to={value}"),
+        ] {
+            let response = staff.get(app.url(&path)).send().await.unwrap();
+            let status = response.status().as_u16();
+            assert!(
+                (200..500).contains(&status),
+                "{path}: {status}: {}",
+                response.text().await.unwrap()
+            );
+        }
+    }
+    for path in [
+        "/verify?token=".to_string() + &"f".repeat(10_000),
+        "/password/reset?token=%FF%FE".to_string(),
+        "/register/check-email?notice=%00&ref=".to_string() + &"Z".repeat(500),
+        "/account?welcome=".to_string() + &"9".repeat(100),
+    ] {
+        let status = app.get(&path).await.status().as_u16();
+        assert!((200..500).contains(&status), "{path}: {status}");
+    }
+    // The server still answers.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
 async fn pagination_is_stable_while_failures_arrive(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -597,6 +649,7 @@ async fn stats_chart_and_table_count_by_reason_and_day(backend: Backend) {
 }
 
 on_both_backends!(
+    extreme_query_values_get_a_page_not_a_crash,
     staff_pages_are_closed_to_everyone_else,
     list_filters_narrow_and_mask,
     pagination_is_stable_while_failures_arrive,
