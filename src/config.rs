@@ -137,6 +137,28 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_WORKERS", value_name = "EMETERAI_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
 
+    /// Seconds a client has to send a whole request body (not only its headers); a body still
+    /// arriving after that is cut off and its connection closed (slow uploads that hold sockets).
+    #[arg(long, env = "EMETERAI_BODY_TIMEOUT_SECS", value_name = "EMETERAI_BODY_TIMEOUT_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout_secs: u64,
+
+    /// Seconds a client has to send a request's headers, on a new connection and on every later
+    /// request of a kept-alive one.
+    #[arg(long, env = "EMETERAI_HEADER_TIMEOUT_SECS", value_name = "EMETERAI_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a connection is kept open for a next request; 0 (the default) answers one request
+    /// per connection. actix-web times only a connection's first request headers, so a kept-alive
+    /// connection's next request could stall forever; run behind a proxy (deploy/) that keeps the
+    /// citizens' connections alive instead.
+    #[arg(long, env = "EMETERAI_KEEP_ALIVE_SECS", value_name = "EMETERAI_KEEP_ALIVE_SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub keep_alive_secs: u64,
+
+    /// Open connections per instance (all workers); default: the open-file limit less room for
+    /// the database, the mail client and the log.
+    #[arg(long, env = "EMETERAI_MAX_CONNECTIONS", value_name = "EMETERAI_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    pub max_connections: Option<u32>,
+
     /// Largest accepted request body in bytes, for every form but registration.
     #[arg(long, env = "EMETERAI_MAX_BODY_BYTES", value_name = "EMETERAI_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
     pub max_body_bytes: u64,

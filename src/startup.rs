@@ -204,6 +204,16 @@ impl Application {
             secret,
         });
 
+        // Idle sockets must meet a cap below the open-file limit, or the
+        // process runs out of files and ordinary visitors time out.
+        let open_files = raise_open_file_limit();
+        let max_connections = state.settings.max_connections.map_or_else(
+            || open_files.saturating_sub(256).clamp(64, 100_000) as usize,
+            |n| n as usize,
+        );
+        tracing::info!(open_files, max_connections, "connection limits");
+        let header_timeout = std::time::Duration::from_secs(state.settings.header_timeout_secs);
+        let keep_alive = state.settings.keep_alive_secs;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -226,6 +236,13 @@ impl Application {
             source,
         })?
         .workers(workers)
+        .max_connections((max_connections / workers).max(16))
+        .client_request_timeout(header_timeout)
+        .client_disconnect_timeout(std::time::Duration::from_secs(2))
+        .keep_alive(match keep_alive {
+            0 => actix_web::http::KeepAlive::Disabled,
+            secs => actix_web::http::KeepAlive::Timeout(std::time::Duration::from_secs(secs)),
+        })
         .shutdown_timeout(shutdown_timeout)
         .run();
 
@@ -258,6 +275,32 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Raises the soft open-file limit to the hard one (Linux starts many
+/// services at 1,024) and returns the limit now in force.
+fn raise_open_file_limit() -> u64 {
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            if limit.rlim_cur < limit.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: limit.rlim_max,
+                    rlim_max: limit.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    return raised.rlim_cur;
+                }
+            }
+            return limit.rlim_cur;
+        }
+    }
+    1024
 }
 
 /// Headers on every response. `Cache-Control: no-store` applies to whatever

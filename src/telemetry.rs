@@ -82,7 +82,7 @@ pub async fn observe(
 /// with 413 before reading it. Bodies without a length are bounded by each
 /// extractor's own limit.
 pub async fn limit_body(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let limit = req
@@ -105,6 +105,41 @@ pub async fn limit_body(
             .insert_header((header::CONNECTION, "close"))
             .finish();
         return Ok(req.into_response(response).map_into_right_body());
+    }
+    // The whole body must arrive within the deadline, however slowly its
+    // bytes trickle in: past it the stream ends with an error, the handler
+    // answers, and the connection is closed.
+    let timeout = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| std::time::Duration::from_secs(s.settings.body_timeout_secs));
+    if let Some(timeout) = timeout {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let payload = actix_web::HttpMessage::take_payload(&mut req);
+        // Fused: body readers may poll again after the end.
+        let timed = futures_util::stream::unfold(Some(payload), move |payload| async move {
+            let mut payload = payload?;
+            match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut payload))
+                .await
+            {
+                Ok(Some(item)) => Some((item, Some(payload))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(actix_web::error::PayloadError::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "request body not received in time",
+                    ))),
+                    None,
+                )),
+            }
+        });
+        let boxed: std::pin::Pin<
+            Box<
+                dyn futures_util::Stream<
+                        Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>,
+                    >,
+            >,
+        > = Box::pin(futures_util::StreamExt::fuse(timed));
+        req.set_payload(actix_web::dev::Payload::Stream { payload: boxed });
     }
     Ok(next.call(req).await?.map_into_left_body())
 }

@@ -254,3 +254,77 @@ on_both_backends!(
     parallel_password_guessing_stops_at_the_limit,
     parallel_staff_guessing_stops_at_five,
 );
+
+/// 300 connections that send headers and then an idle body: the portal
+/// answers others at once, and closes the idle ones at the body deadline.
+/// A kept-alive connection's second request has a header deadline too.
+async fn idle_bodies_and_slow_headers_are_cut_off(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(app) = TestApp::spawn_with(backend, |s| {
+        s.body_timeout_secs = 2;
+        s.header_timeout_secs = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let addr = app.address.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        socket
+            .write_all(
+                b"POST /login HTTP/1.1\r\nHost: portal\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\ncsrf_token=",
+            )
+            .await
+            .unwrap();
+        idle.push(socket);
+    }
+    // Ordinary visitors are answered meanwhile.
+    let quick = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(1))
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        let response = quick.get(app.url("/register")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // Past the body deadline every idle connection is answered and closed.
+    let mut closed = 0;
+    for mut socket in idle {
+        let mut buffer = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(6),
+            socket.read_to_end(&mut buffer),
+        )
+        .await;
+        if matches!(read, Ok(Ok(_)) | Ok(Err(_))) {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 300, "idle-body connections still open");
+
+    // Keep-alive (off by default: one request per connection): a second
+    // request whose headers never finish does not keep the connection.
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: portal\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    socket.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: por")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(8),
+        socket.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(read.is_ok(), "a stalled second request kept its connection");
+}
+
+on_both_backends!(idle_bodies_and_slow_headers_are_cut_off);
