@@ -213,6 +213,8 @@ pub struct Text {
     pub account_status: &'static str,
     pub account_verified: &'static str,
     pub account_sign_out: &'static str,
+    pub account_sign_out_everywhere: &'static str,
+    pub account_sign_out_everywhere_hint: &'static str,
     pub signed_out: &'static str,
 
     // Guidance, help and password reset
@@ -463,6 +465,8 @@ pub static ID: Text = Text {
     account_status: "Status",
     account_verified: "Aktif, email terverifikasi",
     account_sign_out: "Keluar",
+    account_sign_out_everywhere: "Keluar dari semua perangkat",
+    account_sign_out_everywhere_hint: "Gunakan ini jika Anda pernah masuk di ponsel atau komputer milik orang lain, atau perangkat Anda hilang: akun Anda akan otomatis keluar dari semua perangkat.",
     signed_out: "Anda sudah keluar.",
     taken_first_attempt: "Mungkin pendaftaran Anda sebelumnya sudah berhasil walaupun koneksi terputus sebelum halaman terbuka. Coba masuk dengan alamat email tersebut.",
     taken_sign_in: "Masuk ke akun Anda",
@@ -709,6 +713,8 @@ pub static EN: Text = Text {
     account_status: "Status",
     account_verified: "Active, email verified",
     account_sign_out: "Sign out",
+    account_sign_out_everywhere: "Sign out on every device",
+    account_sign_out_everywhere_hint: "Use it if you signed in on a phone or computer that is not yours, or lost one: every device signed in to this account is signed out.",
     signed_out: "You have signed out.",
     taken_first_attempt: "Perhaps your earlier registration did succeed although the connection dropped before the page opened. Try signing in with that email address.",
     taken_sign_in: "Sign in to your account",

@@ -168,6 +168,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (id_hash) {
+        id_hash -> Text,
+        kind -> Text,
+        subject_id -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     ktp_uploads,
     accounts,
@@ -181,4 +193,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     failure_notes,
     registrations,
     registration_tokens,
+    sessions,
 );

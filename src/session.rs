@@ -18,6 +18,7 @@ pub const COOKIE_NAME: &str = "emeterai_session";
 const CSRF_KEY: &str = "csrf";
 const ACCOUNT_KEY: &str = "account";
 const EPOCH_KEY: &str = "epoch";
+const SID_KEY: &str = "sid";
 const PENDING_EMAIL_KEY: &str = "pending_email";
 
 pub fn middleware(
@@ -69,18 +70,22 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Signs in: a fresh session (new cookie, new CSRF token) that remembers the
-/// account and its epoch.
-pub fn sign_in(session: &Session, account_id: &str, epoch: i64) {
+/// account, its epoch and the id of its server-side record (`sid`, made by
+/// `db::sessions::start`), without which it is not signed in.
+pub fn sign_in(session: &Session, account_id: &str, epoch: i64, sid: &str) {
     session.renew();
     session.remove(CSRF_KEY);
     let _ = session.insert(ACCOUNT_KEY, account_id);
     let _ = session.insert(EPOCH_KEY, epoch);
+    let _ = session.insert(SID_KEY, sid);
 }
 
-pub fn signed_in(session: &Session) -> Option<(String, i64)> {
+/// (account id, epoch, server-side session id) of a signed-in browser.
+pub fn signed_in(session: &Session) -> Option<(String, i64, String)> {
     let account = session.get::<String>(ACCOUNT_KEY).ok().flatten()?;
     let epoch = session.get::<i64>(EPOCH_KEY).ok().flatten()?;
-    Some((account, epoch))
+    let sid = session.get::<String>(SID_KEY).ok().flatten()?;
+    Some((account, epoch, sid))
 }
 
 pub fn sign_out(session: &Session) {

@@ -332,6 +332,7 @@ fn reset_password_once(
                 accounts::session_epoch.eq(accounts::session_epoch + 1),
             ))
             .execute(conn)?;
+        super::sessions::revoke_all(conn, super::sessions::KIND_CITIZEN, &account.id, now)?;
         Ok(true)
     })
 }

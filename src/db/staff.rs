@@ -64,13 +64,17 @@ pub fn find_by_id(conn: &mut DbConn, id: &str) -> QueryResult<Option<Staff>> {
 
 /// Disables an account and ends its sessions. `false` when there is none.
 pub fn disable(conn: &mut DbConn, email: &str, now: NaiveDateTime) -> QueryResult<bool> {
-    diesel::update(staff::table.filter(staff::email.eq(email)))
+    let Some(found) = find_by_email(conn, email)? else {
+        return Ok(false);
+    };
+    diesel::update(staff::table.find(&found.id))
         .set((
             staff::disabled_at.eq(now),
             staff::session_epoch.eq(staff::session_epoch + 1),
         ))
-        .execute(conn)
-        .map(|n| n == 1)
+        .execute(conn)?;
+    super::sessions::revoke_all(conn, super::sessions::KIND_STAFF, &found.id, now)?;
+    Ok(true)
 }
 
 /// Counts a failed sign-in; the fifth in a row locks the account.

@@ -7,7 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::db::accounts::{self, Account};
-use crate::db::registrations;
+use crate::db::{registrations, sessions};
 use crate::domain::Email;
 use crate::errors::AppError;
 use crate::failures::{self, Failure, reason};
@@ -158,7 +158,7 @@ pub async fn post(
     match account {
         Some(account) if matches => {
             failures::refund_sign_in(&state, "citizen", &form.email).await?;
-            crate::session::sign_in(&session, &account.id, account.session_epoch);
+            start_session(&state, &session, &account.id, account.session_epoch).await?;
             tracing::info!("citizen signed in");
             Ok(see_other("/account"))
         }
@@ -228,14 +228,50 @@ pub struct LogoutForm {
     csrf_token: String,
 }
 
-/// `POST /logout`. A stale token still signs out (it only ends a session),
-/// but never ends someone else's: the session is the browser's own.
-pub async fn logout(session: Session, form: web::Form<LogoutForm>) -> HttpResponse {
-    if crate::session::csrf_valid(&session, &form.csrf_token) {
-        crate::session::sign_out(&session);
-        return see_other("/login?signed_out=1");
+/// `POST /logout`: ends this browser's session (its record too, so a copy
+/// of the cookie no longer opens the account). Other devices stay signed in.
+pub async fn logout(
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<LogoutForm>,
+) -> Result<HttpResponse, AppError> {
+    if !crate::session::csrf_valid(&session, &form.csrf_token) {
+        return Ok(see_other("/account"));
     }
-    see_other("/account")
+    if let Some((_, _, sid)) = crate::session::signed_in(&session) {
+        state
+            .db(move |conn| sessions::revoke(conn, &sid, crate::mail::now()))
+            .await?;
+    }
+    crate::session::sign_out(&session);
+    Ok(see_other("/login?signed_out=1"))
+}
+
+/// `POST /logout/everywhere`: ends every session of the account, on every
+/// device, this one included.
+pub async fn logout_everywhere(
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<LogoutForm>,
+) -> Result<HttpResponse, AppError> {
+    if !crate::session::csrf_valid(&session, &form.csrf_token) {
+        return Ok(see_other("/account"));
+    }
+    if let Some(account) = current_account(&session, &state).await? {
+        let ended = state
+            .db(move |conn| {
+                sessions::revoke_all(
+                    conn,
+                    sessions::KIND_CITIZEN,
+                    &account.id,
+                    crate::mail::now(),
+                )
+            })
+            .await?;
+        tracing::info!(ended, "citizen signed out everywhere");
+    }
+    crate::session::sign_out(&session);
+    Ok(see_other("/login?signed_out=1"))
 }
 
 #[derive(Template)]
@@ -249,17 +285,55 @@ struct AccountPage {
     welcome: bool,
 }
 
-/// The signed-in account, or `None` when the session is absent or ended
-/// (its epoch no longer matches, e.g. after a password reset).
+/// How long a citizen's session lasts at most, and idle.
+pub const SESSION_HOURS: i64 = 12;
+pub const SESSION_IDLE_MINUTES: i64 = 60;
+
+/// Signs the citizen in: a server-side session record, and its id in the
+/// (encrypted) cookie.
+pub async fn start_session(
+    state: &web::Data<AppState>,
+    session: &Session,
+    account_id: &str,
+    epoch: i64,
+) -> Result<(), AppError> {
+    let subject = account_id.to_string();
+    let sid = state
+        .db(move |conn| {
+            sessions::start(
+                conn,
+                sessions::KIND_CITIZEN,
+                &subject,
+                crate::mail::now(),
+                chrono::Duration::hours(SESSION_HOURS),
+            )
+        })
+        .await?;
+    crate::session::sign_in(session, account_id, epoch, &sid);
+    Ok(())
+}
+
+/// The signed-in account, or `None` when the session is absent or ended:
+/// its record revoked (sign-out, sign out everywhere, password change),
+/// idle or too old, or its epoch moved on.
 pub async fn current_account(
     session: &Session,
     state: &web::Data<AppState>,
 ) -> Result<Option<Account>, AppError> {
-    let Some((id, epoch)) = crate::session::signed_in(session) else {
+    let Some((id, epoch, sid)) = crate::session::signed_in(session) else {
         return Ok(None);
     };
     let account = state
-        .db(move |conn| accounts::find_by_id(conn, &id))
+        .db(
+            move |conn| -> Result<Option<Account>, diesel::result::Error> {
+                let now = crate::mail::now();
+                let idle = chrono::Duration::minutes(SESSION_IDLE_MINUTES);
+                match sessions::check(conn, sessions::KIND_CITIZEN, &sid, now, idle)? {
+                    Some(subject) if subject == id => accounts::find_by_id(conn, &id),
+                    _ => Ok(None),
+                }
+            },
+        )
         .await?;
     Ok(account.filter(|a| a.session_epoch == epoch && a.is_verified()))
 }

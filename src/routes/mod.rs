@@ -26,6 +26,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/verify/resend").route(web::post().to(verify::resend)))
         .service(page("/login", login::get).route(web::post().to(login::post)))
         .service(web::resource("/logout").route(web::post().to(login::logout)))
+        .service(
+            web::resource("/logout/everywhere").route(web::post().to(login::logout_everywhere)),
+        )
         .service(page("/account", login::account))
         .service(page("/help", help::index))
         .service(page("/help/email-registered", help::email_registered))

@@ -28,6 +28,8 @@ use crate::web::see_other;
 
 pub const STAFF_COOKIE: &str = "emeterai_staff";
 const SESSION_HOURS: i64 = 8;
+/// Staff sessions end sooner when idle than citizens' (personal data).
+const SESSION_IDLE_MINUTES: i64 = 20;
 const PAGE_SIZE: i64 = 50;
 /// Indonesia's western time zone, in which staff read times and days.
 const WIB_HOURS: i64 = 7;
@@ -79,7 +81,9 @@ pub async fn current_staff(
         return Ok(None);
     };
     let mut parts = plain.value().split('|');
-    let (Some(id), Some(epoch), Some(expires)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(id), Some(epoch), Some(expires), Some(sid)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Ok(None);
     };
     let (Ok(epoch), Ok(expires)) = (epoch.parse::<i64>(), expires.parse::<i64>()) else {
@@ -88,9 +92,22 @@ pub async fn current_staff(
     if expires < chrono::Utc::now().timestamp() {
         return Ok(None);
     }
-    let id = id.to_string();
+    let (id, sid) = (id.to_string(), sid.to_string());
     let found = state
-        .db(move |conn| staff_db::find_by_id(conn, &id))
+        .db(move |conn| -> Result<_, diesel::result::Error> {
+            let now = crate::mail::now();
+            let idle = Duration::minutes(SESSION_IDLE_MINUTES);
+            match crate::db::sessions::check(
+                conn,
+                crate::db::sessions::KIND_STAFF,
+                &sid,
+                now,
+                idle,
+            )? {
+                Some(subject) if subject == id => staff_db::find_by_id(conn, &id),
+                _ => Ok(None),
+            }
+        })
         .await?;
     Ok(found
         .filter(|s| s.disabled_at.is_none() && s.session_epoch == epoch)
@@ -98,6 +115,15 @@ pub async fn current_staff(
             id: s.id,
             email: s.email,
         }))
+}
+
+/// The server-side session id in the staff cookie, if any.
+fn staff_session_id(req: &HttpRequest, state: &AppState) -> Option<String> {
+    let cookie = req.cookie(STAFF_COOKIE)?;
+    let mut jar = CookieJar::new();
+    jar.add_original(cookie);
+    let plain = jar.private(&state.staff_cookie_key).get(STAFF_COOKIE)?;
+    plain.value().split('|').nth(3).map(str::to_string)
 }
 
 async fn audit(
@@ -227,8 +253,20 @@ pub async fn login_post(
             };
             audit(&state, &user, "sign_in", String::new()).await?;
             tracing::info!("staff signed in");
+            let subject = staff.id.clone();
+            let sid = state
+                .db(move |conn| {
+                    crate::db::sessions::start(
+                        conn,
+                        crate::db::sessions::KIND_STAFF,
+                        &subject,
+                        crate::mail::now(),
+                        Duration::hours(SESSION_HOURS),
+                    )
+                })
+                .await?;
             let expires = (chrono::Utc::now() + Duration::hours(SESSION_HOURS)).timestamp();
-            let value = format!("{}|{}|{}", staff.id, staff.session_epoch, expires);
+            let value = format!("{}|{}|{}|{sid}", staff.id, staff.session_epoch, expires);
             let mut response = see_other("/staff/failures");
             response
                 .add_cookie(&staff_cookie(
@@ -259,12 +297,22 @@ pub struct CsrfForm {
 }
 
 pub async fn logout(
+    req: HttpRequest,
     session: Session,
     state: web::Data<AppState>,
     form: web::Form<CsrfForm>,
 ) -> HttpResponse {
     if !crate::session::csrf_valid(&session, &form.csrf_token) {
         return see_other("/staff/failures");
+    }
+    // The session's record ends too: a copy of the cookie opens nothing.
+    if let Some(sid) = staff_session_id(&req, &state) {
+        let ended = state
+            .db(move |conn| crate::db::sessions::revoke(conn, &sid, crate::mail::now()))
+            .await;
+        if let Err(e) = ended {
+            tracing::warn!(error = %crate::errors::error_chain(&e), "staff session not ended");
+        }
     }
     let mut response = see_other("/staff/login");
     let _ = response.add_cookie(&removal_cookie(state.settings.secure_cookies()));

@@ -391,7 +391,7 @@ pub async fn choose(
     match outcome {
         CompleteOutcome::Completed { account_id, epoch } => {
             tracing::info!("password chosen; email verified; account created");
-            crate::session::sign_in(&session, &account_id, epoch);
+            super::login::start_session(&state, &session, &account_id, epoch).await?;
             Ok(see_other("/account?welcome=1"))
         }
         CompleteOutcome::NotReady(other) => {

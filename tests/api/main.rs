@@ -16,5 +16,6 @@ mod ops;
 mod pages;
 mod photos;
 mod register;
+mod sessions;
 mod settings;
 mod staff;

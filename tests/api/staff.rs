@@ -18,7 +18,7 @@ pub(crate) fn create_staff(app: &TestApp, email: &str, password: &str) {
 }
 
 /// Signs in with `client` (a browser of its own); returns the answer.
-async fn staff_sign_in(
+pub(crate) async fn staff_sign_in(
     app: &TestApp,
     client: &reqwest::Client,
     email: &str,
