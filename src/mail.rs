@@ -456,6 +456,7 @@ pub async fn purge_expired(state: &web::Data<AppState>) -> Result<(usize, usize)
     state
         .db(move |conn| {
             let now = now();
+            crate::db::sessions::purge(conn, now - chrono::Duration::days(1))?;
             crate::db::registrations::purge(
                 conn,
                 now - ttl,
