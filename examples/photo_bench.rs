@@ -24,19 +24,7 @@ use futures_util::StreamExt;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{BenchDb, arg, ms, percentile};
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
+use support::{BenchDb, arg, attr, birth_day, browser, ms, nik, percentile, rss_kib};
 
 /// A 4000 x 3000 photo with the fine detail of a real one (sensor noise
 /// over a gradient), as a quality-92 JPEG: about 4-5 MB.
@@ -60,24 +48,8 @@ fn camera_jpeg() -> Vec<u8> {
     out
 }
 
-fn nik(i: usize) -> String {
-    let day = 1 + (i / 9999) % 28;
-    format!("320101{day:02}0890{:04}", 1 + i % 9999)
-}
-
-fn attr(html: &str, name: &str) -> String {
-    let marker = format!(r#"name="{name}" value=""#);
-    let start = html.find(&marker).expect(name) + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
-}
-
 async fn sign_up(base: &str, i: usize, photo: Arc<Vec<u8>>) -> (bool, Duration) {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .pool_max_idle_per_host(0)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = browser();
     let html = client
         .get(format!("{base}/register"))
         .send()
@@ -91,7 +63,7 @@ async fn sign_up(base: &str, i: usize, photo: Arc<Vec<u8>>) -> (bool, Duration) 
         .text("submission_id", attr(&html, "submission_id"))
         .text("full_name", "Warga Uji Foto")
         .text("nik", nik(i))
-        .text("birth_date", "1990-08-01")
+        .text("birth_date", format!("1990-08-{:02}", birth_day(i)))
         .text("email", format!("foto{i}@example.com"))
         .text("phone", "0812 3456 7890")
         .text("npwp", "")

@@ -29,7 +29,7 @@ use futures_util::StreamExt;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{BenchDb, arg, ms, percentile};
+use support::{BenchDb, arg, attr, birth_day, browser, ms, nik, percentile};
 
 /// The mail provider: accepts every mail and keeps its link by address.
 type Links = Arc<Mutex<HashMap<String, String>>>;
@@ -61,26 +61,22 @@ async fn start_mail_sink(links: Links) -> String {
     format!("http://127.0.0.1:{port}/send")
 }
 
-/// A valid NIK for citizen `i`: province 32, a date in 1990, serial i.
-fn nik(i: usize) -> String {
-    let day = 1 + (i / 9999) % 28;
-    format!("320101{day:02}0890{:04}", 1 + i % 9999)
-}
-
-fn attr(html: &str, name: &str) -> String {
-    let marker = format!(r#"name="{name}" value=""#);
-    let start = html.find(&marker).expect(name) + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
-}
-
-/// A JPEG-looking photo of about 300 KB (random content, so it does not
-/// compress away in transit).
+/// A real 1600 x 1200 JPEG of about 300 KB: what the form's script sends
+/// after shrinking a phone photo (upright, no metadata).
 fn photo() -> Vec<u8> {
-    use rand::RngCore;
-    let mut data = vec![0u8; 300 * 1024];
-    rand::rng().fill_bytes(&mut data);
-    data[..10].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F']);
-    data
+    let mut state = 0x9e37_79b9_u32;
+    let image = image::RgbImage::from_fn(1600, 1200, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let noise = (state % 24) as u8;
+        image::Rgb([(x / 8) as u8 / 2 + noise, (y / 6) as u8 / 2 + noise, 140])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .encode_image(&image)
+        .unwrap();
+    out
 }
 
 struct Form {
@@ -90,14 +86,7 @@ struct Form {
 }
 
 async fn open_form(base: &str) -> Form {
-    // A fresh connection per request: a form opened seconds earlier would
-    // otherwise reuse a connection the server has closed as idle.
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .pool_max_idle_per_host(0)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = browser();
     let html = client
         .get(format!("{base}/register"))
         .send()
@@ -119,7 +108,7 @@ async fn submit(base: &str, form: &Form, i: usize, photo: &[u8]) -> (bool, Durat
         .text("submission_id", form.submission.clone())
         .text("full_name", "Warga Uji Beban")
         .text("nik", nik(i))
-        .text("birth_date", "1990-08-01")
+        .text("birth_date", format!("1990-08-{:02}", birth_day(i)))
         .text("email", format!("warga{i}@example.com"))
         .text("phone", "0812 3456 7890")
         .text("npwp", "")
@@ -147,14 +136,10 @@ async fn submit(base: &str, form: &Form, i: usize, photo: &[u8]) -> (bool, Durat
 }
 
 /// Chooses the password through the link, retrying (after the page's
-/// `Refresh`, as a browser does) while the pool answers 503. Returns whether it succeeded and how many 503s it met.
+/// `Refresh`, as a browser does) while the pool answers 503. Returns
+/// whether it succeeded, how many 503s it met, and when it finished.
 async fn choose(base: &str, link: &str) -> (bool, usize, Instant) {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .pool_max_idle_per_host(0)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = browser();
     let html = client
         .get(format!("{base}{link}"))
         .send()
@@ -235,6 +220,9 @@ async fn main() {
     settings.mail_api_url = Some(mail_url);
     settings.mail_api_key = Some("bench".into());
     settings.db_pool_size = 16;
+    // Every simulated citizen comes from 127.0.0.1.
+    settings.registrations_per_ip_hour = 1_000_000;
+    settings.signin_per_ip_hour = 1_000_000;
     let app = Application::build(settings).expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
@@ -245,6 +233,7 @@ async fn main() {
 
     // 1. Sign-ups.
     let photo = photo();
+    println!("photo: 1600x1200 JPEG, {} KB", photo.len() / 1024);
     let forms: Vec<Form> = futures_util::stream::iter(0..signups)
         .map(|_| open_form(&base))
         .buffered(concurrency)

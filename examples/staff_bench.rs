@@ -25,19 +25,7 @@ use emeterai::startup::Application;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{BenchDb, arg, percentile};
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
+use support::{BenchDb, arg, percentile, rss_kib};
 
 const REASONS: [&str; 6] = [
     "validation",

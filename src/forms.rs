@@ -202,3 +202,17 @@ mod tests {
         assert_eq!(file_size_label(1_468_006, Lang::En), "1.4 MB");
     }
 }
+
+/// The form that sets a password through a mailed link (verification or
+/// reset): the link's token, the password twice, and the CSRF token.
+#[derive(serde::Deserialize)]
+pub struct NewPasswordForm {
+    #[serde(default)]
+    pub csrf_token: String,
+    #[serde(default)]
+    pub token: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub password_confirm: String,
+}

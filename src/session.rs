@@ -110,6 +110,13 @@ pub fn new_link_token() -> (String, String) {
     (token, hash)
 }
 
+/// The stored hash of a link token as posted or in a URL, or `None` when it
+/// is not one (wrong length or characters: a cut-off or mangled link).
+pub fn link_token_hash(token: &str) -> Option<String> {
+    (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| hash_link_token(token))
+}
+
 pub fn hash_link_token(token: &str) -> String {
     use sha2::Digest;
     hex(&sha2::Sha256::digest(token.as_bytes()))

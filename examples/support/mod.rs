@@ -27,6 +27,49 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// This process's resident memory, in KiB (the server runs in it).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A valid NIK for citizen `i` (< 9999 * 28): province 32, born on day
+/// `birth_day(i)` of August 1990, serial from `i`.
+pub fn nik(i: usize) -> String {
+    format!("320101{:02}0890{:04}", birth_day(i), 1 + i % 9999)
+}
+
+/// The day of August 1990 that `nik(i)` says.
+pub fn birth_day(i: usize) -> usize {
+    1 + (i / 9999) % 28
+}
+
+/// The value of a hidden field in a page.
+pub fn attr(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html.find(&marker).expect(name) + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_string()
+}
+
+/// A browser of its own that opens a fresh connection for every request
+/// (a request made seconds later would otherwise reuse a connection the
+/// server has closed).
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
 /// The database of one benchmark run.
 pub struct BenchDb {
     pub url: String,

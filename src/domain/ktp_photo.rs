@@ -67,6 +67,19 @@ impl KtpPhoto {
         if width.max(height) < KTP_MIN_EDGE {
             return Err(Problem::PhotoTooSmall);
         }
+        // Already what we keep (a browser-shrunk photo): judged by decoding
+        // it whole at 1/8 scale, then only its metadata segments dropped.
+        if format == ImageFormat::Jpeg
+            && data.len() <= KTP_PHOTO_MAX_BYTES
+            && width.max(height) <= KTP_MAX_EDGE
+            && let Some(stripped) = upright_jpeg_without_metadata(data)?
+        {
+            return Ok(KtpPhoto {
+                data: stripped,
+                width,
+                height,
+            });
+        }
         let (decoded, orientation) = match format {
             ImageFormat::Jpeg => decode_jpeg_scaled(data, width, height)?,
             _ => decode_other(data, format)?,
@@ -202,6 +215,48 @@ fn decode_jpeg_scaled(
     Ok((image, orientation))
 }
 
+/// For a small JPEG that needs no turning: decodes it to the end at 1/8
+/// scale (a damaged file fails here) and returns it without any metadata
+/// segment (EXIF with GPS, XMP, ICC, comments), its pixels untouched.
+/// `None` when it must be re-encoded (its EXIF turns it).
+fn upright_jpeg_without_metadata(data: &[u8]) -> Result<Option<Vec<u8>>, Problem> {
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(data));
+    decoder.scale(1, 1).map_err(|_| Problem::PhotoUnreadable)?;
+    decoder.decode().map_err(|_| Problem::PhotoUnreadable)?;
+    let turned = decoder
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .is_some_and(|o| o != Orientation::NoTransforms);
+    if turned {
+        return Ok(None);
+    }
+    Ok(strip_jpeg_metadata(data))
+}
+
+/// The JPEG with its APP1-APP15 and COM segments left out; everything from
+/// the start of scan on is copied as it is. `None` if the markers do not
+/// parse (the caller then re-encodes).
+fn strip_jpeg_metadata(data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len());
+    out.extend_from_slice(data.get(..2).filter(|soi| soi == &[0xFF, 0xD8])?);
+    let mut at = 2;
+    loop {
+        let marker = *data.get(at + 1).filter(|_| data.get(at) == Some(&0xFF))?;
+        let length = usize::from(u16::from_be_bytes([*data.get(at + 2)?, *data.get(at + 3)?]));
+        let segment = data.get(at..at + 2 + length)?;
+        match marker {
+            // Start of scan: the rest is image data.
+            0xDA => {
+                out.extend_from_slice(&data[at..]);
+                return Some(out);
+            }
+            0xE1..=0xEF | 0xFE => {}
+            _ => out.extend_from_slice(segment),
+        }
+        at += 2 + length;
+    }
+}
+
 /// PNG, WebP and BMP, decoded whole (within the pixel budget and a memory
 /// limit), with the orientation their metadata gives, if any.
 fn decode_other(
@@ -313,6 +368,35 @@ mod tests {
         assert_eq!(
             KtpPhoto::parse(&jpeg, true).unwrap_err(),
             Problem::PhotoTooLarge
+        );
+    }
+
+    /// A small upright JPEG (what the browser sends after shrinking) keeps
+    /// its pixels and loses its metadata, without re-encoding.
+    #[test]
+    fn a_small_jpeg_only_loses_its_metadata() {
+        let jpeg = encoded(&gradient(1200, 900), ImageFormat::Jpeg);
+        // APP1 "Exif" with a TIFF header and an empty IFD, then a comment.
+        let mut tiff = b"II*\0".to_vec();
+        tiff.extend(8u32.to_le_bytes());
+        tiff.extend(0u16.to_le_bytes());
+        tiff.extend(0u32.to_le_bytes());
+        let mut with_metadata = jpeg[..2].to_vec();
+        with_metadata.extend([0xFF, 0xE1]);
+        with_metadata.extend(((2 + 6 + tiff.len()) as u16).to_be_bytes());
+        with_metadata.extend(b"Exif\0\0");
+        with_metadata.extend(&tiff);
+        with_metadata.extend([0xFF, 0xFE, 0x00, 0x0A]);
+        with_metadata.extend(b"GPS -6.2");
+        with_metadata.extend(&jpeg[2..]);
+        let photo = KtpPhoto::parse(&with_metadata, false).unwrap();
+        assert_eq!(photo.dimensions(), (1200, 900));
+        assert!(!photo.data().windows(4).any(|w| w == b"Exif"));
+        assert!(!photo.data().windows(3).any(|w| w == b"GPS"));
+        assert_eq!(
+            photo.data(),
+            &jpeg[..],
+            "the image data itself is untouched"
         );
     }
 

@@ -187,16 +187,11 @@ pub struct ResetQuery {
     token: Option<String>,
 }
 
-fn token_hash_of(token: &str) -> Option<String> {
-    (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| crate::session::hash_link_token(token))
-}
-
 async fn account_for(
     state: &web::Data<AppState>,
     token: &str,
 ) -> Result<Option<accounts::Account>, AppError> {
-    let Some(hash) = token_hash_of(token) else {
+    let Some(hash) = crate::session::link_token_hash(token) else {
         return Ok(None);
     };
     state
@@ -240,25 +235,13 @@ pub async fn reset_get(
     page.ctx.render(StatusCode::OK, &page)
 }
 
-#[derive(Deserialize)]
-pub struct ResetForm {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
-    token: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    password_confirm: String,
-}
-
 /// `POST /password/reset`.
 pub async fn reset_post(
     req: HttpRequest,
     ctx: PageCtx,
     session: Session,
     state: web::Data<AppState>,
-    form: web::Form<ResetForm>,
+    form: web::Form<crate::forms::NewPasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
     let Some(account) = account_for(&state, &form.token).await? else {
@@ -314,7 +297,7 @@ pub async fn reset_post(
     };
     let retry = format!("/password/reset?token={}", form.token);
     let password_hash = crate::passwords::hash(&state, password, &retry).await?;
-    let hash = token_hash_of(&form.token).expect("checked by account_for");
+    let hash = crate::session::link_token_hash(&form.token).expect("checked by account_for");
     let changed = state
         .db(move |conn| accounts::reset_password(conn, &hash, &password_hash, crate::mail::now()))
         .await?;

@@ -152,11 +152,6 @@ struct ResultPage {
     reference: Option<String>,
 }
 
-fn token_hash_of(token: &str) -> Option<String> {
-    (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| crate::session::hash_link_token(token))
-}
-
 /// `GET /verify?token=...` (and HEAD): shows, never changes. Only the time
 /// a link was opened is noted (GET only), for the staff timeline.
 pub async fn verify(
@@ -168,7 +163,7 @@ pub async fn verify(
 ) -> Result<HttpResponse, AppError> {
     let token = query.token.clone().unwrap_or_default();
     let record_open = req.method() == Method::GET;
-    let link = match token_hash_of(&token) {
+    let link = match crate::session::link_token_hash(&token) {
         Some(hash) => {
             state
                 .db(move |conn| {
@@ -296,18 +291,6 @@ async fn link_state_page(
     page.ctx.render(status, &page)
 }
 
-#[derive(Deserialize)]
-pub struct ChooseForm {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
-    token: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    password_confirm: String,
-}
-
 /// `POST /verify`: checks the link and the password (no hashing before
 /// both are right), hashes on the pool (503 with `Refresh` back to the link
 /// when it is full), then makes the account and signs the citizen in.
@@ -316,10 +299,10 @@ pub async fn choose(
     ctx: PageCtx,
     session: Session,
     state: web::Data<AppState>,
-    form: web::Form<ChooseForm>,
+    form: web::Form<crate::forms::NewPasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let Some(token_hash) = token_hash_of(&form.token) else {
+    let Some(token_hash) = crate::session::link_token_hash(&form.token) else {
         return link_state_page(&req, ctx, &session, &state, LinkState::Unknown).await;
     };
     let lookup = token_hash.clone();
