@@ -144,7 +144,14 @@ pub async fn post(
             reason::STALE_FORM
         } else if matches!(
             errors.get_problem("ktp_photo"),
-            Some(Problem::PhotoTooLarge | Problem::PhotoType)
+            Some(
+                Problem::PhotoTooLarge
+                    | Problem::PhotoType
+                    | Problem::PhotoUnreadable
+                    | Problem::PhotoTooSmall
+                    | Problem::PhotoTooManyPixels
+                    | Problem::PhotoHeic
+            )
         ) {
             reason::UPLOAD_REJECTED
         } else {
