@@ -24,7 +24,7 @@ use futures_util::StreamExt;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{BenchDb, arg, attr, birth_day, browser, ms, nik, percentile, rss_kib};
+use support::{BenchDb, arg, attr, birth_day, browser, ms, nik, report, rss_kib, summarize};
 
 /// A 4000 x 3000 photo with the fine detail of a real one (sensor noise
 /// over a gradient), as a quality-92 JPEG: about 4-5 MB.
@@ -143,15 +143,12 @@ async fn main() {
         .collect()
         .await;
     let elapsed = started.elapsed();
-    let accepted = results.iter().filter(|(ok, _)| *ok).count();
-    let mut latencies: Vec<Duration> = results.iter().map(|(_, d)| *d).collect();
-    latencies.sort();
-    let rate = accepted as f64 / elapsed.as_secs_f64();
+    let (accepted, rate, p50, p99) = summarize(&results, elapsed);
     println!(
         "sign-ups with a camera photo: {accepted}/{signups} in {:.1} s = {rate:.1}/s; POST p50 {:.0} ms, p99 {:.0} ms",
         elapsed.as_secs_f64(),
-        ms(percentile(&latencies, 0.5)),
-        ms(percentile(&latencies, 0.99))
+        ms(p50),
+        ms(p99)
     );
 
     let checks = [
@@ -160,11 +157,7 @@ async fn main() {
         ("every sign-up accepted", accepted == signups),
         ("the 16 at once accepted", burst.iter().all(|(ok, _)| *ok)),
     ];
-    let mut ok = true;
-    for (name, met) in checks {
-        println!("{name}: {}", if met { "met" } else { "MISSED" });
-        ok &= met;
-    }
+    let ok = report(&checks);
     handle.stop(true).await;
     drop(db);
     if !ok {

@@ -29,7 +29,7 @@ use futures_util::StreamExt;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{BenchDb, arg, attr, birth_day, browser, ms, nik, percentile};
+use support::{BenchDb, arg, attr, birth_day, browser, ms, nik, percentile, report, summarize};
 
 /// The mail provider: accepts every mail and keeps its link by address.
 type Links = Arc<Mutex<HashMap<String, String>>>;
@@ -246,15 +246,12 @@ async fn main() {
         .collect()
         .await;
     let elapsed = started.elapsed();
-    let accepted = results.iter().filter(|(ok, _)| *ok).count();
-    let mut latencies: Vec<Duration> = results.iter().map(|(_, d)| *d).collect();
-    latencies.sort();
-    let signup_rate = accepted as f64 / elapsed.as_secs_f64();
+    let (accepted, signup_rate, post_p50, post_p99) = summarize(&results, elapsed);
     println!(
         "sign-ups: {accepted}/{signups} accepted in {:.1} s = {signup_rate:.0}/s; POST p50 {:.1} ms, p99 {:.1} ms",
         elapsed.as_secs_f64(),
-        ms(percentile(&latencies, 0.5)),
-        ms(percentile(&latencies, 0.99)),
+        ms(post_p50),
+        ms(post_p99),
     );
 
     // 2. Raw bcrypt on the same cores, then passwords through the portal.
@@ -345,11 +342,7 @@ async fn main() {
         ("every sign-up accepted", accepted == signups),
         ("every password chosen", chosen == chosen_links.len()),
     ];
-    let mut ok = true;
-    for (name, met) in checks {
-        println!("{name}: {}", if met { "met" } else { "MISSED" });
-        ok &= met;
-    }
+    let ok = report(&checks);
     handle.stop(true).await;
     drop(db);
     if !ok {

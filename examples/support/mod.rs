@@ -27,6 +27,31 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// Sign-up outcomes (accepted?, POST time) over a wall time: how many were
+/// accepted, the rate, and the POST p50 and p99.
+pub fn summarize(
+    results: &[(bool, Duration)],
+    elapsed: Duration,
+) -> (usize, f64, Duration, Duration) {
+    let accepted = results.iter().filter(|(ok, _)| *ok).count();
+    let mut latencies: Vec<Duration> = results.iter().map(|(_, d)| *d).collect();
+    latencies.sort();
+    (
+        accepted,
+        accepted as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+    )
+}
+
+/// Prints each target as met or MISSED; whether all were met.
+pub fn report(checks: &[(&str, bool)]) -> bool {
+    for (name, met) in checks {
+        println!("{name}: {}", if *met { "met" } else { "MISSED" });
+    }
+    checks.iter().all(|(_, met)| *met)
+}
+
 /// This process's resident memory, in KiB (the server runs in it).
 pub fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
