@@ -21,6 +21,8 @@ pub struct AppState {
     pub settings: Settings,
     pub pool: Pool,
     pub db_url: DbUrl,
+    /// The SQLite file opened at start-up (device, inode).
+    pub sqlite_identity: Option<(u64, u64)>,
     pub assets: Assets,
     pub metrics: Metrics,
     pub contact: Contact,
@@ -46,6 +48,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Refuses writes into a SQLite file that was removed, replaced or made
+    /// read-only: no sign-up is acknowledged into a file that is lost.
+    pub fn check_storage(&self) -> Result<(), crate::errors::AppError> {
+        match db::sqlite_fault(&self.db_url, self.sqlite_identity) {
+            Some(fault) => Err(crate::errors::AppError::unavailable(fault)),
+            None => Ok(()),
+        }
+    }
+
     /// Whether the photos waiting for an owner have used up the budget.
     pub fn upload_budget_reached(&self) -> bool {
         self.unowned_upload_bytes
@@ -197,6 +208,7 @@ impl Application {
             unowned_upload_bytes: std::sync::atomic::AtomicI64::new(0),
             settings,
             pool,
+            sqlite_identity: db::sqlite_identity(&db_url),
             db_url,
             assets: Assets::load(),
             metrics: Metrics::new(),

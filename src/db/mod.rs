@@ -203,15 +203,46 @@ pub fn migrate(pool: &Pool) -> Result<usize, DbError> {
     run_migrations(&mut conn)
 }
 
-/// Readiness: a connection can be had and answers a query that reads the
-/// database itself. For SQLite the file must also still exist: a deleted
-/// database keeps working through open handles until the next restart
-/// silently creates an empty one.
-pub fn check_ready(pool: &Pool, url: &DbUrl, timeout: Duration) -> Result<(), String> {
-    if let DbUrl::Sqlite(path) = url
-        && !path.exists()
-    {
-        return Err(format!("SQLite file {} is missing", path.display()));
+/// Which file a SQLite database is (device and inode), to notice it being
+/// removed or replaced under the running instance. `None` for PostgreSQL.
+pub fn sqlite_identity(url: &DbUrl) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    match url {
+        DbUrl::Sqlite(path) => std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino())),
+        DbUrl::Postgres(_) => None,
+    }
+}
+
+/// What is wrong with the SQLite file itself, if anything: removed (the
+/// instance would go on writing into a file that is gone at the next
+/// restart), replaced by another file, or made read-only.
+pub fn sqlite_fault(url: &DbUrl, identity: Option<(u64, u64)>) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let DbUrl::Sqlite(path) = url else {
+        return None;
+    };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Some(format!("SQLite file {} is missing", path.display()));
+    };
+    if identity.is_some_and(|id| id != (meta.dev(), meta.ino())) {
+        return Some(format!("SQLite file {} was replaced", path.display()));
+    }
+    if meta.permissions().readonly() {
+        return Some(format!("SQLite file {} is read-only", path.display()));
+    }
+    None
+}
+
+/// Readiness: the SQLite file is the one opened, still there and writable,
+/// and a connection can be had that answers a query reading the database.
+pub fn check_ready(
+    pool: &Pool,
+    url: &DbUrl,
+    identity: Option<(u64, u64)>,
+    timeout: Duration,
+) -> Result<(), String> {
+    if let Some(fault) = sqlite_fault(url, identity) {
+        return Err(fault);
     }
     let mut conn = pool.get_timeout(timeout).map_err(|e| e.to_string())?;
     conn.batch_execute("SELECT 1 FROM __diesel_schema_migrations LIMIT 1")

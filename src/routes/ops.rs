@@ -21,6 +21,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         crate::db::check_ready(
             &check_state.pool,
             &check_state.db_url,
+            check_state.sqlite_identity,
             std::time::Duration::from_secs(2),
         )
     })

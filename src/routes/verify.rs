@@ -361,6 +361,7 @@ pub async fn choose(
             }
         }
     };
+    state.check_storage()?;
     let outcome = state
         .db(move |conn| {
             registrations::complete(

@@ -104,3 +104,35 @@ async fn postgres_with_sslmode_require_uses_tls() {
             .expect("pg_stat_ssl");
     assert!(row.ssl, "the connection is not encrypted");
 }
+
+/// A SQLite file removed, replaced or made read-only under the running
+/// instance: `/readyz` answers 503 and no sign-up is acknowledged (it would
+/// be lost at the next restart, or fail later).
+#[actix_web::test]
+async fn sqlite_file_removed_replaced_or_read_only_is_unready_and_refuses_sign_ups() {
+    use crate::helpers::Registration;
+    use std::os::unix::fs::PermissionsExt;
+    for fault in ["removed", "replaced", "read-only"] {
+        let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+            return;
+        };
+        assert_eq!(app.get("/readyz").await.status(), 200);
+        let path = std::path::PathBuf::from(&app.db.url);
+        match fault {
+            "removed" => std::fs::remove_file(&path).unwrap(),
+            "replaced" => {
+                let copy = path.with_extension("copy");
+                std::fs::copy(&path, &copy).unwrap();
+                std::fs::remove_file(&path).unwrap();
+                std::fs::rename(&copy, &path).unwrap();
+            }
+            _ => std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap(),
+        }
+        let response = app.get("/readyz").await;
+        assert_eq!(response.status(), 503, "{fault}");
+        let response = app.register(&mut Registration::default()).await;
+        assert_eq!(response.status(), 503, "{fault}: sign-up acknowledged");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("Layanan sedang sibuk"), "{fault}: {html}");
+    }
+}

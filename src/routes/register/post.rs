@@ -349,10 +349,12 @@ pub async fn post(
     }
 }
 
-/// Before a photo is stored (with a registration or a draft): the budget
+/// Before a photo is stored (with a registration or a draft): the SQLite
+/// file is still the one opened and writable (503 otherwise), the budget
 /// for photos no account owns yet (503 past it), and the per-client hourly
 /// limit (429), counted in the database so it holds across instances.
 async fn admit_upload(state: &web::Data<AppState>, req: &HttpRequest) -> Result<(), AppError> {
+    state.check_storage()?;
     if state.upload_budget_reached() {
         tracing::warn!("upload budget reached: registration refused");
         return Err(AppError::unavailable("upload storage budget reached"));
