@@ -24,7 +24,7 @@ use futures_util::StreamExt;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{BenchDb, arg, attr, birth_day, browser, ms, nik, report, rss_kib, summarize};
+use support::{BenchDb, arg, ms, open_form, report, rss_kib, submit, summarize};
 
 /// A 4000 x 3000 photo with the fine detail of a real one (sensor noise
 /// over a gradient), as a quality-92 JPEG: about 4-5 MB.
@@ -49,44 +49,8 @@ fn camera_jpeg() -> Vec<u8> {
 }
 
 async fn sign_up(base: &str, i: usize, photo: Arc<Vec<u8>>) -> (bool, Duration) {
-    let client = browser();
-    let html = client
-        .get(format!("{base}/register"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let form = reqwest::multipart::Form::new()
-        .text("csrf_token", attr(&html, "csrf_token"))
-        .text("submission_id", attr(&html, "submission_id"))
-        .text("full_name", "Warga Uji Foto")
-        .text("nik", nik(i))
-        .text("birth_date", format!("1990-08-{:02}", birth_day(i)))
-        .text("email", format!("foto{i}@example.com"))
-        .text("phone", "0812 3456 7890")
-        .text("npwp", "")
-        .text("agree_terms", "on")
-        .part(
-            "ktp_photo",
-            reqwest::multipart::Part::bytes(photo.as_ref().clone())
-                .file_name("IMG_0001.jpg")
-                .mime_str("image/jpeg")
-                .unwrap(),
-        );
-    let started = Instant::now();
-    let response = client
-        .post(format!("{base}/register"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let accepted = response.status() == 303;
-    if !accepted && !(3..9_000).contains(&i) {
-        eprintln!("sign-up {i} refused: {}", response.status());
-    }
-    (accepted, started.elapsed())
+    let form = open_form(base).await;
+    submit(base, &form, i, "foto", &photo).await
 }
 
 #[actix_web::main]

@@ -29,7 +29,9 @@ use futures_util::StreamExt;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{BenchDb, arg, attr, birth_day, browser, ms, nik, percentile, report, summarize};
+use support::{
+    BenchDb, SignupForm, arg, attr, browser, ms, open_form, percentile, report, submit, summarize,
+};
 
 /// The mail provider: accepts every mail and keeps its link by address.
 type Links = Arc<Mutex<HashMap<String, String>>>;
@@ -77,62 +79,6 @@ fn photo() -> Vec<u8> {
         .encode_image(&image)
         .unwrap();
     out
-}
-
-struct Form {
-    client: reqwest::Client,
-    csrf: String,
-    submission: String,
-}
-
-async fn open_form(base: &str) -> Form {
-    let client = browser();
-    let html = client
-        .get(format!("{base}/register"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    Form {
-        csrf: attr(&html, "csrf_token"),
-        submission: attr(&html, "submission_id"),
-        client,
-    }
-}
-
-async fn submit(base: &str, form: &Form, i: usize, photo: &[u8]) -> (bool, Duration) {
-    let multipart = reqwest::multipart::Form::new()
-        .text("csrf_token", form.csrf.clone())
-        .text("submission_id", form.submission.clone())
-        .text("full_name", "Warga Uji Beban")
-        .text("nik", nik(i))
-        .text("birth_date", format!("1990-08-{:02}", birth_day(i)))
-        .text("email", format!("warga{i}@example.com"))
-        .text("phone", "0812 3456 7890")
-        .text("npwp", "")
-        .text("agree_terms", "on")
-        .part(
-            "ktp_photo",
-            reqwest::multipart::Part::bytes(photo.to_vec())
-                .file_name("ktp.jpg")
-                .mime_str("image/jpeg")
-                .unwrap(),
-        );
-    let started = Instant::now();
-    let response = form
-        .client
-        .post(format!("{base}/register"))
-        .multipart(multipart)
-        .send()
-        .await
-        .unwrap();
-    let accepted = response.status() == 303;
-    if !accepted && i < 3 {
-        eprintln!("sign-up {i} refused: {}", response.status());
-    }
-    (accepted, started.elapsed())
 }
 
 /// Chooses the password through the link, retrying (after the page's
@@ -234,14 +180,14 @@ async fn main() {
     // 1. Sign-ups.
     let photo = photo();
     println!("photo: 1600x1200 JPEG, {} KB", photo.len() / 1024);
-    let forms: Vec<Form> = futures_util::stream::iter(0..signups)
+    let forms: Vec<SignupForm> = futures_util::stream::iter(0..signups)
         .map(|_| open_form(&base))
         .buffered(concurrency)
         .collect()
         .await;
     let started = Instant::now();
     let results: Vec<(bool, Duration)> = futures_util::stream::iter(forms.iter().enumerate())
-        .map(|(i, form)| submit(&base, form, i, &photo))
+        .map(|(i, form)| submit(&base, form, i, "warga", &photo))
         .buffer_unordered(concurrency)
         .collect()
         .await;

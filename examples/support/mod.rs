@@ -149,3 +149,69 @@ impl Drop for BenchDb {
         }
     }
 }
+
+/// A registration form opened in a browser of its own.
+pub struct SignupForm {
+    pub client: reqwest::Client,
+    pub csrf: String,
+    pub submission: String,
+}
+
+/// Opens `GET /register` and keeps its CSRF token and submission id.
+pub async fn open_form(base: &str) -> SignupForm {
+    let client = browser();
+    let html = client
+        .get(format!("{base}/register"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    SignupForm {
+        csrf: attr(&html, "csrf_token"),
+        submission: attr(&html, "submission_id"),
+        client,
+    }
+}
+
+/// Submits the form as citizen `i` (address `{prefix}{i}@example.com`)
+/// with `photo`; whether it was accepted, and how long the POST took.
+pub async fn submit(
+    base: &str,
+    form: &SignupForm,
+    i: usize,
+    prefix: &str,
+    photo: &[u8],
+) -> (bool, std::time::Duration) {
+    let multipart = reqwest::multipart::Form::new()
+        .text("csrf_token", form.csrf.clone())
+        .text("submission_id", form.submission.clone())
+        .text("full_name", "Warga Uji Beban")
+        .text("nik", nik(i))
+        .text("birth_date", format!("1990-08-{:02}", birth_day(i)))
+        .text("email", format!("{prefix}{i}@example.com"))
+        .text("phone", "0812 3456 7890")
+        .text("npwp", "")
+        .text("agree_terms", "on")
+        .part(
+            "ktp_photo",
+            reqwest::multipart::Part::bytes(photo.to_vec())
+                .file_name("ktp.jpg")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        );
+    let started = std::time::Instant::now();
+    let response = form
+        .client
+        .post(format!("{base}/register"))
+        .multipart(multipart)
+        .send()
+        .await
+        .unwrap();
+    let accepted = response.status() == 303;
+    if !accepted {
+        eprintln!("sign-up {i} refused: {}", response.status());
+    }
+    (accepted, started.elapsed())
+}

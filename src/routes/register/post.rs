@@ -75,11 +75,20 @@ pub async fn post(
         id => draft_photo(&state, id.to_string(), lang).await?,
     };
     let mut new_photo: Option<(KtpPhoto, String)> = None;
+    // Admission (storage, budget, per-client limit) comes before the
+    // expensive work, once per request; a post that fails the CSRF or form
+    // check gets no decoding at all.
+    let mut admitted = false;
     match form.file.take() {
-        Some(file) => match judge_photo(&state, file.data, file.truncated).await? {
-            Ok(ktp) => new_photo = Some((ktp, photo_name(file.file_name))),
-            Err(problem) => errors.add("ktp_photo", problem),
-        },
+        Some(_) if !fresh => {}
+        Some(file) => {
+            admit_upload(&state, &req).await?;
+            admitted = true;
+            match judge_photo(&state, file.data, file.truncated).await? {
+                Ok(ktp) => new_photo = Some((ktp, photo_name(file.file_name))),
+                Err(problem) => errors.add("ktp_photo", problem),
+            }
+        }
         None if photo.is_none() => errors.add("ktp_photo", Problem::PhotoMissing),
         None => {}
     }
@@ -135,11 +144,10 @@ pub async fn post(
     else {
         // A new valid photo stays with the draft, so it need not be sent
         // again; a request that failed the CSRF or form check stores nothing.
-        if fresh && let Some((ktp, file_name)) = new_photo.take() {
-            admit_upload(&state, &req).await?;
+        if let Some((ktp, file_name)) = new_photo.take() {
             photo = Some(store_upload(&state, ktp, file_name, now, lang).await?);
         }
-        // The form comes back with every answer but the passwords.
+        // The form comes back with every answer.
         let failure = Failure::new(if !fresh {
             reason::STALE_FORM
         } else if matches!(
@@ -188,7 +196,9 @@ pub async fn post(
         .render(status);
     };
 
-    admit_upload(&state, &req).await?;
+    if !admitted {
+        admit_upload(&state, &req).await?;
+    }
     let (token, token_hash) = crate::session::new_link_token();
     let registration_id = uuid::Uuid::new_v4().to_string();
     let mail = crate::mail::verification_mail(
