@@ -443,6 +443,36 @@ pub async fn allow(
         .await
 }
 
+/// What the sign-in counters say about one more attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInGate {
+    Open,
+    /// Too soon after the last wrong passwords: the next attempt is allowed
+    /// in this many seconds (the delay grows with each wrong password).
+    Wait {
+        retry_after_secs: i64,
+    },
+    /// Too many wrong passwords for the account (or attempts from the
+    /// client address) in the window: paused until it ends.
+    Paused {
+        retry_after_secs: i64,
+    },
+}
+
+/// Wrong passwords for one account that cost nothing; after them each
+/// attempt must wait for the one before: 1 s, 2 s, 4 s, ... at most 60 s,
+/// until the account's limit pauses sign-in for the rest of its window.
+pub const FREE_SIGN_IN_ATTEMPTS: i32 = 3;
+
+/// The wait after the `count`-th attempt of a window.
+pub fn sign_in_delay(count: i32) -> chrono::Duration {
+    if count < FREE_SIGN_IN_ATTEMPTS {
+        return chrono::Duration::zero();
+    }
+    let doublings = (count - FREE_SIGN_IN_ATTEMPTS).min(6) as u32;
+    chrono::Duration::seconds((1i64 << doublings).min(60))
+}
+
 /// Sign-in attempts are counted *before* the password is checked (so
 /// parallel guesses cannot all reach the hash), per client address (not
 /// given back) and per account (given back when the password was right, so
@@ -454,23 +484,117 @@ pub async fn reserve_sign_in(
     email: &str,
     per_account: i64,
     window: chrono::Duration,
-) -> Result<Allowance, crate::errors::AppError> {
+) -> Result<SignInGate, crate::errors::AppError> {
     let ip_key = format!("signin-ip:{}", client_key(state, req));
     let account_key = sign_in_account_key(state, scope, email);
     let per_ip = state.settings.signin_per_ip_hour;
     state
-        .db(move |conn| -> Result<Allowance, crate::errors::AppError> {
+        .db(move |conn| -> Result<SignInGate, crate::errors::AppError> {
             let now = crate::mail::now();
             let by_ip = rate_allow(conn, &ip_key, now, chrono::Duration::hours(1), per_ip)?;
-            if !by_ip.is_allowed() {
-                return Ok(by_ip);
+            if let Allowance::Refused { retry_after_secs } = by_ip {
+                return Ok(SignInGate::Paused { retry_after_secs });
             }
-            Ok(rate_allow(conn, &account_key, now, window, per_account)?)
+            Ok(paced_allow(conn, &account_key, now, window, per_account)?)
         })
         .await
 }
 
-/// Gives back the account's attempt after a right password.
+/// [`rate_allow`] with growing delays: besides the limit per window, each
+/// attempt after the free ones must come [`sign_in_delay`] after the one
+/// before. Read, then counted by a conditional update on the count read
+/// (compare-and-set), so of parallel attempts exactly one passes per step.
+pub fn paced_allow(
+    conn: &mut DbConn,
+    key: &str,
+    now: NaiveDateTime,
+    window: chrono::Duration,
+    limit: i64,
+) -> QueryResult<SignInGate> {
+    use crate::schema::rate_counters as rc;
+    let limit = limit.clamp(0, i64::from(i32::MAX)) as i32;
+    let paused = |end: NaiveDateTime| SignInGate::Paused {
+        retry_after_secs: (end - now).num_seconds().max(1),
+    };
+    if limit == 0 {
+        return Ok(paused(now + window));
+    }
+    for _ in 0..8 {
+        let row: Option<(NaiveDateTime, i32, Option<NaiveDateTime>)> = rc::table
+            .find(key)
+            .select((rc::window_end, rc::count, rc::not_before))
+            .first(conn)
+            .optional()?;
+        match row {
+            None => {
+                let inserted = crate::db::retry_busy(|| {
+                    diesel::insert_into(rc::table)
+                        .values((
+                            rc::key.eq(key),
+                            rc::window_end.eq(now + window),
+                            rc::count.eq(1),
+                            rc::not_before.eq(now + sign_in_delay(1)),
+                        ))
+                        .execute(conn)
+                });
+                match inserted {
+                    Ok(_) => return Ok(SignInGate::Open),
+                    Err(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    )) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Some((end, _, _)) if end <= now => {
+                let restarted = crate::db::retry_busy(|| {
+                    diesel::update(rc::table.find(key).filter(rc::window_end.eq(end)))
+                        .set((
+                            rc::count.eq(1),
+                            rc::window_end.eq(now + window),
+                            rc::not_before.eq(now + sign_in_delay(1)),
+                        ))
+                        .execute(conn)
+                })?;
+                if restarted == 1 {
+                    return Ok(SignInGate::Open);
+                }
+            }
+            Some((end, count, _)) if count >= limit => return Ok(paused(end)),
+            Some((_, _, Some(not_before))) if not_before > now => {
+                let wait = (not_before - now).num_milliseconds();
+                return Ok(SignInGate::Wait {
+                    retry_after_secs: ((wait + 999) / 1000).max(1),
+                });
+            }
+            Some((end, count, _)) => {
+                let counted = crate::db::retry_busy(|| {
+                    diesel::update(
+                        rc::table
+                            .find(key)
+                            .filter(rc::window_end.eq(end))
+                            .filter(rc::count.eq(count)),
+                    )
+                    .set((
+                        rc::count.eq(count + 1),
+                        rc::not_before.eq(now + sign_in_delay(count + 1)),
+                    ))
+                    .execute(conn)
+                })?;
+                if counted == 1 {
+                    return Ok(SignInGate::Open);
+                }
+            }
+        }
+    }
+    // Eight rounds of races on one key: a moment's wait.
+    Ok(SignInGate::Wait {
+        retry_after_secs: 1,
+    })
+}
+
+/// Gives back the account's attempt after a right password (or code), and
+/// lifts the wait the wrong ones before it had set.
 pub async fn refund_sign_in(
     state: &web::Data<AppState>,
     scope: &'static str,
@@ -482,7 +606,10 @@ pub async fn refund_sign_in(
         .db(move |conn| {
             crate::db::retry_busy(|| {
                 diesel::update(rc::table.find(&key).filter(rc::count.gt(0)))
-                    .set(rc::count.eq(rc::count - 1))
+                    .set((
+                        rc::count.eq(rc::count - 1),
+                        rc::not_before.eq(None::<NaiveDateTime>),
+                    ))
                     .execute(conn)
             })
         })

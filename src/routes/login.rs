@@ -22,6 +22,8 @@ struct LoginPage {
     csrf: String,
     email: String,
     error: Option<&'static str>,
+    /// Seconds before the next attempt counts (growing delays).
+    wait_secs: Option<i64>,
     stale: bool,
     signed_out: bool,
     reset_done: bool,
@@ -43,6 +45,7 @@ pub async fn get(
         csrf: crate::session::csrf_token(&session),
         email: String::new(),
         error: None,
+        wait_secs: None,
         stale: false,
         signed_out: query.signed_out.is_some(),
         reset_done: query.reset.is_some(),
@@ -88,6 +91,7 @@ pub async fn post(
             csrf: crate::session::csrf_token(&session),
             email: form.email.clone(),
             error,
+            wait_secs: None,
             stale,
             signed_out: false,
             reset_done: false,
@@ -103,7 +107,7 @@ pub async fn post(
     }
     // Counted before any hashing: parallel guesses meet the limit too.
     let window = chrono::Duration::minutes(state.settings.signin_lock_minutes);
-    if let failures::Allowance::Refused { retry_after_secs } = failures::reserve_sign_in(
+    match failures::reserve_sign_in(
         &state,
         &req,
         "citizen",
@@ -113,13 +117,37 @@ pub async fn post(
     )
     .await?
     {
-        let failure = Failure::new(reason::RATE_LIMITED).email(&form.email);
-        let reference = failures::record(&state, &req, "LIM", failure).await;
-        tell_owner_sign_in_paused(&state, &form.email, window).await?;
-        return Err(AppError::RateLimited {
-            reference,
-            retry_after_secs,
-        });
+        failures::SignInGate::Open => {}
+        // Wrong passwords in a row: each next attempt waits a little longer
+        // (the form stays filled; the wait is on the page and in the header).
+        failures::SignInGate::Wait { retry_after_secs } => {
+            let page = LoginPage {
+                csrf: crate::session::csrf_token(&session),
+                email: form.email.clone(),
+                error: None,
+                wait_secs: Some(retry_after_secs),
+                stale: false,
+                signed_out: false,
+                reset_done: false,
+                reference: None,
+                ctx,
+            };
+            let mut response = page.ctx.render(StatusCode::TOO_MANY_REQUESTS, &page)?;
+            response.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(retry_after_secs),
+            );
+            return Ok(response);
+        }
+        failures::SignInGate::Paused { retry_after_secs } => {
+            let failure = Failure::new(reason::RATE_LIMITED).email(&form.email);
+            let reference = failures::record(&state, &req, "LIM", failure).await;
+            tell_owner_sign_in_paused(&state, &form.email, window).await?;
+            return Err(AppError::RateLimited {
+                reference,
+                retry_after_secs,
+            });
+        }
     }
     // An account, or else a registration made with the old form (which
     // asked for the password at sign-up) still waiting for its link.
