@@ -46,7 +46,15 @@ pub enum PhotosCommand {
 pub enum StaffCommand {
     /// Create a staff account. The password (at least 12 characters) is read
     /// from standard input when it is not a terminal, else prompted for twice.
+    /// Unless EMETERAI_STAFF_SECOND_FACTOR=off, it also prints the key for
+    /// the authenticator app and ten one-time recovery codes, once.
     Add {
+        #[arg(long)]
+        email: String,
+    },
+    /// Remove a staff member's second factor (a lost phone) and end their
+    /// sessions; their next sign-in sets up the authenticator app again.
+    ResetSecondFactor {
         #[arg(long)]
         email: String,
     },

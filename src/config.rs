@@ -254,6 +254,11 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_SIGNIN_PER_IP_HOUR", value_name = "EMETERAI_SIGNIN_PER_IP_HOUR", default_value_t = 600, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
     pub signin_per_ip_hour: i64,
 
+    /// Staff sign-in asks for a code from an authenticator app (TOTP) after the password:
+    /// `required`, or `off` (an explicit choice, e.g. for a closed test system).
+    #[arg(long, env = "EMETERAI_STAFF_SECOND_FACTOR", value_name = "EMETERAI_STAFF_SECOND_FACTOR", default_value = "required", value_parser = ["required", "off"])]
+    pub staff_second_factor: String,
+
     /// Answers that reveal an existing account ("already registered") and password-reset requests,
     /// per client IP per hour.
     #[arg(long, env = "EMETERAI_RATE_LIMIT_PER_IP_HOUR", value_name = "EMETERAI_RATE_LIMIT_PER_IP_HOUR", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=100_000))]
@@ -312,6 +317,11 @@ impl Settings {
     }
 
     /// The defaults with another database and data directory.
+    /// Whether staff need the second factor (see `staff_second_factor`).
+    pub fn staff_second_factor_required(&self) -> bool {
+        self.staff_second_factor != "off"
+    }
+
     pub fn with_database(database_url: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
         Settings {
             database_url: database_url.into(),

@@ -99,6 +99,9 @@ fn staff(settings: emeterai::config::Settings, command: StaffCommand) -> Result<
                 other => other.to_string(),
             })?;
             println!("staff account created: {}", email.as_str());
+            if settings.staff_second_factor_required() {
+                enrol_second_factor(&mut conn, email.as_str())?;
+            }
         }
         StaffCommand::List => {
             for s in staff_db::list(&mut conn).map_err(|e| e.to_string())? {
@@ -115,6 +118,15 @@ fn staff(settings: emeterai::config::Settings, command: StaffCommand) -> Result<
                 );
             }
         }
+        StaffCommand::ResetSecondFactor { email } => {
+            let email = email.trim().to_lowercase();
+            if !staff_db::reset_second_factor(&mut conn, &email, now).map_err(|e| e.to_string())? {
+                return Err(format!("no staff account for {email}"));
+            }
+            println!(
+                "second factor removed for {email}; their next sign-in sets up the authenticator app"
+            );
+        }
         StaffCommand::Disable { email } => {
             let email = email.trim().to_lowercase();
             if !staff_db::disable(&mut conn, &email, now).map_err(|e| e.to_string())? {
@@ -122,6 +134,40 @@ fn staff(settings: emeterai::config::Settings, command: StaffCommand) -> Result<
             }
             println!("staff account disabled: {email}");
         }
+    }
+    Ok(())
+}
+
+/// Enrols a new staff member's authenticator app from the command line:
+/// prints the key (and its otpauth:// address for a QR code generator) and
+/// the recovery codes, which are shown nowhere else.
+fn enrol_second_factor(conn: &mut db::DbConn, email: &str) -> Result<(), String> {
+    use emeterai::domain::second_factor::{self, TotpSecret};
+    let staff = emeterai::db::staff::find_by_email(conn, email)
+        .map_err(|e| e.to_string())?
+        .ok_or("the staff account just created is missing")?;
+    let secret = TotpSecret::generate();
+    let codes = second_factor::new_recovery_codes();
+    let hashes: Vec<String> = codes
+        .iter()
+        .filter_map(|c| second_factor::recovery_code_hash(c))
+        .collect();
+    emeterai::db::staff::enrol_second_factor(
+        conn,
+        &staff.id,
+        secret.as_base32(),
+        None,
+        &hashes,
+        false,
+    )
+    .map_err(|e| e.to_string())?;
+    println!();
+    println!("Second factor: add this key to the authenticator app (TOTP, 6 digits, 30 s):");
+    println!("  key: {}", secret.grouped());
+    println!("  otpauth address: {}", secret.otpauth_url(email));
+    println!("Recovery codes (each signs in once; keep them safe, they are not shown again):");
+    for code in codes {
+        println!("  {code}");
     }
     Ok(())
 }

@@ -104,6 +104,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    staff_recovery_codes (staff_id, code_hash) {
+        staff_id -> Text,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(registration_tokens -> registrations (registration_id));
 
 diesel::joinable!(accounts -> ktp_uploads (ktp_upload_id));
@@ -137,6 +145,8 @@ diesel::table! {
         locked_until -> Nullable<Timestamp>,
         session_epoch -> BigInt,
         created_at -> Timestamp,
+        totp_secret -> Nullable<Text>,
+        totp_last_step -> Nullable<BigInt>,
     }
 }
 
@@ -165,6 +175,7 @@ diesel::table! {
         key -> Text,
         window_end -> Timestamp,
         count -> Integer,
+        not_before -> Nullable<Timestamp>,
     }
 }
 
@@ -189,6 +200,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     failures,
     rate_counters,
     staff,
+    staff_recovery_codes,
     staff_audit,
     failure_notes,
     registrations,

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use super::{DbConn, MultiBackend};
 use crate::failures::FailureRow;
-use crate::schema::{failure_notes, failures, staff, staff_audit};
+use crate::schema::{failure_notes, failures, staff, staff_audit, staff_recovery_codes};
 
 /// Failed sign-ins before an account is locked, and for how long.
 pub const MAX_FAILED_LOGINS: i32 = 5;
@@ -22,6 +22,9 @@ pub struct Staff {
     pub locked_until: Option<NaiveDateTime>,
     pub session_epoch: i64,
     pub created_at: NaiveDateTime,
+    /// The TOTP secret (base32) once the second factor is enrolled.
+    pub totp_secret: Option<String>,
+    pub totp_last_step: Option<i64>,
 }
 
 impl Staff {
@@ -109,6 +112,126 @@ pub fn login_succeeded(conn: &mut DbConn, id: &str) -> QueryResult<()> {
         ))
         .execute(conn)
         .map(|_| ())
+}
+
+/// Stores a second factor and its recovery codes (hashes), replacing any
+/// earlier codes. With `only_if_none`, only when none is enrolled yet (two
+/// enrolment pages submitted at once: the first wins). `step` is the TOTP
+/// step just used to confirm it, so that code cannot sign in again.
+pub fn enrol_second_factor(
+    conn: &mut DbConn,
+    id: &str,
+    secret: &str,
+    step: Option<i64>,
+    code_hashes: &[String],
+    only_if_none: bool,
+) -> QueryResult<bool> {
+    super::retry_busy(|| {
+        conn.transaction(|conn| {
+            let set = (
+                staff::totp_secret.eq(secret),
+                staff::totp_last_step.eq(step),
+            );
+            let updated = if only_if_none {
+                diesel::update(staff::table.find(id).filter(staff::totp_secret.is_null()))
+                    .set(set)
+                    .execute(conn)?
+            } else {
+                diesel::update(staff::table.find(id))
+                    .set(set)
+                    .execute(conn)?
+            };
+            if updated == 0 {
+                return Ok(false);
+            }
+            diesel::delete(
+                staff_recovery_codes::table.filter(staff_recovery_codes::staff_id.eq(id)),
+            )
+            .execute(conn)?;
+            for hash in code_hashes {
+                diesel::insert_into(staff_recovery_codes::table)
+                    .values((
+                        staff_recovery_codes::staff_id.eq(id),
+                        staff_recovery_codes::code_hash.eq(hash),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(true)
+        })
+    })
+}
+
+/// Accepts a TOTP code's step once: a conditional update, so the same code
+/// replayed, or sent twice at once to two instances, signs in only once.
+pub fn accept_totp_step(conn: &mut DbConn, id: &str, step: i64) -> QueryResult<bool> {
+    super::retry_busy(|| {
+        diesel::update(
+            staff::table.find(id).filter(
+                staff::totp_last_step
+                    .is_null()
+                    .or(staff::totp_last_step.lt(step)),
+            ),
+        )
+        .set(staff::totp_last_step.eq(step))
+        .execute(conn)
+    })
+    .map(|n| n == 1)
+}
+
+/// Uses up a recovery code (by its hash); `false` when it is not one of
+/// this staff member's unused codes.
+pub fn use_recovery_code(
+    conn: &mut DbConn,
+    id: &str,
+    code_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    super::retry_busy(|| {
+        diesel::update(
+            staff_recovery_codes::table
+                .find((id, code_hash))
+                .filter(staff_recovery_codes::used_at.is_null()),
+        )
+        .set(staff_recovery_codes::used_at.eq(now))
+        .execute(conn)
+    })
+    .map(|n| n == 1)
+}
+
+/// Unused recovery codes left.
+pub fn recovery_codes_left(conn: &mut DbConn, id: &str) -> QueryResult<i64> {
+    staff_recovery_codes::table
+        .filter(staff_recovery_codes::staff_id.eq(id))
+        .filter(staff_recovery_codes::used_at.is_null())
+        .count()
+        .get_result(conn)
+}
+
+/// Removes a staff member's second factor (a lost phone): the next sign-in
+/// enrols a new one. Their sessions end. `false` when there is no account.
+pub fn reset_second_factor(
+    conn: &mut DbConn,
+    email: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let Some(found) = find_by_email(conn, email)? else {
+        return Ok(false);
+    };
+    conn.transaction(|conn| {
+        diesel::update(staff::table.find(&found.id))
+            .set((
+                staff::totp_secret.eq(None::<String>),
+                staff::totp_last_step.eq(None::<i64>),
+                staff::session_epoch.eq(staff::session_epoch + 1),
+            ))
+            .execute(conn)?;
+        diesel::delete(
+            staff_recovery_codes::table.filter(staff_recovery_codes::staff_id.eq(&found.id)),
+        )
+        .execute(conn)?;
+        super::sessions::revoke_all(conn, super::sessions::KIND_STAFF, &found.id, now)
+    })?;
+    Ok(true)
 }
 
 #[derive(Debug, Clone, Queryable)]

@@ -11,6 +11,7 @@ mod npwp;
 mod password;
 mod phone;
 mod problem;
+pub mod second_factor;
 
 pub use birth_date::BirthDate;
 pub use email::{Email, mask_email as email_mask};

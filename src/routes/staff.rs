@@ -211,7 +211,7 @@ pub async fn login_post(
     let email = form.email.trim().to_lowercase();
     // Counted before any hashing, atomically: 30 parallel guesses get 5
     // checks, not 30 (the lock below only shows what this enforces).
-    if let crate::failures::Allowance::Refused { .. } = crate::failures::reserve_sign_in(
+    let gate = crate::failures::reserve_sign_in(
         &state,
         &req,
         "staff",
@@ -219,11 +219,9 @@ pub async fn login_post(
         i64::from(staff_db::MAX_FAILED_LOGINS),
         Duration::minutes(staff_db::LOCK_MINUTES),
     )
-    .await?
-    {
-        tracing::warn!("staff sign-in refused: too many attempts");
-        let t = ctx.t;
-        return retry(ctx, t.staff_locked, StatusCode::TOO_MANY_REQUESTS);
+    .await?;
+    if gate != crate::failures::SignInGate::Open {
+        return refused_sign_in(ctx, gate, retry);
     }
     let lookup = email.clone();
     let found = state
@@ -247,34 +245,14 @@ pub async fn login_post(
             state
                 .db(move |conn| staff_db::login_succeeded(conn, &id))
                 .await?;
-            let user = StaffUser {
-                id: staff.id.clone(),
-                email: staff.email.clone(),
-            };
-            audit(&state, &user, "sign_in", String::new()).await?;
-            tracing::info!("staff signed in");
-            let subject = staff.id.clone();
-            let sid = state
-                .db(move |conn| {
-                    crate::db::sessions::start(
-                        conn,
-                        crate::db::sessions::KIND_STAFF,
-                        &subject,
-                        crate::mail::now(),
-                        Duration::hours(SESSION_HOURS),
-                    )
-                })
-                .await?;
-            let expires = (chrono::Utc::now() + Duration::hours(SESSION_HOURS)).timestamp();
-            let value = format!("{}|{}|{}|{sid}", staff.id, staff.session_epoch, expires);
+            if state.settings.staff_second_factor_required() {
+                // The password was right; the code comes next (or enrolment).
+                super::staff_code::await_code(&session, &staff);
+                return Ok(see_other("/staff/login/code"));
+            }
+            let cookie = start_session(&state, &staff, "sign_in").await?;
             let mut response = see_other("/staff/failures");
-            response
-                .add_cookie(&staff_cookie(
-                    &state.staff_cookie_key,
-                    value,
-                    state.settings.secure_cookies(),
-                ))
-                .map_err(AppError::internal)?;
+            response.add_cookie(&cookie).map_err(AppError::internal)?;
             Ok(response)
         }
         other => {
@@ -288,6 +266,64 @@ pub async fn login_post(
             retry(ctx, t.login_wrong, StatusCode::UNPROCESSABLE_ENTITY)
         }
     }
+}
+
+/// The page for a refused attempt (too soon, or paused), with a
+/// `Retry-After` that says when.
+pub(super) fn refused_sign_in(
+    ctx: PageCtx,
+    gate: crate::failures::SignInGate,
+    page: impl FnOnce(PageCtx, &'static str, StatusCode) -> Result<HttpResponse, AppError>,
+) -> Result<HttpResponse, AppError> {
+    use crate::failures::SignInGate;
+    let retry_after_secs = match gate {
+        SignInGate::Wait { retry_after_secs } | SignInGate::Paused { retry_after_secs } => {
+            retry_after_secs
+        }
+        SignInGate::Open => 1,
+    };
+    tracing::warn!("staff sign-in refused: too many attempts");
+    let t = ctx.t;
+    let mut response = page(ctx, t.staff_locked, StatusCode::TOO_MANY_REQUESTS)?;
+    response.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from(retry_after_secs),
+    );
+    Ok(response)
+}
+
+/// Starts a staff session (its record, its audit row) and returns the
+/// cookie that carries it.
+pub(super) async fn start_session(
+    state: &web::Data<AppState>,
+    staff: &staff_db::Staff,
+    action: &str,
+) -> Result<Cookie<'static>, AppError> {
+    let user = StaffUser {
+        id: staff.id.clone(),
+        email: staff.email.clone(),
+    };
+    audit(state, &user, action, String::new()).await?;
+    tracing::info!("staff signed in");
+    let subject = staff.id.clone();
+    let sid = state
+        .db(move |conn| {
+            crate::db::sessions::start(
+                conn,
+                crate::db::sessions::KIND_STAFF,
+                &subject,
+                crate::mail::now(),
+                Duration::hours(SESSION_HOURS),
+            )
+        })
+        .await?;
+    let expires = (chrono::Utc::now() + Duration::hours(SESSION_HOURS)).timestamp();
+    let value = format!("{}|{}|{}|{sid}", staff.id, staff.session_epoch, expires);
+    Ok(staff_cookie(
+        &state.staff_cookie_key,
+        value,
+        state.settings.secure_cookies(),
+    ))
 }
 
 #[derive(Deserialize)]

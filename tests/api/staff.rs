@@ -11,14 +11,66 @@ use crate::on_both_backends;
 const STAFF_EMAIL: &str = "petugas@peruri.test";
 const STAFF_PASSWORD: &str = "kopi tubruk pagi hari siang";
 
+/// The authenticator app's key of every staff account the tests create.
+pub(crate) const STAFF_TOTP_KEY: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
+/// Recovery codes of every test staff account: `rcvry00000` to `rcvry00009`.
+pub(crate) fn recovery_code(n: usize) -> String {
+    format!("rcvry{n:05}")
+}
+
+/// A staff account with its second factor enrolled (key [`STAFF_TOTP_KEY`],
+/// recovery codes [`recovery_code`]).
 pub(crate) fn create_staff(app: &TestApp, email: &str, password: &str) {
     let mut conn = app.state.pool.get().unwrap();
     let hash = bcrypt::hash(password, 4).unwrap();
-    emeterai::db::staff::create(&mut conn, email, &hash, Utc::now().naive_utc()).unwrap();
+    let now = Utc::now().naive_utc();
+    emeterai::db::staff::create(&mut conn, email, &hash, now).unwrap();
+    let id = emeterai::db::staff::find_by_email(&mut conn, email)
+        .unwrap()
+        .unwrap()
+        .id;
+    let hashes: Vec<String> = (0..10)
+        .map(|n| emeterai::domain::second_factor::recovery_code_hash(&recovery_code(n)).unwrap())
+        .collect();
+    emeterai::db::staff::enrol_second_factor(&mut conn, &id, STAFF_TOTP_KEY, None, &hashes, false)
+        .unwrap();
 }
 
-/// Signs in with `client` (a browser of its own); returns the answer.
+/// The authenticator app's code now, or (when this step's code was already
+/// used: the tests sign in quickly) the next step's, which is accepted too.
+pub(crate) fn current_code(app: &TestApp, email: &str) -> String {
+    let secret = emeterai::domain::second_factor::TotpSecret::from_base32(STAFF_TOTP_KEY).unwrap();
+    let now = Utc::now().timestamp() as u64;
+    let mut conn = app.state.pool.get().unwrap();
+    let last = emeterai::db::staff::find_by_email(&mut conn, email)
+        .unwrap()
+        .and_then(|s| s.totp_last_step);
+    let step = (now / 30) as i64;
+    let step = match last {
+        Some(last) if last >= step => last + 1,
+        _ => step,
+    };
+    secret.code_at(step as u64 * 30)
+}
+
+/// Signs in with `client` (a browser of its own): the password, then the
+/// authenticator code when asked for it; returns the last answer.
 pub(crate) async fn staff_sign_in(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let response = staff_password_step(app, client, email, password).await;
+    if response.status() != 303 || response.headers()["location"] != "/staff/login/code" {
+        return response;
+    }
+    staff_code_step(app, client, &current_code(app, email)).await
+}
+
+/// The first step only: email and password.
+pub(crate) async fn staff_password_step(
     app: &TestApp,
     client: &reqwest::Client,
     email: &str,
@@ -40,6 +92,29 @@ pub(crate) async fn staff_sign_in(
             ("email", email),
             ("password", password),
         ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The second step: sends `code` from the code page.
+pub(crate) async fn staff_code_step(
+    app: &TestApp,
+    client: &reqwest::Client,
+    code: &str,
+) -> reqwest::Response {
+    let page = client
+        .get(app.url("/staff/login/code"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = attr_after(&page, r#"name="csrf_token""#, "value").unwrap();
+    client
+        .post(app.url("/staff/login/code"))
+        .form(&[("csrf_token", csrf.as_str()), ("code", code)])
         .send()
         .await
         .unwrap()
@@ -549,9 +624,23 @@ async fn lockout_after_repeated_failures(backend: Backend) {
     };
     create_staff(&app, STAFF_EMAIL, STAFF_PASSWORD);
     let client = app.new_browser();
-    for _ in 0..5 {
+    // Five wrong passwords, each after the wait the one before asked for.
+    let mut wrong = 0;
+    while wrong < 5 {
         let response = staff_sign_in(&app, &client, STAFF_EMAIL, "bukan kata sandinya").await;
-        assert_eq!(response.status(), 422);
+        match response.status().as_u16() {
+            422 => wrong += 1,
+            429 => {
+                let wait: u64 = response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!(wait <= 2, "{wait}");
+                tokio::time::sleep(std::time::Duration::from_millis(wait * 1000 + 50)).await;
+            }
+            other => panic!("status {other}"),
+        }
     }
     let response = staff_sign_in(&app, &client, STAFF_EMAIL, STAFF_PASSWORD).await;
     assert_eq!(response.status(), 429);
@@ -662,6 +751,145 @@ on_both_backends!(
     stats_chart_and_table_count_by_reason_and_day,
 );
 
+/// The second factor: the password alone opens nothing; the code does,
+/// once; recovery codes work once each; every use is audited.
+async fn the_second_factor_is_asked_for_and_used_once(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    create_staff(&app, STAFF_EMAIL, STAFF_PASSWORD);
+    let client = app.new_browser();
+    let response = staff_password_step(&app, &client, STAFF_EMAIL, STAFF_PASSWORD).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/staff/login/code");
+    // The right password alone is no session.
+    let (status, _) = html(&client, &app, "/staff/failures").await;
+    assert_eq!(status, 303);
+    let (status, page) = html(&client, &app, "/staff/login/code").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Kode dari aplikasi autentikator"), "{page}");
+    // A wrong code: the page again, 422.
+    let response = staff_code_step(&app, &client, "000000").await;
+    assert_eq!(response.status(), 422);
+    assert!(response.text().await.unwrap().contains("Kode salah"));
+    let code = current_code(&app, STAFF_EMAIL);
+    let response = staff_code_step(&app, &client, &code).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/staff/failures");
+    assert_eq!(html(&client, &app, "/staff/failures").await.0, 200);
+
+    // The same code again, from another browser with the right password:
+    // refused (RFC 6238: a code is accepted once).
+    let thief = app.new_browser();
+    staff_password_step(&app, &thief, STAFF_EMAIL, STAFF_PASSWORD).await;
+    assert_eq!(staff_code_step(&app, &thief, &code).await.status(), 422);
+    // A recovery code works once.
+    let response = staff_code_step(&app, &thief, &recovery_code(3).to_uppercase()).await;
+    assert_eq!(response.status(), 303);
+    let again = app.new_browser();
+    staff_password_step(&app, &again, STAFF_EMAIL, STAFF_PASSWORD).await;
+    assert_eq!(
+        staff_code_step(&app, &again, &recovery_code(3))
+            .await
+            .status(),
+        422
+    );
+    let mut conn = app.state.pool.get().unwrap();
+    let actions: Vec<String> = staff_audit::table
+        .select(staff_audit::action)
+        .order(staff_audit::at.asc())
+        .load(&mut *conn)
+        .unwrap();
+    assert_eq!(actions, ["sign_in", "sign_in_recovery_code"]);
+    let id = emeterai::db::staff::find_by_email(&mut conn, STAFF_EMAIL)
+        .unwrap()
+        .unwrap()
+        .id;
+    assert_eq!(
+        emeterai::db::staff::recovery_codes_left(&mut conn, &id).unwrap(),
+        9
+    );
+}
+
+/// A staff member without a second factor sets it up at the first
+/// sign-in: the key on the page, a code from it, then the recovery codes
+/// once; parallel codes for the same step sign in once.
+async fn the_first_sign_in_enrols_the_authenticator(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        let hash = bcrypt::hash(STAFF_PASSWORD, 4).unwrap();
+        emeterai::db::staff::create(&mut conn, STAFF_EMAIL, &hash, Utc::now().naive_utc()).unwrap();
+    }
+    let client = app.new_browser();
+    let response = staff_password_step(&app, &client, STAFF_EMAIL, STAFF_PASSWORD).await;
+    assert_eq!(response.headers()["location"], "/staff/login/code");
+    let (_, page) = html(&client, &app, "/staff/login/code").await;
+    assert!(page.contains("Pasang verifikasi dua langkah"), "{page}");
+    assert!(page.contains("<svg class=\"qr\""), "a QR code is drawn");
+    assert!(page.contains("otpauth://totp/"));
+    let key_start = page.find(r#"<code class="reference">"#).unwrap() + 24;
+    let key: String = page[key_start..page[key_start..].find('<').unwrap() + key_start]
+        .split_whitespace()
+        .collect();
+    // The page shows the same key on every reload until it is confirmed.
+    assert!(
+        html(&client, &app, "/staff/login/code")
+            .await
+            .1
+            .contains(&key[..4])
+    );
+    let secret = emeterai::domain::second_factor::TotpSecret::from_base32(&key).unwrap();
+    let code = secret.code_at(Utc::now().timestamp() as u64);
+    let response = staff_code_step(&app, &client, &code).await;
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("Kode pemulihan Anda"), "{page}");
+    let shown: Vec<&str> = page.split("<li><code>").skip(1).map(|c| &c[..11]).collect();
+    assert_eq!(shown.len(), 10);
+    // Signed in by that answer.
+    assert_eq!(html(&client, &app, "/staff/failures").await.0, 200);
+    // The shown recovery codes are the stored ones.
+    let other = app.new_browser();
+    staff_password_step(&app, &other, STAFF_EMAIL, STAFF_PASSWORD).await;
+    assert_eq!(staff_code_step(&app, &other, shown[0]).await.status(), 303);
+
+    // Two browsers send the next step's code at the same moment: one
+    // signs in.
+    let next = secret.code_at((Utc::now().timestamp() as u64 / 30 + 1) * 30);
+    let (a, b) = (app.new_browser(), app.new_browser());
+    staff_password_step(&app, &a, STAFF_EMAIL, STAFF_PASSWORD).await;
+    staff_password_step(&app, &b, STAFF_EMAIL, STAFF_PASSWORD).await;
+    let (ra, rb) = tokio::join!(
+        staff_code_step(&app, &a, &next),
+        staff_code_step(&app, &b, &next)
+    );
+    let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [303, 422]);
+}
+
+/// With the second factor turned off explicitly, the password signs in.
+async fn the_second_factor_can_be_turned_off(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.staff_second_factor = "off".into()).await
+    else {
+        return;
+    };
+    create_staff(&app, STAFF_EMAIL, STAFF_PASSWORD);
+    let client = app.new_browser();
+    let response = staff_password_step(&app, &client, STAFF_EMAIL, STAFF_PASSWORD).await;
+    assert_eq!(response.headers()["location"], "/staff/failures");
+    assert_eq!(html(&client, &app, "/staff/failures").await.0, 200);
+}
+
+on_both_backends!(
+    the_second_factor_is_asked_for_and_used_once,
+    the_first_sign_in_enrols_the_authenticator,
+    the_second_factor_can_be_turned_off,
+);
+
 /// `emeterai staff add/list/disable`, the real binary.
 #[test]
 fn staff_cli_adds_lists_and_disables() {
@@ -702,6 +930,34 @@ fn staff_cli_adds_lists_and_disables() {
         &format!("{STAFF_PASSWORD}\n"),
     );
     assert!(ok, "{out}");
+    // The authenticator key and ten recovery codes, shown once.
+    assert!(out.contains("otpauth://totp/"), "{out}");
+    let key_line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("key: "))
+        .unwrap();
+    let key: String = key_line.trim_start()[5..].split_whitespace().collect();
+    assert!(emeterai::domain::second_factor::TotpSecret::from_base32(&key).is_some());
+    let codes_from = out.find("Recovery codes").unwrap();
+    assert_eq!(
+        out[codes_from..]
+            .lines()
+            .skip(1)
+            .filter(|l| l.len() == 13)
+            .count(),
+        10,
+        "{out}"
+    );
+    let (ok, out) = run(
+        &[
+            "staff",
+            "reset-second-factor",
+            "--email",
+            "petugas@peruri.test",
+        ],
+        "",
+    );
+    assert!(ok && out.contains("second factor removed"), "{out}");
     let (ok, out) = run(
         &["staff", "add", "--email", "petugas@peruri.test"],
         &format!("{STAFF_PASSWORD}\n"),

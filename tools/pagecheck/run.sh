@@ -15,11 +15,17 @@ fi
 
 work=$(mktemp -d)
 log="$work/server.log"
-# A staff account for the staff pages of the list.
+# Staff accounts for the staff pages of the list: one with its second
+# factor (its recovery codes sign the checker in, one per page), and one
+# without, whose sign-in shows the enrolment page.
 export PAGECHECK_STAFF_EMAIL=pagecheck@staff.test
-export PAGECHECK_STAFF_PASSWORD="pagecheck staff password $$"
+export PAGECHECK_STAFF_PASSWORD="pagecheck staff password"
+added=$(printf '%s\n' "$PAGECHECK_STAFF_PASSWORD" | DATABASE_URL="$work/pagecheck.sqlite3" EMETERAI_DATA_DIR="$work" \
+  EMETERAI_BCRYPT_COST=4 "$bin" staff add --email "$PAGECHECK_STAFF_EMAIL")
+PAGECHECK_STAFF_CODES=$(printf '%s\n' "$added" | sed -n '/^Recovery codes/,$p' | tail -n +2 | tr -d ' ' | tr '\n' ' ')
+export PAGECHECK_STAFF_CODES
 printf '%s\n' "$PAGECHECK_STAFF_PASSWORD" | DATABASE_URL="$work/pagecheck.sqlite3" EMETERAI_DATA_DIR="$work" \
-  EMETERAI_BCRYPT_COST=4 "$bin" staff add --email "$PAGECHECK_STAFF_EMAIL" >/dev/null
+  EMETERAI_BCRYPT_COST=4 EMETERAI_STAFF_SECOND_FACTOR=off "$bin" staff add --email enrol@staff.test >/dev/null
 DATABASE_URL="$work/pagecheck.sqlite3" EMETERAI_DATA_DIR="$work" EMETERAI_BIND=127.0.0.1:0 \
   EMETERAI_BCRYPT_COST=4 EMETERAI_LOG_FORMAT=text RUST_LOG=info \
   "$bin" serve >"$log" 2>&1 &
