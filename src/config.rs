@@ -241,6 +241,11 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_UPLOAD_BUDGET_MB", value_name = "EMETERAI_UPLOAD_BUDGET_MB", default_value_t = 20_480, value_parser = clap::value_parser!(i64).range(1..=100_000_000))]
     pub upload_budget_mb: i64,
 
+    /// With SQLite: free space (MB) the database's disk must keep; below it the instance is unready
+    /// and sign-ups get the 503 page rather than a write that fails half-way.
+    #[arg(long, env = "EMETERAI_MIN_FREE_DISK_MB", value_name = "EMETERAI_MIN_FREE_DISK_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub min_free_disk_mb: u64,
+
     /// Wrong passwords for one account (citizen) within EMETERAI_SIGNIN_LOCK_MINUTES before its
     /// sign-in is paused for the rest of that window and its owner gets a mail.
     #[arg(long, env = "EMETERAI_SIGNIN_ATTEMPTS", value_name = "EMETERAI_SIGNIN_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..=1000))]

@@ -117,6 +117,11 @@ fn is_unavailable_message(message: &str) -> bool {
             "the database system is",
             "unable to open database",
             "disk i/o error",
+            // A full disk or a read-only file: storage faults, not bugs.
+            "database or disk is full",
+            "no space left on device",
+            "could not extend file",
+            "readonly database",
             // A connection cut under a query (TLS or plain).
             "ssl error",
             "ssl syscall error",

@@ -51,7 +51,11 @@ impl AppState {
     /// Refuses writes into a SQLite file that was removed, replaced or made
     /// read-only: no sign-up is acknowledged into a file that is lost.
     pub fn check_storage(&self) -> Result<(), crate::errors::AppError> {
-        match db::sqlite_fault(&self.db_url, self.sqlite_identity) {
+        match db::sqlite_fault(
+            &self.db_url,
+            self.sqlite_identity,
+            self.settings.min_free_disk_mb,
+        ) {
             Some(fault) => Err(crate::errors::AppError::unavailable(fault)),
             None => Ok(()),
         }

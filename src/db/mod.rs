@@ -216,7 +216,7 @@ pub fn sqlite_identity(url: &DbUrl) -> Option<(u64, u64)> {
 /// What is wrong with the SQLite file itself, if anything: removed (the
 /// instance would go on writing into a file that is gone at the next
 /// restart), replaced by another file, or made read-only.
-pub fn sqlite_fault(url: &DbUrl, identity: Option<(u64, u64)>) -> Option<String> {
+pub fn sqlite_fault(url: &DbUrl, identity: Option<(u64, u64)>, min_free_mb: u64) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let DbUrl::Sqlite(path) = url else {
         return None;
@@ -230,7 +230,30 @@ pub fn sqlite_fault(url: &DbUrl, identity: Option<(u64, u64)>) -> Option<String>
     if meta.permissions().readonly() {
         return Some(format!("SQLite file {} is read-only", path.display()));
     }
-    None
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    match free_mb(dir) {
+        Some(free) if free < min_free_mb => Some(format!(
+            "the disk of {} is nearly full: {free} MB free, {min_free_mb} MB wanted",
+            path.display()
+        )),
+        _ => None,
+    }
+}
+
+/// Megabytes free for this (unprivileged) process on the file system of
+/// `dir`; `None` when it cannot be read.
+pub fn free_mb(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a zeroed struct to fill.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64) / (1024 * 1024))
 }
 
 /// Readiness: the SQLite file is the one opened, still there and writable,
@@ -239,9 +262,10 @@ pub fn check_ready(
     pool: &Pool,
     url: &DbUrl,
     identity: Option<(u64, u64)>,
+    min_free_mb: u64,
     timeout: Duration,
 ) -> Result<(), String> {
-    if let Some(fault) = sqlite_fault(url, identity) {
+    if let Some(fault) = sqlite_fault(url, identity, min_free_mb) {
         return Err(fault);
     }
     let mut conn = pool.get_timeout(timeout).map_err(|e| e.to_string())?;

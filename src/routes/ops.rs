@@ -22,6 +22,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             &check_state.pool,
             &check_state.db_url,
             check_state.sqlite_identity,
+            check_state.settings.min_free_disk_mb,
             std::time::Duration::from_secs(2),
         )
     })
@@ -33,7 +34,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))
             .body(format!("ready: {}\n", state.db_url.backend_name())),
         Err(cause) => {
-            tracing::warn!(error = %cause, "not ready: database unreachable");
+            tracing::warn!(error = %cause, "not ready: database unreachable or storage fault");
             // Plain text for probes, not the citizen's error page.
             let mut response = HttpResponse::ServiceUnavailable()
                 .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))

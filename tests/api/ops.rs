@@ -136,3 +136,67 @@ async fn sqlite_file_removed_replaced_or_read_only_is_unready_and_refuses_sign_u
         assert!(html.contains("Layanan sedang sibuk"), "{fault}: {html}");
     }
 }
+
+/// A SQLite disk with less free space than EMETERAI_MIN_FREE_DISK_MB (here
+/// more than any test machine has) is unready, and sign-ups get the 503
+/// page instead of a write that could fail half-way.
+#[actix_web::test]
+async fn a_nearly_full_sqlite_disk_is_unready_and_refuses_sign_ups() {
+    use crate::helpers::Registration;
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |s| s.min_free_disk_mb = 10_000_000).await
+    else {
+        return;
+    };
+    assert_eq!(app.get("/readyz").await.status(), 503);
+    let response = app.register(&mut Registration::default()).await;
+    assert_eq!(response.status(), 503);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Layanan sedang sibuk")
+    );
+}
+
+/// A write refused for a full disk is a storage fault (503 page), not a 500.
+#[test]
+fn a_full_database_error_is_unavailable() {
+    use diesel::result::{DatabaseErrorKind, Error};
+    struct Info(&'static str);
+    impl diesel::result::DatabaseErrorInformation for Info {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+    for message in [
+        "database or disk is full",
+        "could not extend file \"base/16384/2619\": No space left on device",
+        "attempt to write a readonly database",
+    ] {
+        let error = Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new(Info(message)));
+        let error = emeterai::errors::AppError::from(error);
+        assert!(
+            matches!(error, emeterai::errors::AppError::Unavailable(_)),
+            "{message}: {error:?}"
+        );
+    }
+}
