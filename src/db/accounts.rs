@@ -185,6 +185,26 @@ pub fn find_draft_upload(conn: &mut DbConn, id: &str) -> QueryResult<Option<Uplo
         .optional()
 }
 
+/// Deletes a draft's photo that a newer photo of the same form replaces;
+/// one statement, so a photo a registration or account took meanwhile is
+/// left alone.
+pub fn delete_draft_upload(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
+    use crate::schema::registrations;
+    super::retry_busy(|| {
+        diesel::delete(
+            ktp_uploads::table
+                .filter(ktp_uploads::id.eq(id))
+                .filter(diesel::dsl::not(
+                    ktp_uploads::id.eq_any(accounts::table.select(accounts::ktp_upload_id)),
+                ))
+                .filter(diesel::dsl::not(ktp_uploads::id.eq_any(
+                    registrations::table.select(registrations::ktp_upload_id),
+                ))),
+        )
+        .execute(conn)
+    })
+}
+
 pub fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<Account>> {
     accounts::table
         .filter(accounts::email.eq(email))

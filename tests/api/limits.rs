@@ -357,3 +357,47 @@ async fn idle_bodies_and_slow_headers_are_cut_off(backend: Backend) {
 }
 
 on_both_backends!(idle_bodies_and_slow_headers_are_cut_off);
+
+/// Draft photos are bounded per form and per browser session: a newer
+/// photo replaces the draft's older one, and past the session's bound the
+/// form comes back with its answers but keeps no photo.
+async fn draft_photos_are_bounded_per_form_and_session(backend: Backend) {
+    use emeterai::schema::ktp_uploads;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let photo = std::fs::read("tests/fixtures/ktp.jpg").unwrap();
+    let uploads = || {
+        let mut conn = app.state.pool.get().unwrap();
+        ktp_uploads::table
+            .count()
+            .get_result::<i64>(&mut *conn)
+            .unwrap()
+    };
+    let mut form = Registration {
+        nik: "12".into(),
+        photo: Some(("ktp.jpg".into(), photo.clone())),
+        ..Default::default()
+    };
+    let (csrf, submission) = app.open_register_form().await;
+    form.csrf_token = csrf;
+    form.submission_id = submission;
+    let mut kept = Vec::new();
+    for _ in 0..emeterai::routes::register::post::DRAFTS_PER_SESSION + 1 {
+        let response = app.post_register(&form).await;
+        assert_eq!(response.status(), 422);
+        let html = response.text().await.unwrap();
+        let id = crate::helpers::attr_after(&html, r#"name="ktp_upload_id""#, "value");
+        kept.push(id.clone());
+        // The same form, sent again with a new photo and its draft's id.
+        form.ktp_upload_id = id;
+        // Replaced, not added: one draft photo at a time.
+        assert!(uploads() <= 1, "{} draft photos", uploads());
+    }
+    let (last, earlier) = kept.split_last().unwrap();
+    assert!(earlier.iter().all(Option::is_some));
+    // Past the bound the newest photo is not kept; the earlier draft is.
+    assert_eq!(last, &earlier[earlier.len() - 1]);
+}
+
+on_both_backends!(draft_photos_are_bounded_per_form_and_session);

@@ -23,6 +23,9 @@ use crate::forms::{FormErrors, MultipartForm, file_size_label, read_multipart};
 use crate::startup::AppState;
 use crate::web::PageCtx;
 
+/// Draft photos one browser session may leave within a draft's lifetime.
+pub const DRAFTS_PER_SESSION: i64 = 20;
+
 fn values_of(form: &MultipartForm) -> RegisterValues {
     RegisterValues {
         full_name: form.text("full_name").to_string(),
@@ -144,8 +147,17 @@ pub async fn post(
     else {
         // A new valid photo stays with the draft, so it need not be sent
         // again; a request that failed the CSRF or form check stores nothing.
-        if let Some((ktp, file_name)) = new_photo.take() {
+        if let Some((ktp, file_name)) = new_photo.take()
+            && draft_allowed(&state, &session).await?
+        {
+            let replaced = photo.take();
             photo = Some(store_upload(&state, ktp, file_name, now, lang).await?);
+            // One draft photo per form: the one it replaces goes.
+            if let Some(old) = replaced {
+                state
+                    .db(move |conn| accounts::delete_draft_upload(conn, &old.upload_id))
+                    .await?;
+            }
         }
         // The form comes back with every answer.
         let failure = Failure::new(if !fresh {
@@ -382,6 +394,34 @@ async fn admit_upload(state: &web::Data<AppState>, req: &HttpRequest) -> Result<
         });
     }
     Ok(())
+}
+
+/// Draft photos kept per browser session (on top of the per-address
+/// limit counted at admission) within the hours a draft lives: past it a
+/// form still comes back with every answer, but the photo must be chosen
+/// again.
+async fn draft_allowed(state: &web::Data<AppState>, session: &Session) -> Result<bool, AppError> {
+    let key = format!(
+        "draft-session:{}",
+        state
+            .failures
+            .keyed_hash("session", &crate::session::csrf_token(session))
+    );
+    let decision = state
+        .db(move |conn| {
+            failures::rate_allow(
+                conn,
+                &key,
+                crate::mail::now(),
+                chrono::Duration::hours(crate::mail::DRAFT_HOURS),
+                DRAFTS_PER_SESSION,
+            )
+        })
+        .await?;
+    if !decision.is_allowed() {
+        tracing::warn!("draft photo not kept: per-session bound reached");
+    }
+    Ok(decision.is_allowed())
 }
 
 async fn queue_guidance_mail(
