@@ -373,7 +373,7 @@ pub struct ListQuery {
 
 /// A date staff typed (YYYY-MM-DD), within years the log can hold: the
 /// calendar's extremes (year -262143) would overflow the day arithmetic.
-fn staff_date(text: &str) -> Option<NaiveDate> {
+pub fn staff_date(text: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
         .ok()
         .filter(|d| (2000..=2100).contains(&d.year()))

@@ -10,6 +10,7 @@ mod db_proxy;
 mod details_first;
 mod errors;
 mod failures;
+mod fuzz;
 mod home;
 mod limits;
 mod ops;
