@@ -30,38 +30,9 @@ use futures_util::StreamExt;
 #[path = "support/mod.rs"]
 mod support;
 use support::{
-    BenchDb, SignupForm, arg, attr, browser, ms, open_form, percentile, report, submit, summarize,
+    BenchDb, Links, SignupForm, arg, attr, browser, ms, open_form, percentile, report,
+    start_mail_sink, submit, summarize,
 };
-
-/// The mail provider: accepts every mail and keeps its link by address.
-type Links = Arc<Mutex<HashMap<String, String>>>;
-
-async fn start_mail_sink(links: Links) -> String {
-    let server = HttpServer::new(move || {
-        let links = links.clone();
-        App::new().route(
-            "/send",
-            web::post().to(move |body: web::Json<serde_json::Value>| {
-                let links = links.clone();
-                async move {
-                    let to = body["to"][0].as_str().unwrap_or_default().to_string();
-                    let text = body["text"].as_str().unwrap_or_default();
-                    if let Some(start) = text.find("/verify?token=") {
-                        let link = text[start..].split_whitespace().next().unwrap_or_default();
-                        links.lock().unwrap().insert(to, link.to_string());
-                    }
-                    HttpResponse::Ok().finish()
-                }
-            }),
-        )
-    })
-    .workers(1)
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let port = server.addrs()[0].port();
-    actix_web::rt::spawn(server.run());
-    format!("http://127.0.0.1:{port}/send")
-}
 
 /// A real 1600 x 1200 JPEG of about 300 KB: what the form's script sends
 /// after shrinking a phone photo (upright, no metadata).

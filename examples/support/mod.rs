@@ -215,3 +215,33 @@ pub async fn submit(
     }
     (accepted, started.elapsed())
 }
+
+/// The mail provider: accepts every mail and keeps its link by address.
+pub type Links = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>;
+
+pub async fn start_mail_sink(links: Links) -> String {
+    let server = actix_web::HttpServer::new(move || {
+        let links = links.clone();
+        actix_web::App::new().route(
+            "/send",
+            actix_web::web::post().to(move |body: actix_web::web::Json<serde_json::Value>| {
+                let links = links.clone();
+                async move {
+                    let to = body["to"][0].as_str().unwrap_or_default().to_string();
+                    let text = body["text"].as_str().unwrap_or_default();
+                    if let Some(start) = text.find("/verify?token=") {
+                        let link = text[start..].split_whitespace().next().unwrap_or_default();
+                        links.lock().unwrap().insert(to, link.to_string());
+                    }
+                    actix_web::HttpResponse::Ok().finish()
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let port = server.addrs()[0].port();
+    actix_web::rt::spawn(server.run());
+    format!("http://127.0.0.1:{port}/send")
+}
