@@ -74,7 +74,9 @@ async fn main() {
     actix_web::rt::spawn(app.run_until_stopped());
 
     // One citizen, through the real flow.
-    let photo = std::fs::read("tests/fixtures/ktp.jpg").expect("run from the project folder");
+    let photo = actix_web::web::Bytes::from(
+        std::fs::read("tests/fixtures/ktp.jpg").expect("run from the project folder"),
+    );
     let form = open_form(&base).await;
     assert!(submit(&base, &form, 1, "akun", &photo).await.0);
     let link = loop {

@@ -12,7 +12,8 @@
 //!   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
 //!     cargo run --release --example photo_bench -- --backend postgres
 //!
-//! Options: --signups N (default 200), --concurrency N (default 8).
+//! Options: --signups N (default 200), --concurrency N (default 8),
+//! --photo-concurrency N (EMETERAI_PHOTO_CONCURRENCY; default one per core).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,7 +49,7 @@ fn camera_jpeg() -> Vec<u8> {
     out
 }
 
-async fn sign_up(base: &str, i: usize, photo: Arc<Vec<u8>>) -> (bool, Duration) {
+async fn sign_up(base: &str, i: usize, photo: actix_web::web::Bytes) -> (bool, Duration) {
     let form = open_form(base).await;
     submit(base, &form, i, "foto", &photo).await
 }
@@ -59,7 +60,7 @@ async fn main() {
     let signups: usize = arg("--signups").map_or(200, |v| v.parse().unwrap());
     let concurrency: usize = arg("--concurrency").map_or(8, |v| v.parse().unwrap());
 
-    let photo = Arc::new(camera_jpeg());
+    let photo = actix_web::web::Bytes::from(camera_jpeg());
     println!(
         "backend {backend}: camera photo 4000x3000, {:.1} MB; {signups} sign-ups, {concurrency} at once",
         photo.len() as f64 / 1e6
@@ -69,6 +70,7 @@ async fn main() {
     settings.bind = ([127, 0, 0, 1], 0).into();
     settings.bcrypt_cost = 4;
     settings.registrations_per_ip_hour = 1_000_000;
+    settings.photo_concurrency = arg("--photo-concurrency").map(|v| v.parse().unwrap());
     let app = Application::build(settings).expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();

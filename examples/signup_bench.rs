@@ -18,11 +18,9 @@
 //! Options: --signups N (default 2000), --passwords N (default 120),
 //! --concurrency N (default 32), --cost N (default 12).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpResponse, HttpServer, web};
 use emeterai::config::Settings;
 use emeterai::startup::Application;
 use futures_util::StreamExt;
@@ -149,7 +147,7 @@ async fn main() {
     );
 
     // 1. Sign-ups.
-    let photo = photo();
+    let photo = actix_web::web::Bytes::from(photo());
     println!("photo: 1600x1200 JPEG, {} KB", photo.len() / 1024);
     let forms: Vec<SignupForm> = futures_util::stream::iter(0..signups)
         .map(|_| open_form(&base))

@@ -20,6 +20,13 @@ pub const KTP_PHOTO_MAX_BYTES: usize = 1024 * 1024;
 /// The stored photo's long edge, at most.
 pub const KTP_MAX_EDGE: u32 = 1600;
 
+/// Camera JPEGs are decoded straight from the DCT at the smallest scale
+/// (1/2, 1/4, 1/8) that keeps this many pixels on the long edge: a 12 MP
+/// photo becomes 1000 x 750, where a KTP filling most of the frame still
+/// has about 9 px per millimetre (its smallest print is about 2 mm high),
+/// and it needs neither a resize nor a large encode.
+pub const KTP_DECODED_EDGE: u32 = 1000;
+
 /// Below this on the long edge the KTP's text cannot be read.
 pub const KTP_MIN_EDGE: u32 = 600;
 
@@ -162,7 +169,8 @@ fn is_heif(data: &[u8]) -> bool {
 }
 
 /// A camera JPEG decoded straight at 1/2, 1/4 or 1/8 scale where that still
-/// leaves at least 1600 px on the long edge, with its EXIF orientation.
+/// leaves at least [`KTP_DECODED_EDGE`] on the long edge, with its EXIF
+/// orientation.
 fn decode_jpeg_scaled(
     data: &[u8],
     width: u32,
@@ -172,7 +180,7 @@ fn decode_jpeg_scaled(
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(data));
     let long = width.max(height).max(1);
     let want = |side: u32| {
-        u16::try_from((u64::from(side) * u64::from(KTP_MAX_EDGE) / u64::from(long)).max(1))
+        u16::try_from((u64::from(side) * u64::from(KTP_DECODED_EDGE) / u64::from(long)).max(1))
             .unwrap_or(u16::MAX)
     };
     decoder
