@@ -131,6 +131,8 @@ async fn main() {
     settings.bind = ([127, 0, 0, 1], 0).into();
     settings.bcrypt_cost = 4;
     settings.workers = Some(2);
+    // The console is measured, not sign-in: password only.
+    settings.staff_second_factor = "off".into();
     let app = Application::build(settings).expect("application builds");
     let state = app.state();
     let base = format!("http://127.0.0.1:{}", app.port());
