@@ -830,7 +830,8 @@ async fn the_first_sign_in_enrols_the_authenticator(backend: Backend) {
     assert!(page.contains("Pasang verifikasi dua langkah"), "{page}");
     assert!(page.contains("<svg class=\"qr\""), "a QR code is drawn");
     assert!(page.contains("otpauth://totp/"));
-    let key_start = page.find(r#"<code class="reference">"#).unwrap() + 24;
+    let marker = r#"<p class="totp-key"><code>"#;
+    let key_start = page.find(marker).unwrap() + marker.len();
     let key: String = page[key_start..page[key_start..].find('<').unwrap() + key_start]
         .split_whitespace()
         .collect();
