@@ -459,7 +459,15 @@ fn link_state(conn: &mut DbConn, token_hash: &str, now: NaiveDateTime) -> QueryR
             email: registration.email,
         });
     }
-    if accounts::find_by_nik(conn, &registration.nik)?.is_some() {
+    if let Some(owner) = accounts::find_by_nik(conn, &registration.nik)? {
+        // Each statement reads the newest commits (PostgreSQL, read
+        // committed): a second tab's reads can straddle the first tab
+        // making this very account. Its own account is "done", not taken.
+        if owner.email == registration.email {
+            return Ok(LinkState::Done {
+                email: registration.email,
+            });
+        }
         return Ok(LinkState::NikTaken { registration });
     }
     Ok(LinkState::Ready { registration })
