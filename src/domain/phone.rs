@@ -18,6 +18,8 @@ impl PhoneNumber {
         let national = compact
             .strip_prefix("+62")
             .or_else(|| compact.strip_prefix("62"))
+            // "+62 0812 ...": the country code with the trunk 0 kept.
+            .map(|rest| rest.strip_prefix('0').unwrap_or(rest))
             .or_else(|| compact.strip_prefix('0'))
             .ok_or(Problem::PhoneFormat)?;
         let bytes = national.as_bytes();
@@ -47,6 +49,7 @@ mod tests {
             "+62 812 3456 7890",
             "6281234567890",
             "(0812) 3456.7890",
+            "+62 0812 3456 7890",
         ] {
             assert_eq!(
                 PhoneNumber::parse(input).unwrap().as_str(),

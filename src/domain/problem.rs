@@ -90,8 +90,8 @@ impl Problem {
             ),
             BirthDateEmpty => ("Masukkan tanggal lahir Anda", "Enter your date of birth"),
             BirthDateFormat => (
-                "Tanggal lahir harus tanggal yang ada, misalnya 1990-08-17",
-                "Date of birth must be a real date, for example 1990-08-17",
+                "Tulis tanggal lahir seperti di KTP, misalnya 17-08-1990",
+                "Write the date of birth as on the KTP, for example 17-08-1990",
             ),
             BirthDateFuture => (
                 "Tanggal lahir harus di masa lalu",
