@@ -90,8 +90,8 @@ impl Problem {
             ),
             BirthDateEmpty => ("Masukkan tanggal lahir Anda", "Enter your date of birth"),
             BirthDateFormat => (
-                "Tulis tanggal lahir seperti di KTP, misalnya 17-08-1990",
-                "Write the date of birth as on the KTP, for example 17-08-1990",
+                "Tanggal lahir harus tanggal yang ada, ditulis seperti di KTP, misalnya 17-08-1990",
+                "Date of birth must be a real date, written as on the KTP, for example 17-08-1990",
             ),
             BirthDateFuture => (
                 "Tanggal lahir harus di masa lalu",
