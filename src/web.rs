@@ -43,6 +43,9 @@ pub struct PageCtx {
     query: String,
     remember_lang: bool,
     secure_cookies: bool,
+    /// The citizen's session cookie names an account (the header then
+    /// leads to the account, not to sign-in; `/account` checks it fully).
+    pub signed_in: bool,
     state: web::Data<AppState>,
 }
 
@@ -53,7 +56,12 @@ impl PageCtx {
             .cloned()
             .ok_or(AppError::internal("application state missing"))?;
         let (lang, remember_lang) = Lang::from_request(req);
+        let signed_in = {
+            use actix_session::SessionExt;
+            crate::session::signed_in(&req.get_session()).is_some()
+        };
         Ok(PageCtx {
+            signed_in,
             lang,
             t: lang.text(),
             path: req.path().to_string(),

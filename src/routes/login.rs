@@ -39,8 +39,13 @@ pub struct LoginQuery {
 pub async fn get(
     ctx: PageCtx,
     session: Session,
+    state: web::Data<AppState>,
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, AppError> {
+    // Already signed in: the account, not the form again.
+    if ctx.signed_in && current_account(&session, &state).await?.is_some() {
+        return Ok(see_other("/account"));
+    }
     let page = LoginPage {
         csrf: crate::session::csrf_token(&session),
         email: String::new(),

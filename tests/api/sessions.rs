@@ -169,7 +169,30 @@ async fn a_staff_cookie_replayed_after_sign_out_or_disable_is_refused(backend: B
     );
 }
 
+/// Being signed in shows: the header leads to the account on every page,
+/// and the sign-in page leads there too instead of showing the form again.
+async fn being_signed_in_is_visible(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_, before) = app.get_html("/help").await;
+    assert!(before.contains(r#"<a class="header-link" href="/login">Masuk</a>"#));
+    let mut siti = crate::helpers::Registration::default();
+    app.register_and_verify(&mut siti).await;
+    for path in ["/help", "/register", "/account"] {
+        let (_, html) = app.get_html(path).await;
+        assert!(
+            html.contains(r#"<a class="header-link" href="/account">Akun saya</a>"#),
+            "{path}"
+        );
+    }
+    let response = app.client.get(app.url("/login")).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/account");
+}
+
 on_both_backends!(
+    being_signed_in_is_visible,
     a_citizen_cookie_replayed_after_sign_out_is_refused,
     a_staff_cookie_replayed_after_sign_out_or_disable_is_refused,
 );
