@@ -6,7 +6,13 @@ use crate::helpers::{Backend, TestApp, reference_code};
 use crate::on_both_backends;
 
 fn assert_error_page(html: &str, title: &str) {
-    assert!(html.contains(&format!("<title>Error: {title}")), "{html}");
+    // The title's prefix in the page's own language.
+    assert!(
+        html.contains(&format!("<title>Kesalahan: {title}"))
+            || html.contains(&format!("<title>Error: {title}"))
+                && html.contains(r#"<html lang="en">"#),
+        "{html}"
+    );
     assert!(html.contains(&format!("<h1>{title}</h1>")), "{html}");
     assert!(
         reference_code(html).is_some(),

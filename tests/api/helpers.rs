@@ -287,7 +287,7 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
-        let csrf = self.csrf_from("/login").await;
+        let csrf = self.csrf_from("/password/forgot").await;
         self.client
             .post(self.url("/login"))
             .form(&[

@@ -14,7 +14,7 @@ async fn start_page_speaks_indonesian_by_default(backend: Backend) {
     assert_eq!(response.headers()["cache-control"], "no-store");
     let html = response.text().await.unwrap();
     assert!(html.contains(r#"<html lang="id">"#));
-    assert!(html.contains("<h1>Daftar akun e-Meterai</h1>"));
+    assert!(html.contains("<h1>Daftar akun e\u{2011}Meterai</h1>"));
     assert!(html.contains("NIK Anda (16 digit, tertera pada KTP)"));
     assert!(html.contains(r#"href="/register""#));
     assert!(html.contains(r#"href="/help""#));
@@ -37,7 +37,7 @@ async fn english_is_chosen_with_lang_and_remembered(backend: Backend) {
     assert!(cookie.contains("HttpOnly"));
     let html = response.text().await.unwrap();
     assert!(html.contains(r#"<html lang="en">"#));
-    assert!(html.contains("<h1>Create an e-Meterai account</h1>"));
+    assert!(html.contains("<h1>Create an e\u{2011}Meterai account</h1>"));
     // The switch link leads back to Indonesian.
     assert_eq!(
         attr_after(&html, "lang-switch", "href").as_deref(),
@@ -46,10 +46,10 @@ async fn english_is_chosen_with_lang_and_remembered(backend: Backend) {
 
     // Without ?lang the cookie keeps English.
     let (_, html) = app.get_html("/").await;
-    assert!(html.contains("<h1>Create an e-Meterai account</h1>"));
+    assert!(html.contains("<h1>Create an e\u{2011}Meterai account</h1>"));
 
     let (_, html) = app.get_html("/?lang=id").await;
-    assert!(html.contains("<h1>Daftar akun e-Meterai</h1>"));
+    assert!(html.contains("<h1>Daftar akun e\u{2011}Meterai</h1>"));
     let (_, html) = app.get_html("/").await;
     assert!(html.contains(r#"<html lang="id">"#));
 }

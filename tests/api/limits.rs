@@ -161,8 +161,8 @@ async fn parallel_password_guessing_stops_at_the_limit(backend: Backend) {
     };
     let mut siti = Registration::default();
     app.register_and_verify(&mut siti).await;
-    let csrf_one = app.csrf_from("/login").await;
-    let csrf_two = second.csrf_from("/login").await;
+    let csrf_one = app.csrf_from("/password/forgot").await;
+    let csrf_two = second.csrf_from("/password/forgot").await;
     let guesses = (0..30).map(|i| {
         let (instance, csrf) = if i % 2 == 0 {
             (&app, &csrf_one)

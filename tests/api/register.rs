@@ -241,7 +241,7 @@ async fn each_validation_rule_returns_the_form_with_values_kept(backend: Backend
         let response = app.register(&mut input).await;
         assert_eq!(response.status(), 422, "{field}: {message}");
         let html = response.text().await.unwrap();
-        assert!(html.contains("<title>Error: "), "{field}: title prefix");
+        assert!(html.contains("<title>Kesalahan: "), "{field}: title prefix");
         assert!(html.contains("Ada masalah"), "{field}: summary");
         assert!(
             html.contains(&format!(r##"<a href="#{field}">"##)),
