@@ -221,6 +221,7 @@ pub struct Text {
 
     // Guidance, help and password reset
     pub taken_first_attempt: &'static str,
+    pub taken_first_attempt_nik: &'static str,
     pub taken_sign_in: &'static str,
     pub taken_reset: &'static str,
     pub taken_never_email: &'static str,
@@ -489,6 +490,7 @@ pub static ID: Text = Text {
     account_sign_out_everywhere_hint: "Gunakan ini jika Anda pernah masuk di ponsel atau komputer milik orang lain, atau perangkat Anda hilang: akun Anda akan otomatis keluar dari semua perangkat.",
     signed_out: "Anda sudah keluar.",
     taken_first_attempt: "Mungkin pendaftaran Anda sebelumnya sudah berhasil walaupun koneksi terputus sebelum halaman terbuka. Coba masuk dengan alamat email tersebut.",
+    taken_first_attempt_nik: "Mungkin Anda pernah mendaftar dengan alamat email lain, misalnya alamat lama atau alamat kantor. Coba masuk dengan setiap alamat email yang Anda miliki. Bila tidak ada yang berhasil, Contact Center dapat mencari akun Anda dengan kode referensi di atas.",
     taken_sign_in: "Masuk ke akun Anda",
     taken_reset: "Lupa kata sandi? Buat kata sandi baru",
     taken_never_email: "Saya tidak pernah mendaftar dengan alamat email ini",
@@ -755,6 +757,7 @@ pub static EN: Text = Text {
     account_sign_out_everywhere_hint: "Use it if you signed in on a phone or computer that is not yours, or lost one: every device signed in to this account is signed out.",
     signed_out: "You have signed out.",
     taken_first_attempt: "Perhaps your earlier registration did succeed although the connection dropped before the page opened. Try signing in with that email address.",
+    taken_first_attempt_nik: "Perhaps you registered earlier with another email address, for example an old one or a work address. Try signing in with each address you have. If none works, the Contact Center can find your account with the reference code above.",
     taken_sign_in: "Sign in to your account",
     taken_reset: "Forgot your password? Set a new one",
     taken_never_email: "I never registered with this email address",
