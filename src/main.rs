@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use emeterai::cli::{Cli, Command, PhotosCommand, StaffCommand};
 use emeterai::db;
 use emeterai::startup::Application;
@@ -14,7 +14,10 @@ fn main() -> ExitCode {
     }
     // Malformed settings end here with clap's one-line message naming the
     // setting, and exit code 2.
-    let cli = Cli::parse();
+    // `--help` names each variable without showing its value (a set secret
+    // stays out of the terminal; an unset one no longer reads as `NAME=`).
+    let command = Cli::command().mut_args(|arg| arg.hide_env_values(true));
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     emeterai::telemetry::init(cli.settings.log_format);
 
     let result = match cli.command.unwrap_or(Command::Serve) {
