@@ -36,6 +36,34 @@ impl Email {
         &self.0
     }
 
+    /// The address with its domain corrected, when the domain is one typing
+    /// slip away from a common mail provider's (`gmail.con`,
+    /// `gmial.com`, `yahoo.co.od`): shown as "did you mean ...?".
+    pub fn suggestion(&self) -> Option<String> {
+        const COMMON: [&str; 10] = [
+            "gmail.com",
+            "yahoo.com",
+            "yahoo.co.id",
+            "ymail.com",
+            "hotmail.com",
+            "outlook.com",
+            "live.com",
+            "icloud.com",
+            "outlook.co.id",
+            "mail.com",
+        ];
+        let (local, domain) = self.0.rsplit_once('@')?;
+        if COMMON.contains(&domain) {
+            return None;
+        }
+        COMMON
+            .iter()
+            .map(|known| (strsim::damerau_levenshtein(domain, known), known))
+            .filter(|(distance, _)| *distance == 1)
+            .min()
+            .map(|(_, known)| format!("{local}@{known}"))
+    }
+
     /// `bu***@example.com`: enough for the owner to recognise it.
     pub fn masked(&self) -> String {
         mask_email(&self.0)
@@ -57,6 +85,21 @@ pub fn mask_email(address: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_domain_slips_get_a_suggestion() {
+        let suggest = |typed: &str| Email::parse(typed).unwrap().suggestion();
+        assert_eq!(suggest("budi@gmail.con").as_deref(), Some("budi@gmail.com"));
+        assert_eq!(suggest("budi@gmial.com").as_deref(), Some("budi@gmail.com"));
+        assert_eq!(
+            suggest("budi@yahoo.co.od").as_deref(),
+            Some("budi@yahoo.co.id")
+        );
+        assert_eq!(suggest("budi@gmail.com"), None);
+        assert_eq!(suggest("budi@kemenkeu.go.id"), None);
+        assert_eq!(suggest("budi@mail.com"), None);
+        assert_eq!(suggest("budi@yahoo.co.uk"), None);
+    }
 
     #[test]
     fn normalises_case_and_space() {

@@ -42,7 +42,12 @@ async fn whole_journey_from_form_to_account_page(backend: Backend) {
 
     let (status, page) = app.get_html("/register/check-email").await;
     assert_eq!(status, 200);
-    assert!(page.contains("si***@example.co.id"), "{page}");
+    // The whole address as typed: a typo must be visible.
+    assert!(
+        page.contains(r#"<strong class="address">siti.aminah@example.co.id</strong>"#),
+        "{page}"
+    );
+    assert!(!page.contains("Apakah maksud Anda"));
     assert!(page.contains("48 jam"));
     assert!(page.contains(r#"action="/verify/resend""#));
 
@@ -112,7 +117,7 @@ async fn whole_journey_from_form_to_account_page(backend: Backend) {
         "full NIK on the account page"
     );
     assert!(html.contains("siti.aminah@example.co.id"));
-    assert!(html.contains("+6281234567890"));
+    assert!(html.contains("+62 812-3456-7890"));
 
     let csrf = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
     let response = app
@@ -377,7 +382,7 @@ async fn same_submission_posted_twice_gets_the_same_outcome(backend: Backend) {
         .text()
         .await
         .unwrap();
-    assert!(check.contains("si***@example.co.id"));
+    assert!(check.contains("siti.aminah@example.co.id"));
     assert_eq!(count_registrations(&app), 1);
     app.wait_for_mail("siti.aminah@example.co.id", 1).await;
     let mut conn = app.state.pool.get().unwrap();
@@ -896,7 +901,27 @@ async fn forms_refuse_posts_without_the_csrf_token(backend: Backend) {
     assert_eq!(account.status(), 303, "not signed in");
 }
 
+/// A common provider's domain mistyped: the check-email page shows the
+/// address in full and asks "did you mean ...?".
+async fn a_mistyped_mail_domain_gets_a_suggestion(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut budi = Registration {
+        email: "budi.santoso@gmail.con".into(),
+        ..Default::default()
+    };
+    assert_eq!(app.register(&mut budi).await.status(), 303);
+    let (_, page) = app.get_html("/register/check-email").await;
+    assert!(page.contains("budi.santoso@gmail.con</strong>"), "{page}");
+    assert!(
+        page.contains("Apakah maksud Anda <strong>budi.santoso@gmail.com</strong>?"),
+        "{page}"
+    );
+}
+
 on_both_backends!(
+    a_mistyped_mail_domain_gets_a_suggestion,
     whole_journey_from_form_to_account_page,
     wrong_sign_in_says_the_same_for_unknown_email_and_wrong_password,
     each_validation_rule_returns_the_form_with_values_kept,

@@ -23,8 +23,11 @@ pub struct Query {
 pub struct CheckEmailPage {
     pub ctx: PageCtx,
     pub csrf: String,
-    /// The full address (posted back by the resend button) and its masked form.
-    pub email: Option<(String, String)>,
+    /// The address the citizen typed, in full (it is their own session:
+    /// a typo must be visible), also posted back by the resend button.
+    pub email: Option<String>,
+    /// The address with a common provider's domain, when it looks mistyped.
+    pub suggestion: Option<String>,
     pub notice: &'static str,
     pub hours: u32,
     pub cooldown_secs: u32,
@@ -74,9 +77,13 @@ pub fn render(
     status: StatusCode,
     reference: Option<String>,
 ) -> Result<HttpResponse, AppError> {
-    let email =
-        crate::session::pending_email(session).map(|e| (e.clone(), crate::domain::email_mask(&e)));
+    let email = crate::session::pending_email(session);
+    let suggestion = email
+        .as_deref()
+        .and_then(|e| crate::domain::Email::parse(e).ok())
+        .and_then(|e| e.suggestion());
     let page = CheckEmailPage {
+        suggestion,
         csrf: crate::session::csrf_token(session),
         email,
         notice,
