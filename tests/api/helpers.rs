@@ -280,6 +280,24 @@ impl TestApp {
         self.post_register(input).await
     }
 
+    /// Opens the form and submits `input` (which has mistakes) three times,
+    /// as a citizen stuck on it does: from the third try the failure is
+    /// logged and the page shows its reference code. The last answer.
+    pub async fn register_stuck(&self, input: &mut Registration) -> reqwest::Response {
+        let (csrf, submission) = self.open_register_form().await;
+        input.csrf_token = csrf;
+        input.submission_id = submission;
+        for _ in 0..emeterai::routes::register::post::FREE_FORM_TRIES {
+            let response = self.post_register(input).await;
+            let html = response.text().await.unwrap();
+            assert!(
+                reference_code(&html).is_none(),
+                "a typo got a reference code"
+            );
+        }
+        self.post_register(input).await
+    }
+
     /// The CSRF token of any page with a form.
     pub async fn csrf_from(&self, path: &str) -> String {
         let (_, html) = self.get_html(path).await;
@@ -467,6 +485,13 @@ pub struct Registration {
     /// (file name, bytes); `None` leaves the file input empty.
     pub photo: Option<(String, Vec<u8>)>,
     pub ktp_upload_id: Option<String>,
+}
+
+/// The CSRF token of the form on `url`, opened with `client` (a browser
+/// of its own).
+pub async fn csrf_of(client: &reqwest::Client, url: String) -> String {
+    let page = client.get(url).send().await.unwrap().text().await.unwrap();
+    attr_after(&page, r#"name="csrf_token""#, "value").expect("csrf_token")
 }
 
 /// A file that is a JPEG by its first bytes only (it does not decode).

@@ -206,7 +206,7 @@ async fn staff_open_a_citizens_photo_and_each_view_is_audited(backend: Backend) 
     app.register(&mut Registration::default()).await;
     // The citizen meets a failure later (a mistyped phone).
     let form = app
-        .register(&mut Registration {
+        .register_stuck(&mut Registration {
             phone: "021".into(),
             ..Default::default()
         })

@@ -76,15 +76,7 @@ pub(crate) async fn staff_password_step(
     email: &str,
     password: &str,
 ) -> reqwest::Response {
-    let page = client
-        .get(app.url("/staff/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = attr_after(&page, r#"name="csrf_token""#, "value").unwrap();
+    let csrf = crate::helpers::csrf_of(client, app.url("/staff/login")).await;
     client
         .post(app.url("/staff/login"))
         .form(&[
@@ -103,15 +95,7 @@ pub(crate) async fn staff_code_step(
     client: &reqwest::Client,
     code: &str,
 ) -> reqwest::Response {
-    let page = client
-        .get(app.url("/staff/login/code"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = attr_after(&page, r#"name="csrf_token""#, "value").unwrap();
+    let csrf = crate::helpers::csrf_of(client, app.url("/staff/login/code")).await;
     client
         .post(app.url("/staff/login/code"))
         .form(&[("csrf_token", csrf.as_str()), ("code", code)])
@@ -485,7 +469,7 @@ async fn detail_shows_the_whole_story_and_actions_work(backend: Backend) {
     app.register(&mut Registration::default()).await;
     app.wait_for_mail("siti.aminah@example.co.id", 1).await;
     let response = app
-        .register(&mut Registration {
+        .register_stuck(&mut Registration {
             phone: "021".into(),
             ..Default::default()
         })
@@ -570,7 +554,7 @@ async fn detail_finds_the_account_by_nik_under_another_email(backend: Backend) {
         phone: "021".into(),
         ..Default::default()
     };
-    let form = app.register(&mut other).await.text().await.unwrap();
+    let form = app.register_stuck(&mut other).await.text().await.unwrap();
     let i = form.find("DFT-").unwrap();
     let reference = form[i..i + 13].to_string();
 
@@ -750,6 +734,36 @@ on_both_backends!(
     disabled_staff_lose_their_session,
     stats_chart_and_table_count_by_reason_and_day,
 );
+
+/// A reversed date range says so (400) instead of showing an empty list;
+/// staff pages carry no citizen contact footer.
+async fn a_reversed_date_range_is_explained(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let staff = signed_in_staff(&app).await;
+    let (status, page) = html(
+        &staff,
+        &app,
+        "/staff/failures?from=2026-11-20&to=2026-11-10",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("Tanggal akhir lebih awal dari tanggal awal"),
+        "{page}"
+    );
+    let (status, page) = html(
+        &staff,
+        &app,
+        "/staff/failures?from=2026-11-10&to=2026-11-10",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(!page.contains("Hubungi Contact Center"), "{page}");
+}
+
+on_both_backends!(a_reversed_date_range_is_explained);
 
 /// The second factor: the password alone opens nothing; the code does,
 /// once; recovery codes work once each; every use is audited.

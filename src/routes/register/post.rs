@@ -23,6 +23,10 @@ use crate::forms::{FormErrors, MultipartForm, file_size_label, read_multipart};
 use crate::startup::AppState;
 use crate::web::PageCtx;
 
+/// Tries of one form with mistakes that are neither logged nor given a
+/// reference code (typos the citizen fixes alone).
+pub const FREE_FORM_TRIES: i64 = 2;
+
 /// Draft photos one browser session may leave within a draft's lifetime.
 pub const DRAFTS_PER_SESSION: i64 = 20;
 
@@ -185,7 +189,28 @@ pub async fn post(
         } else {
             ("STL", StatusCode::FORBIDDEN)
         };
-        let reference = failures::record(&state, &req, prefix, failure).await;
+        // Typos are for the citizen to fix, not for support: a form with
+        // mistakes is logged (and shows a reference code to quote on the
+        // phone) from its third try in an hour, when the citizen is stuck.
+        // Stale forms and refused photos are logged at once.
+        let stuck = failure.reason != reason::VALIDATION
+            || !failures::allow(
+                &state,
+                vec![(
+                    format!(
+                        "form-tries:{}",
+                        state.failures.keyed_hash("submission", &posted_submission)
+                    ),
+                    FREE_FORM_TRIES,
+                )],
+            )
+            .await?
+            .is_allowed();
+        let reference = if stuck {
+            Some(failures::record(&state, &req, prefix, failure).await)
+        } else {
+            None
+        };
         let summary = errors.summary(FIELD_ORDER);
         // A still-valid submission id stays, so a retry of the corrected
         // form is still recognised as the same submission.
@@ -202,7 +227,7 @@ pub async fn post(
             summary,
             photo,
             stale: !fresh,
-            reference: Some(reference),
+            reference,
             ctx,
         }
         .render(status);
