@@ -20,7 +20,7 @@ pub use ktp_photo::{KTP_PHOTO_MAX_BYTES, KTP_UPLOAD_MAX_BYTES, KtpPhoto};
 pub use nik::{Nik, mask_nik};
 pub use npwp::Npwp;
 pub use password::{CommonPasswords, Password};
-pub use phone::PhoneNumber;
+pub use phone::{PhoneNumber, display_phone};
 pub use problem::Problem;
 
 /// Today in Indonesia's western time zone (UTC+7), for birth-date checks.

@@ -38,9 +38,32 @@ impl PhoneNumber {
     }
 }
 
+/// A stored `+628...` number as people read it: `+62 812-3456-7890`.
+/// Anything else is shown as it is.
+pub fn display_phone(e164: &str) -> String {
+    match e164.strip_prefix("+62") {
+        Some(national) if national.len() >= 8 && national.bytes().all(|b| b.is_ascii_digit()) => {
+            format!(
+                "+62 {}-{}-{}",
+                &national[..3],
+                &national[3..7],
+                &national[7..]
+            )
+        }
+        _ => e164.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_shown_in_groups() {
+        assert_eq!(display_phone("+6281234567890"), "+62 812-3456-7890");
+        assert_eq!(display_phone("+62881234567"), "+62 881-2345-67");
+        assert_eq!(display_phone("0812"), "0812");
+    }
 
     #[test]
     fn every_written_form_becomes_e164() {

@@ -421,6 +421,11 @@ fn parse_filter(
     if !query.to.trim().is_empty() {
         filter.to = Some(wib_day_start(date(&query.to)? + Duration::days(1)));
     }
+    if let (Some(from), Some(to)) = (filter.from, filter.to)
+        && from >= to
+    {
+        return Err(t.staff_reversed_range);
+    }
     let q = query.q.trim();
     if !q.is_empty() {
         let digits = crate::domain::strip_nik(q);

@@ -245,15 +245,7 @@ async fn parallel_staff_guessing_stops_at_five(backend: Backend) {
     };
     crate::staff::create_staff(&app, "petugas@peruri.test", "kopi tubruk pagi hari siang");
     let browser = app.new_browser();
-    let page = browser
-        .get(app.url("/staff/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = crate::helpers::attr_after(&page, r#"name="csrf_token""#, "value").unwrap();
+    let csrf = crate::helpers::csrf_of(&browser, app.url("/staff/login")).await;
     let guesses = (0..30).map(|i| {
         let guess = format!("tebakan petugas {i}");
         let (browser, csrf, app) = (&browser, &csrf, &app);

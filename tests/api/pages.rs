@@ -53,7 +53,10 @@ async fn every_listed_page_answers_as_listed(backend: Backend) {
         );
         let html = response.text().await.unwrap();
         assert!(html.starts_with("<!DOCTYPE html>"), "{}", page.name);
-        assert!(html.contains("1500 159"), "{}: contact channels", page.name);
+        // Citizens' pages name the Contact Center; staff pages do not.
+        if !page.path.starts_with("/staff") {
+            assert!(html.contains("1500 159"), "{}: contact channels", page.name);
+        }
     }
 }
 
