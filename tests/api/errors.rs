@@ -19,6 +19,14 @@ fn assert_error_page(html: &str, title: &str) {
         "no reference code in {html}"
     );
     assert!(html.contains("1500 159"), "no contact channel in {html}");
+    // The status for support staff, named in the page's words, not a bare
+    // "HTTP 404" line.
+    assert!(!html.contains(">HTTP "), "{html}");
+    assert!(
+        html.contains("Kode kesalahan untuk petugas:")
+            || html.contains("Error code for support staff:"),
+        "{html}"
+    );
 }
 
 async fn unknown_path_is_a_404_page_with_reference(backend: Backend) {
