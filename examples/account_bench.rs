@@ -19,7 +19,7 @@ use emeterai::startup::Application;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{BenchDb, arg, attr, ms, open_form, percentile, start_mail_sink, submit};
+use support::{BenchDb, arg, browser, choose, ms, open_form, percentile, start_mail_sink, submit};
 
 /// `concurrency` loops of `GET path` with `client` for `secs`: requests per
 /// second, p50, p99.
@@ -85,31 +85,8 @@ async fn main() {
         }
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     };
-    let citizen = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let html = citizen
-        .get(format!("{base}{link}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let chosen = citizen
-        .post(format!("{base}/verify"))
-        .form(&[
-            ("csrf_token", attr(&html, "csrf_token").as_str()),
-            ("token", attr(&html, "token").as_str()),
-            ("password", "kopi tubruk pagi hari"),
-            ("password_confirm", "kopi tubruk pagi hari"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(chosen.status(), 303, "signed in");
+    let citizen = browser();
+    assert!(choose(&citizen, &base, &link).await.0, "signed in");
 
     // Warm up, then measure each.
     hammer(&citizen, &format!("{base}/account"), concurrency, 1).await;

@@ -28,7 +28,7 @@ use futures_util::StreamExt;
 #[path = "support/mod.rs"]
 mod support;
 use support::{
-    BenchDb, Links, SignupForm, arg, attr, browser, ms, open_form, percentile, report,
+    BenchDb, Links, SignupForm, arg, browser, choose, ms, open_form, percentile, report,
     start_mail_sink, submit, summarize,
 };
 
@@ -48,52 +48,6 @@ fn photo() -> Vec<u8> {
         .encode_image(&image)
         .unwrap();
     out
-}
-
-/// Chooses the password through the link, retrying (after the page's
-/// `Refresh`, as a browser does) while the pool answers 503. Returns
-/// whether it succeeded, how many 503s it met, and when it finished.
-async fn choose(base: &str, link: &str) -> (bool, usize, Instant) {
-    let client = browser();
-    let html = client
-        .get(format!("{base}{link}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let (csrf, token) = (attr(&html, "csrf_token"), attr(&html, "token"));
-    let mut busy = 0;
-    loop {
-        let response = client
-            .post(format!("{base}/verify"))
-            .form(&[
-                ("csrf_token", csrf.as_str()),
-                ("token", token.as_str()),
-                ("password", "kopi tubruk pagi hari"),
-                ("password_confirm", "kopi tubruk pagi hari"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        match response.status().as_u16() {
-            303 => return (true, busy, Instant::now()),
-            503 => {
-                // As a browser does: wait for the `Refresh` the page carries.
-                busy += 1;
-                let wait = response
-                    .headers()
-                    .get("refresh")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split(';').next())
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(5);
-                actix_web::rt::time::sleep(Duration::from_secs(wait)).await;
-            }
-            _ => return (false, busy, Instant::now()),
-        }
-    }
 }
 
 /// bcrypt hashes per second with one thread per core, for `secs`.
@@ -215,7 +169,10 @@ async fn main() {
     };
     let started = Instant::now();
     let outcomes: Vec<(bool, usize, Instant)> = futures_util::stream::iter(chosen_links.iter())
-        .map(|link| choose(&base, link))
+        .map(|link| {
+            let base = &base;
+            async move { choose(&browser(), base, link).await }
+        })
         .buffer_unordered(concurrency)
         .collect()
         .await;

@@ -459,6 +459,18 @@ pub enum SignInGate {
     },
 }
 
+impl SignInGate {
+    /// Seconds until the next attempt may go ahead; `None` when it may now.
+    pub fn retry_after(self) -> Option<i64> {
+        match self {
+            SignInGate::Open => None,
+            SignInGate::Wait { retry_after_secs } | SignInGate::Paused { retry_after_secs } => {
+                Some(retry_after_secs)
+            }
+        }
+    }
+}
+
 /// Wrong passwords for one account that cost nothing; after them each
 /// attempt must wait for the one before: 1 s, 2 s, 4 s, ... at most 60 s,
 /// until the account's limit pauses sign-in for the rest of its window.
@@ -527,23 +539,8 @@ pub fn paced_allow(
             .optional()?;
         match row {
             None => {
-                let inserted = crate::db::retry_busy(|| {
-                    diesel::insert_into(rc::table)
-                        .values((
-                            rc::key.eq(key),
-                            rc::window_end.eq(now + window),
-                            rc::count.eq(1),
-                            rc::not_before.eq(now + sign_in_delay(1)),
-                        ))
-                        .execute(conn)
-                });
-                match inserted {
-                    Ok(_) => return Ok(SignInGate::Open),
-                    Err(diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::UniqueViolation,
-                        _,
-                    )) => continue,
-                    Err(e) => return Err(e),
+                if first_event(conn, key, now + window, Some(now + sign_in_delay(1)))? {
+                    return Ok(SignInGate::Open);
                 }
             }
             Some((end, _, _)) if end <= now => {
@@ -684,35 +681,50 @@ pub fn rate_allow(
             Some(_) => continue,
             None => {}
         }
-        // The key's first event; a concurrent first event makes this a
-        // unique violation, and the next round counts against its row.
-        let inserted = crate::db::retry_busy(|| {
-            diesel::insert_into(rc::table)
-                .values((
-                    rc::key.eq(key),
-                    rc::window_end.eq(now + window),
-                    rc::count.eq(1),
-                ))
-                .execute(conn)
-        });
-        match inserted {
-            Ok(_) if limit >= 1 => return Ok(Allowance::Allowed),
-            Ok(_) => {
-                return Ok(Allowance::Refused {
+        if first_event(conn, key, now + window, None)? {
+            return Ok(if limit >= 1 {
+                Allowance::Allowed
+            } else {
+                Allowance::Refused {
                     retry_after_secs: window.num_seconds(),
-                });
-            }
-            Err(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            )) => continue,
-            Err(e) => return Err(e),
+                }
+            });
         }
     }
     // Four rounds of races on one key: count it as refused for a moment.
     Ok(Allowance::Refused {
         retry_after_secs: 1,
     })
+}
+
+/// Counts a key's first event (a new row, count 1). `false` when a
+/// concurrent first event made the row first (a unique violation): the
+/// caller then goes round again and counts against that row.
+fn first_event(
+    conn: &mut DbConn,
+    key: &str,
+    window_end: NaiveDateTime,
+    not_before: Option<NaiveDateTime>,
+) -> QueryResult<bool> {
+    use crate::schema::rate_counters as rc;
+    let inserted = crate::db::retry_busy(|| {
+        diesel::insert_into(rc::table)
+            .values((
+                rc::key.eq(key),
+                rc::window_end.eq(window_end),
+                rc::count.eq(1),
+                rc::not_before.eq(not_before),
+            ))
+            .execute(conn)
+    });
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -250,3 +250,53 @@ pub async fn start_mail_sink(links: Links) -> String {
     actix_web::rt::spawn(server.run());
     format!("http://127.0.0.1:{port}/send")
 }
+
+/// Chooses the password through the link in `client` (which is signed in
+/// afterwards), retrying (after the page's `Refresh`, as a browser does)
+/// while the pool answers 503. Returns whether it succeeded, how many 503s
+/// it met, and when it finished.
+pub async fn choose(
+    client: &reqwest::Client,
+    base: &str,
+    link: &str,
+) -> (bool, usize, std::time::Instant) {
+    let html = client
+        .get(format!("{base}{link}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (csrf, token) = (attr(&html, "csrf_token"), attr(&html, "token"));
+    let mut busy = 0;
+    loop {
+        let response = client
+            .post(format!("{base}/verify"))
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("token", token.as_str()),
+                ("password", "kopi tubruk pagi hari"),
+                ("password_confirm", "kopi tubruk pagi hari"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            303 => return (true, busy, std::time::Instant::now()),
+            503 => {
+                // As a browser does: wait for the `Refresh` the page carries.
+                busy += 1;
+                let wait = response
+                    .headers()
+                    .get("refresh")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(';').next())
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(5);
+                actix_web::rt::time::sleep(std::time::Duration::from_secs(wait)).await;
+            }
+            _ => return (false, busy, std::time::Instant::now()),
+        }
+    }
+}

@@ -144,6 +144,28 @@ on_both_backends!(
     the_upload_budget_refuses_new_photos_when_full,
 );
 
+/// One sign-in attempt (citizen or staff form at `url`); its status.
+async fn sign_in_status(
+    client: &reqwest::Client,
+    url: String,
+    csrf: &str,
+    email: &str,
+    password: &str,
+) -> u16 {
+    client
+        .post(url)
+        .form(&[
+            ("csrf_token", csrf),
+            ("email", email),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// 30 wrong passwords for one citizen at the same moment, through two
 /// instances: only the limit reaches the password check, the rest (and
 /// then the right password too) get 429 while sign-in is paused, and the
@@ -171,19 +193,14 @@ async fn parallel_password_guessing_stops_at_the_limit(backend: Backend) {
         };
         let guess = format!("tebakan nomor {i}");
         async move {
-            instance
-                .client
-                .post(instance.url("/login"))
-                .form(&[
-                    ("csrf_token", csrf.as_str()),
-                    ("email", "siti.aminah@example.co.id"),
-                    ("password", guess.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            sign_in_status(
+                &instance.client,
+                instance.url("/login"),
+                csrf,
+                "siti.aminah@example.co.id",
+                &guess,
+            )
+            .await
         }
     });
     let statuses = futures_util::future::join_all(guesses).await;
@@ -250,18 +267,14 @@ async fn parallel_staff_guessing_stops_at_five(backend: Backend) {
         let guess = format!("tebakan petugas {i}");
         let (browser, csrf, app) = (&browser, &csrf, &app);
         async move {
-            browser
-                .post(app.url("/staff/login"))
-                .form(&[
-                    ("csrf_token", csrf.as_str()),
-                    ("email", "petugas@peruri.test"),
-                    ("password", guess.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            sign_in_status(
+                browser,
+                app.url("/staff/login"),
+                csrf,
+                "petugas@peruri.test",
+                &guess,
+            )
+            .await
         }
     });
     let statuses = futures_util::future::join_all(guesses).await;
