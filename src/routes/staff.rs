@@ -220,7 +220,7 @@ pub async fn login_post(
         Duration::minutes(staff_db::LOCK_MINUTES),
     )
     .await?;
-    if gate != crate::failures::SignInGate::Open {
+    if gate.retry_after().is_some() {
         return refused_sign_in(ctx, gate, retry);
     }
     let lookup = email.clone();
@@ -275,16 +275,14 @@ pub(super) fn refused_sign_in(
     gate: crate::failures::SignInGate,
     page: impl FnOnce(PageCtx, &'static str, StatusCode) -> Result<HttpResponse, AppError>,
 ) -> Result<HttpResponse, AppError> {
-    use crate::failures::SignInGate;
-    let retry_after_secs = match gate {
-        SignInGate::Wait { retry_after_secs } | SignInGate::Paused { retry_after_secs } => {
-            retry_after_secs
-        }
-        SignInGate::Open => 1,
-    };
     tracing::warn!("staff sign-in refused: too many attempts");
     let t = ctx.t;
-    let mut response = page(ctx, t.staff_locked, StatusCode::TOO_MANY_REQUESTS)?;
+    let retry_after_secs = gate.retry_after().unwrap_or(1);
+    let message = match gate {
+        crate::failures::SignInGate::Wait { .. } => t.staff_wait,
+        _ => t.staff_locked,
+    };
+    let mut response = page(ctx, message, StatusCode::TOO_MANY_REQUESTS)?;
     response.headers_mut().insert(
         actix_web::http::header::RETRY_AFTER,
         actix_web::http::header::HeaderValue::from(retry_after_secs),

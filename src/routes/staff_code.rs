@@ -201,7 +201,7 @@ pub async fn post(
         Duration::minutes(staff_db::LOCK_MINUTES),
     )
     .await?;
-    if gate != crate::failures::SignInGate::Open {
+    if gate.retry_after().is_some() {
         return super::staff::refused_sign_in(ctx, gate, |ctx, error, status| {
             render(ctx, &session, &staff, Some(error), status)
         });

@@ -621,6 +621,9 @@ async fn lockout_after_repeated_failures(backend: Backend) {
                     .parse()
                     .unwrap();
                 assert!(wait <= 2, "{wait}");
+                // The page says to wait a moment, not that the account is locked.
+                let page = response.text().await.unwrap();
+                assert!(page.contains("Tunggu sebentar"), "{page}");
                 tokio::time::sleep(std::time::Duration::from_millis(wait * 1000 + 50)).await;
             }
             other => panic!("status {other}"),
