@@ -44,6 +44,16 @@ pub mod reason {
     /// same NIK had finished first.
     pub const NIK_TAKEN_AT_LINK: &str = "nik_taken_at_link";
 
+    /// Problems signing in or with a mailed link, which are not failed
+    /// registrations: the statistics count them apart.
+    pub const ACCESS: &[&str] = &[
+        LINK_EXPIRED,
+        LINK_SUPERSEDED,
+        LINK_UNKNOWN,
+        SIGN_IN_FAILED,
+        RESET_LINK_INVALID,
+    ];
+
     /// Every reason, for filters and documentation.
     pub const ALL: &[&str] = &[
         VALIDATION,

@@ -98,6 +98,44 @@ pub fn set_pending_email(session: &Session, email: &str) {
     let _ = session.insert(PENDING_EMAIL_KEY, email);
 }
 
+/// A register form that came back, kept (encrypted in the cookie, like the
+/// rest of the session) so that switching language shows it again.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct RegisterDraft {
+    pub values: crate::routes::register::RegisterValues,
+    pub upload_id: Option<String>,
+    pub submission_id: String,
+    pub saved: i64,
+}
+
+const DRAFT_KEY: &str = "register_draft";
+/// Larger drafts (only made by hand) are not kept: the cookie must stay
+/// well under the 4 KB browsers allow.
+const DRAFT_MAX_BYTES: usize = 1500;
+/// A draft older than this is not shown again.
+const DRAFT_TTL_SECS: i64 = 3600;
+
+pub fn keep_register_draft(session: &Session, draft: &RegisterDraft) {
+    match serde_json::to_string(draft) {
+        Ok(json) if json.len() <= DRAFT_MAX_BYTES => {
+            let _ = session.insert(DRAFT_KEY, draft);
+        }
+        _ => {
+            session.remove(DRAFT_KEY);
+        }
+    }
+}
+
+pub fn register_draft(session: &Session) -> Option<RegisterDraft> {
+    let draft = session.get::<RegisterDraft>(DRAFT_KEY).ok().flatten()?;
+    let age = chrono::Utc::now().timestamp() - draft.saved;
+    (0..=DRAFT_TTL_SECS).contains(&age).then_some(draft)
+}
+
+pub fn forget_register_draft(session: &Session) {
+    session.remove(DRAFT_KEY);
+}
+
 pub fn pending_email(session: &Session) -> Option<String> {
     session.get::<String>(PENDING_EMAIL_KEY).ok().flatten()
 }

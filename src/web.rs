@@ -81,6 +81,11 @@ impl PageCtx {
         &self.state.contact
     }
 
+    /// The request asked for its language (`?lang=`): the language switch.
+    pub fn language_switched(&self) -> bool {
+        self.remember_lang
+    }
+
     /// This page in the other language: the same path and query, `lang` replaced.
     pub fn switch_href(&self) -> String {
         let mut query: Vec<&str> = self

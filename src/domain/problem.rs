@@ -63,7 +63,7 @@ impl Problem {
                 "Full name must be 100 characters or fewer",
             ),
             NameCharacters => (
-                "Nama lengkap hanya boleh berisi huruf, spasi, titik, koma, tanda hubung dan apostrof",
+                "Nama lengkap hanya boleh berisi huruf, spasi, titik, koma, tanda hubung, dan apostrof",
                 "Full name must only include letters, spaces, full stops, commas, hyphens and apostrophes",
             ),
             NikEmpty => ("Masukkan NIK Anda", "Enter your NIK"),
@@ -73,29 +73,29 @@ impl Problem {
             ),
             NikLength => ("NIK harus 16 digit", "NIK must be 16 digits"),
             NikProvince => (
-                "Dua digit pertama NIK harus kode provinsi, periksa kembali KTP Anda",
-                "The first 2 digits of the NIK must be a province code; check your KTP",
+                "NIK tidak valid. Periksa kembali dua angka pertama NIK pada KTP Anda",
+                "This NIK is not valid. Check the first two digits of the NIK on your KTP",
             ),
             NikDate => (
-                "Digit ke-7 sampai ke-12 NIK harus tanggal lahir (tanggal, bulan, tahun), periksa kembali KTP Anda",
-                "Digits 7 to 12 of the NIK must be a date of birth (day, month, year); check your KTP",
+                "NIK tidak valid. Periksa kembali angka ke-7 sampai ke-12 NIK pada KTP Anda",
+                "This NIK is not valid. Check digits 7 to 12 of the NIK on your KTP",
             ),
             NikSerial => (
                 "Empat digit terakhir NIK tidak boleh 0000",
                 "The last 4 digits of the NIK cannot be 0000",
             ),
             NikBirthMismatch => (
-                "Tanggal lahir tidak sesuai dengan NIK, periksa kembali KTP Anda",
-                "Date of birth does not match the NIK; check your KTP",
+                "Tanggal lahir tidak sesuai dengan NIK. Periksa kembali KTP Anda",
+                "The date of birth does not match the NIK. Check your KTP",
             ),
             BirthDateEmpty => ("Masukkan tanggal lahir Anda", "Enter your date of birth"),
             BirthDateFormat => (
-                "Tanggal lahir harus tanggal yang ada, ditulis seperti di KTP, misalnya 17-08-1990",
+                "Tulis tanggal lahir seperti pada KTP, misalnya 17-08-1990",
                 "Date of birth must be a real date, written as on the KTP, for example 17-08-1990",
             ),
             BirthDateFuture => (
-                "Tanggal lahir harus di masa lalu",
-                "Date of birth must be in the past",
+                "Tanggal lahir tidak boleh hari ini atau setelahnya. Periksa kembali tahunnya",
+                "The date of birth cannot be today or later. Check the year",
             ),
             BirthDateTooEarly => (
                 "Tanggal lahir harus setelah tahun 1900",
@@ -121,12 +121,12 @@ impl Problem {
                 "Password must be 8 characters or more",
             ),
             PasswordTooLong => (
-                "Kata sandi terlalu panjang: paling banyak 72 byte. Huruf beraksen, aksara non-Latin dan emoji masing-masing dihitung lebih dari 1 byte",
-                "Password is too long: at most 72 bytes. Accented letters, non-Latin scripts and emoji each count as more than 1 byte",
+                "Kata sandi terlalu panjang: paling banyak 72 karakter biasa (huruf tanpa aksen, angka, tanda baca). Huruf beraksen, aksara non-Latin, dan emoji dihitung sebagai 2 sampai 4 karakter",
+                "The password is too long: at most 72 plain characters (letters without accents, digits, punctuation). Accented letters, non-Latin scripts and emoji count as 2 to 4 characters each",
             ),
             PasswordCommon => (
-                "Kata sandi ini terlalu umum dan mudah ditebak, pilih kata sandi lain",
-                "This password is too common and easy to guess; choose another",
+                "Kata sandi ini terlalu umum dan mudah ditebak. Pilih kata sandi lain",
+                "This password is too common and easy to guess. Choose another one",
             ),
             PasswordPersonal => (
                 "Kata sandi tidak boleh sama dengan email atau NIK Anda",
@@ -141,19 +141,22 @@ impl Problem {
                 "Password must not be your name. People who know you could guess it",
             ),
             PasswordConfirmEmpty => ("Ketik ulang kata sandi Anda", "Re-type your password"),
-            PasswordMismatch => ("Kedua kata sandi tidak sama", "The passwords do not match"),
+            PasswordMismatch => (
+                "Kata sandi yang Anda ketik ulang berbeda. Ketik kedua kata sandi sekali lagi",
+                "The two passwords you typed are different. Type both again",
+            ),
             NpwpFormat => (
                 "NPWP harus 15 digit (format lama) atau 16 digit",
                 "NPWP must be 15 digits (old format) or 16 digits",
             ),
             NpwpCheck => (
-                "NPWP tidak sesuai, periksa kembali kartu NPWP Anda",
-                "This NPWP is not correct; check your NPWP card",
+                "Nomor NPWP ini tidak valid. Periksa kembali angka-angkanya pada kartu NPWP Anda",
+                "This NPWP number is not valid. Check its digits on your NPWP card",
             ),
             PhotoMissing => ("Pilih foto KTP Anda", "Select a photo of your KTP"),
             PhotoTooLarge => (
-                "Berkas foto KTP lebih dari 15 MB. Foto ulang KTP dengan kamera ponsel biasa (bukan mode resolusi tertinggi), atau kirim tangkapan layar foto tersebut",
-                "The KTP photo file is larger than 15 MB. Take the photo again with the phone's normal camera setting (not the highest resolution), or send a screenshot of the photo",
+                "Berkas foto KTP lebih dari 15 MB. Foto dari kamera ponsel biasa dapat langsung dipakai dan kami perkecil sendiri. Foto ulang KTP dengan pengaturan kamera biasa (bukan mode resolusi tertinggi atau RAW), atau kirim tangkapan layar foto tersebut",
+                "The KTP photo file is larger than 15 MB. A photo from a normal phone camera works as it is, and we make it smaller ourselves. Take the photo again with the normal camera setting (not the highest resolution or RAW), or send a screenshot of the photo",
             ),
             PhotoType => (
                 "Foto KTP harus berupa berkas JPG, PNG, WebP, atau BMP",
@@ -176,7 +179,7 @@ impl Problem {
                 "Photos in HEIC format (iPhone) cannot be accepted yet. On the iPhone, open Settings > Camera > Formats, choose Most Compatible, then take the photo again. Or send a screenshot of the photo",
             ),
             TermsRequired => (
-                "Centang persetujuan syarat dan ketentuan untuk melanjutkan",
+                "Centang kotak persetujuan syarat dan ketentuan agar pendaftaran dapat dilanjutkan",
                 "Select the box to agree to the terms and conditions",
             ),
         }

@@ -27,6 +27,27 @@ struct ConnectionPage {
     ctx: PageCtx,
 }
 
+#[derive(Template)]
+#[template(path = "help/ktp_photo.html")]
+struct KtpPhotoPage {
+    ctx: PageCtx,
+}
+
+#[derive(Template)]
+#[template(path = "legal/terms.html")]
+struct TermsPage {
+    ctx: PageCtx,
+}
+
+#[derive(Template)]
+#[template(path = "legal/privacy.html")]
+struct PrivacyPage {
+    ctx: PageCtx,
+    unverified_hours: u32,
+    draft_hours: i64,
+    failure_days: u32,
+}
+
 /// `GET /help`.
 pub async fn index(ctx: PageCtx) -> Result<HttpResponse, AppError> {
     let page = HelpPage { ctx };
@@ -42,5 +63,32 @@ pub async fn email_registered(ctx: PageCtx) -> Result<HttpResponse, AppError> {
 /// `GET /help/connection`.
 pub async fn connection(ctx: PageCtx) -> Result<HttpResponse, AppError> {
     let page = ConnectionPage { ctx };
+    page.ctx.render(StatusCode::OK, &page)
+}
+
+/// `GET /help/ktp-photo`: how to take a readable photo, what files work.
+pub async fn ktp_photo(ctx: PageCtx) -> Result<HttpResponse, AppError> {
+    let page = KtpPhotoPage { ctx };
+    page.ctx.render(StatusCode::OK, &page)
+}
+
+/// `GET /terms`.
+pub async fn terms(ctx: PageCtx) -> Result<HttpResponse, AppError> {
+    let page = TermsPage { ctx };
+    page.ctx.render(StatusCode::OK, &page)
+}
+
+/// `GET /privacy`: what is collected, why, who sees it, for how long (the
+/// periods are the running settings).
+pub async fn privacy(
+    ctx: PageCtx,
+    state: actix_web::web::Data<crate::startup::AppState>,
+) -> Result<HttpResponse, AppError> {
+    let page = PrivacyPage {
+        unverified_hours: state.settings.unverified_ttl_hours,
+        draft_hours: crate::mail::DRAFT_HOURS,
+        failure_days: state.settings.failure_retention_days,
+        ctx,
+    };
     page.ctx.render(StatusCode::OK, &page)
 }

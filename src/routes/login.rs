@@ -8,12 +8,16 @@ use serde::Deserialize;
 
 use crate::db::accounts::{self, Account};
 use crate::db::{registrations, sessions};
-use crate::domain::Email;
+use crate::domain::{Email, Problem};
 use crate::errors::AppError;
 use crate::failures::{self, Failure, reason};
 use crate::startup::AppState;
 use crate::web::PageCtx;
 use crate::web::see_other;
+
+/// Wrong passwords on one address in an hour that are neither logged nor
+/// given a reference code.
+pub const FREE_SIGN_IN_TRIES: i64 = 2;
 
 #[derive(Template)]
 #[template(path = "login/form.html")]
@@ -22,6 +26,8 @@ struct LoginPage {
     csrf: String,
     email: String,
     error: Option<&'static str>,
+    /// An empty password field (the only error shown on that field).
+    password_error: Option<&'static str>,
     /// Seconds before the next attempt counts (growing delays).
     wait_secs: Option<i64>,
     stale: bool,
@@ -50,6 +56,7 @@ pub async fn get(
         csrf: crate::session::csrf_token(&session),
         email: String::new(),
         error: None,
+        password_error: None,
         wait_secs: None,
         stale: false,
         signed_out: query.signed_out.is_some(),
@@ -91,16 +98,17 @@ pub async fn post(
                  error: Option<&'static str>,
                  stale: bool,
                  status: StatusCode,
-                 reference: String| {
+                 reference: Option<String>| {
         let page = LoginPage {
             csrf: crate::session::csrf_token(&session),
             email: form.email.clone(),
             error,
+            password_error: None,
             wait_secs: None,
             stale,
             signed_out: false,
             reset_done: false,
-            reference: Some(reference),
+            reference,
             ctx,
         };
         page.ctx.render(status, &page)
@@ -108,7 +116,29 @@ pub async fn post(
     if !crate::session::csrf_valid(&session, &form.csrf_token) {
         let failure = Failure::new(reason::STALE_FORM).email(&form.email);
         let reference = failures::record(&state, &req, "STL", failure).await;
-        return retry(ctx, None, true, StatusCode::FORBIDDEN, reference);
+        return retry(ctx, None, true, StatusCode::FORBIDDEN, Some(reference));
+    }
+    // An empty field is a slip, not a guess: said at once, not counted.
+    let empty_email = form.email.trim().is_empty();
+    if empty_email || form.password.is_empty() {
+        let (email_error, password_error) = if empty_email {
+            (Some(Problem::EmailEmpty.text(ctx.lang)), None)
+        } else {
+            (None, Some(Problem::PasswordEmpty.text(ctx.lang)))
+        };
+        let page = LoginPage {
+            csrf: crate::session::csrf_token(&session),
+            email: form.email.clone(),
+            error: email_error,
+            password_error,
+            wait_secs: None,
+            stale: false,
+            signed_out: false,
+            reset_done: false,
+            reference: None,
+            ctx,
+        };
+        return page.ctx.render(StatusCode::UNPROCESSABLE_ENTITY, &page);
     }
     // Counted before any hashing: parallel guesses meet the limit too.
     let window = chrono::Duration::minutes(state.settings.signin_lock_minutes);
@@ -130,6 +160,7 @@ pub async fn post(
                 csrf: crate::session::csrf_token(&session),
                 email: form.email.clone(),
                 error: None,
+                password_error: None,
                 wait_secs: Some(retry_after_secs),
                 stale: false,
                 signed_out: false,
@@ -196,10 +227,26 @@ pub async fn post(
             Ok(see_other("/account"))
         }
         _ => {
-            let failure = Failure::new(reason::SIGN_IN_FAILED)
-                .fields(vec!["email", "password"])
-                .email(&form.email);
-            let reference = failures::record(&state, &req, "LGN", failure).await;
+            // A mistyped password is for the citizen to fix, not for
+            // support: the failure log (and a reference code to quote)
+            // starts with the third wrong try on an address in an hour.
+            let tries_key = format!(
+                "signin-tries:{}",
+                state
+                    .failures
+                    .keyed_hash("email", &form.email.trim().to_lowercase())
+            );
+            let stuck = !failures::allow(&state, vec![(tries_key, FREE_SIGN_IN_TRIES)])
+                .await?
+                .is_allowed();
+            let reference = if stuck {
+                let failure = Failure::new(reason::SIGN_IN_FAILED)
+                    .fields(vec!["email", "password"])
+                    .email(&form.email);
+                Some(failures::record(&state, &req, "LGN", failure).await)
+            } else {
+                None
+            };
             let t = ctx.t;
             retry(
                 ctx,

@@ -34,6 +34,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(page("/help", help::index))
         .service(page("/help/email-registered", help::email_registered))
         .service(page("/help/connection", help::connection))
+        .service(page("/help/ktp-photo", help::ktp_photo))
+        .service(page("/terms", help::terms))
+        .service(page("/privacy", help::privacy))
         .service(
             page("/password/forgot", password::forgot_get)
                 .route(web::post().to(password::forgot_post)),

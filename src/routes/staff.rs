@@ -456,7 +456,7 @@ fn list_row(row: &FailureRow, lang: Lang) -> ListRow {
         reference: row.reference.clone(),
         when: wib(row.occurred_at),
         reason: reason_label(&row.reason, lang),
-        fields: row.fields.replace(',', ", "),
+        fields: crate::i18n::field_labels(&row.fields, lang),
         email: row.email.as_deref().map(email_mask).unwrap_or_default(),
         nik: row.nik_masked.clone().unwrap_or_default(),
         ip: row.client_ip.clone().unwrap_or_default(),
@@ -733,6 +733,8 @@ struct FailurePage {
     failure: FailureRow,
     when: String,
     reason: &'static str,
+    /// The fields with mistakes, by the form's labels.
+    fields: String,
     resolved_when: Option<String>,
     notes: Vec<(String, String, String)>,
     timeline: Vec<TimelineEntry>,
@@ -947,6 +949,7 @@ pub async fn failure(
         staff,
         when: wib(failure.occurred_at),
         reason: reason_label(&failure.reason, lang),
+        fields: crate::i18n::field_labels(&failure.fields, lang),
         resolved_when: failure.resolved_at.map(wib),
         notes: notes
             .into_iter()
@@ -1169,6 +1172,11 @@ struct StatsPage {
     legend: Vec<(&'static str, &'static str)>,
     /// Table: one row per day, one column per reason in `legend`.
     table: Vec<(String, Vec<i64>, i64)>,
+    /// The value axis: (y, label) of each tick.
+    ticks: Vec<(i64, i64)>,
+    /// Sign-in and link problems, apart from failed registrations.
+    access_columns: Vec<&'static str>,
+    access_table: Vec<(String, Vec<i64>, i64)>,
 }
 
 const COLORS: [&str; 15] = [
@@ -1207,7 +1215,9 @@ pub async fn stats(
     let range = parse(&query.from, today - Duration::days(6))
         .and_then(|from| parse(&query.to, today).map(|to| (from, to)))
         .and_then(|(from, to)| {
-            if to < from || (to - from).num_days() > 92 {
+            if to < from {
+                Err(t.staff_reversed_range)
+            } else if (to - from).num_days() > 92 {
                 Err(t.staff_bad_range)
             } else {
                 Ok((from, to))
@@ -1237,6 +1247,26 @@ pub async fn stats(
     for c in counts {
         by_day.entry(c.day).or_default().insert(c.reason, c.n);
     }
+    // Sign-in and link problems are counted apart (not failed sign-ups).
+    let access_columns: Vec<&'static str> = reason::ACCESS
+        .iter()
+        .copied()
+        .filter(|r| by_day.values().any(|m| m.contains_key(*r)))
+        .collect();
+    let access_table = by_day
+        .iter()
+        .map(|(day, reasons)| {
+            let counts: Vec<i64> = access_columns
+                .iter()
+                .map(|r| reasons.get(*r).copied().unwrap_or(0))
+                .collect();
+            let total = counts.iter().sum();
+            (day.clone(), counts, total)
+        })
+        .collect();
+    for reasons in by_day.values_mut() {
+        reasons.retain(|r, _| !reason::ACCESS.contains(&r.as_str()));
+    }
     let legend: Vec<(&'static str, &'static str)> = reason::ALL
         .iter()
         .enumerate()
@@ -1249,6 +1279,26 @@ pub async fn stats(
         .max()
         .unwrap_or(0)
         .max(1);
+    // A round top for the value axis (1, 2 or 5 times a power of ten).
+    let top = {
+        let mut step = 1;
+        loop {
+            if let Some(top) = [step, 2 * step, 5 * step]
+                .into_iter()
+                .find(|t| *t >= max_total)
+            {
+                break top;
+            }
+            step *= 10;
+        }
+    };
+    let max_total = top;
+    let mut values = vec![0, top / 2, top];
+    values.dedup();
+    let ticks = values
+        .into_iter()
+        .map(|v| (CHART_HEIGHT - v * CHART_HEIGHT / top, v))
+        .collect::<Vec<_>>();
     let bar_width = (CHART_WIDTH / by_day.len().max(1) as i64).clamp(4, 80);
     let bars = by_day
         .iter()
@@ -1300,6 +1350,12 @@ pub async fn stats(
             .map(|(c, r)| (*c, reason_label(r, lang)))
             .collect(),
         table,
+        ticks,
+        access_columns: access_columns
+            .iter()
+            .map(|r| reason_label(r, lang))
+            .collect(),
+        access_table,
         ctx,
     };
     let status = if error.is_some() {
@@ -1327,6 +1383,7 @@ pub async fn audit_log(
     session: Session,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let lang = ctx.lang;
     let staff = staff_or_login!(req, state);
     let entries = state
         .db(move |conn| staff_db::recent_audit(conn, 500))
@@ -1336,7 +1393,10 @@ pub async fn audit_log(
         staff,
         entries: entries
             .into_iter()
-            .map(|e| (wib(e.at), e.staff_email, e.action, e.target))
+            .map(|e| {
+                let action = crate::i18n::audit_action_label(&e.action, lang).to_string();
+                (wib(e.at), e.staff_email, action, e.target)
+            })
             .collect(),
         ctx,
     };

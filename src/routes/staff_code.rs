@@ -186,7 +186,7 @@ pub async fn post(
             ctx,
             &session,
             &staff,
-            Some(t.reg_stale),
+            Some(t.stale_retry),
             StatusCode::FORBIDDEN,
         );
     }

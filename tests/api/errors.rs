@@ -57,7 +57,10 @@ async fn wrong_method_is_a_405_page(backend: Backend) {
     };
     let response = app.client.post(app.url("/")).send().await.unwrap();
     assert_eq!(response.status(), 405);
-    assert_error_page(&response.text().await.unwrap(), "Permintaan tidak didukung");
+    assert_error_page(
+        &response.text().await.unwrap(),
+        "Halaman tidak dapat dibuka dengan cara ini",
+    );
 }
 
 async fn oversized_body_is_a_413_page(backend: Backend) {
@@ -106,7 +109,7 @@ async fn application_errors_render_pages_without_internals(backend: Backend) {
     .await;
     let cases = [
         (400, "Permintaan tidak dapat diproses"),
-        (403, "Akses ditolak"),
+        (403, "Halaman tidak dapat dibuka"),
         (429, "Terlalu banyak percobaan"),
         (500, "Terjadi kesalahan pada sistem kami"),
         (503, "Layanan sedang sibuk"),

@@ -83,7 +83,7 @@ async fn what_is_no_email_address_is_kept_only_as_its_shape(backend: Backend) {
     assert_eq!(row.email_shape.as_deref(), Some("digits:16"));
 
     let html = app
-        .login("kopi tubruk pagi hari", "kopi tubruk pagi hari")
+        .login_stuck("kopi tubruk pagi hari", "kopi tubruk pagi hari")
         .await
         .text()
         .await
@@ -170,7 +170,7 @@ async fn stale_and_old_version_forms_keep_values_and_are_logged(backend: Backend
     let response = app.post_register(&input).await;
     assert_eq!(response.status(), 403);
     let html = response.text().await.unwrap();
-    assert!(html.contains("Halaman ini sudah kedaluwarsa"));
+    assert!(html.contains("Halaman ini sudah terlalu lama terbuka"));
     assert!(html.contains(r#"href="/help/connection""#));
     assert!(html.contains(r#"value="Siti Aminah""#));
     let row = failure_row(&app, &code_on(&html, "STL"));
@@ -239,8 +239,16 @@ async fn link_and_sign_in_failures_are_logged(backend: Backend) {
         "link_unknown"
     );
 
-    let response = app.login("tidak.ada@example.com", "salah sekali").await;
+    let before = failure_count(&app);
+    let response = app
+        .login_stuck("tidak.ada@example.com", "salah sekali")
+        .await;
     let html = response.text().await.unwrap();
+    assert_eq!(
+        failure_count(&app),
+        before + 1,
+        "only the third try is logged"
+    );
     let row = failure_row(&app, &code_on(&html, "LGN"));
     assert_eq!(row.reason, "sign_in_failed");
     assert_eq!(row.email.as_deref(), Some("tidak.ada@example.com"));
@@ -489,7 +497,7 @@ async fn help_pages_give_the_steps_in_order(backend: Backend) {
         "hapus data situs",
         "Incognito",
         "browser lain",
-        "Hubungi Contact Center",
+        "Hubungi Layanan Bantuan (Contact Center)",
     ];
     let positions: Vec<usize> = steps
         .iter()
@@ -583,6 +591,10 @@ async fn sqlite_locked_gives_503_and_recovers() {
 /// PostgreSQL stops mid-test (the proxy in front of it goes away): 503
 /// page; when it returns, the portal serves again without a restart.
 #[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "set TEST_DATABASE_URL to run it on PostgreSQL"
+)]
 async fn postgres_gone_gives_503_and_recovers() {
     use crate::db_proxy::DbProxy;
     let Some(db) = crate::helpers::TestDb::new(Backend::Postgres) else {

@@ -298,6 +298,20 @@ impl TestApp {
         self.post_register(input).await
     }
 
+    /// Signs in with a wrong password three times, as a citizen who cannot
+    /// remember it does: the first tries are neither logged nor given a
+    /// reference code; the third is. The last answer.
+    pub async fn login_stuck(&self, email: &str, password: &str) -> reqwest::Response {
+        for _ in 0..emeterai::routes::login::FREE_SIGN_IN_TRIES {
+            let html = self.login(email, password).await.text().await.unwrap();
+            assert!(
+                reference_code(&html).is_none(),
+                "a first wrong password got a reference code"
+            );
+        }
+        self.login(email, password).await
+    }
+
     /// The CSRF token of any page with a form.
     pub async fn csrf_from(&self, path: &str) -> String {
         let (_, html) = self.get_html(path).await;
@@ -433,6 +447,7 @@ macro_rules! on_both_backends {
                 super::$name($crate::helpers::Backend::Sqlite).await
             }
             #[actix_web::test]
+            #[cfg_attr(not(postgres_tests), ignore = "set TEST_DATABASE_URL to run it on PostgreSQL")]
             async fn postgres() {
                 super::$name($crate::helpers::Backend::Postgres).await
             }

@@ -14,7 +14,7 @@ async fn start_page_speaks_indonesian_by_default(backend: Backend) {
     assert_eq!(response.headers()["cache-control"], "no-store");
     let html = response.text().await.unwrap();
     assert!(html.contains(r#"<html lang="id">"#));
-    assert!(html.contains("<h1>Daftar akun e\u{2011}Meterai</h1>"));
+    assert!(html.contains("<h1>Buat akun e\u{2011}Meterai</h1>"));
     assert!(html.contains("NIK Anda (16 digit, tertera pada KTP)"));
     assert!(html.contains(r#"href="/register""#));
     assert!(html.contains(r#"href="/help""#));
@@ -49,7 +49,7 @@ async fn english_is_chosen_with_lang_and_remembered(backend: Backend) {
     assert!(html.contains("<h1>Create an e\u{2011}Meterai account</h1>"));
 
     let (_, html) = app.get_html("/?lang=id").await;
-    assert!(html.contains("<h1>Daftar akun e\u{2011}Meterai</h1>"));
+    assert!(html.contains("<h1>Buat akun e\u{2011}Meterai</h1>"));
     let (_, html) = app.get_html("/").await;
     assert!(html.contains(r#"<html lang="id">"#));
 }
@@ -100,7 +100,56 @@ async fn head_requests_are_answered(backend: Backend) {
     );
 }
 
+/// The form links the terms, the privacy notice and the photo help; each
+/// page reads in both languages, and the privacy notice states the periods
+/// the running settings keep data for.
+async fn terms_privacy_and_photo_help_are_linked_from_the_form(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| {
+        s.unverified_ttl_hours = 72;
+        s.failure_retention_days = 30;
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, form) = app.get_html("/register").await;
+    for path in ["/terms", "/privacy", "/help/ktp-photo"] {
+        assert!(
+            form.contains(&format!(r#"href="{path}""#)),
+            "{path} not linked"
+        );
+    }
+    for (path, id, en) in [
+        (
+            "/terms",
+            "<h1>Syarat dan ketentuan</h1>",
+            "<h1>Terms and conditions</h1>",
+        ),
+        (
+            "/privacy",
+            "<h1>Pemberitahuan privasi</h1>",
+            "<h1>Privacy notice</h1>",
+        ),
+        (
+            "/help/ktp-photo",
+            "<h1>Cara memotret KTP</h1>",
+            "<h1>How to photograph your KTP</h1>",
+        ),
+    ] {
+        let (status, html) = app.get_html(&format!("{path}?lang=id")).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(html.contains(id), "{html}");
+        let (status, html) = app.get_html(&format!("{path}?lang=en")).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(html.contains(en), "{html}");
+    }
+    let (_, privacy) = app.get_html("/privacy?lang=id").await;
+    assert!(privacy.contains("setelah 72 jam"), "{privacy}");
+    assert!(privacy.contains("setelah 30 hari"), "{privacy}");
+}
+
 on_both_backends!(
+    terms_privacy_and_photo_help_are_linked_from_the_form,
     start_page_speaks_indonesian_by_default,
     english_is_chosen_with_lang_and_remembered,
     every_response_carries_security_headers,

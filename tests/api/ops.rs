@@ -86,6 +86,10 @@ struct SslInUse {
 
 /// Managed PostgreSQL services require TLS: the bundled libpq must speak it.
 #[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "set TEST_DATABASE_URL to run it on PostgreSQL"
+)]
 async fn postgres_with_sslmode_require_uses_tls() {
     use diesel::RunQueryDsl;
     let Some(app) = TestApp::spawn_with(Backend::Postgres, |s| {

@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use emeterai::schema::{accounts, mail_outbox, registration_tokens, registrations};
 
-use crate::helpers::{Backend, Registration, TestApp, attr_after, fake_jpeg};
+use crate::helpers::{Backend, Registration, TestApp, attr_after, fake_jpeg, reference_code};
 use crate::mail_stub::verification_path;
 use crate::on_both_backends;
 
@@ -31,7 +31,7 @@ async fn whole_journey_from_form_to_account_page(backend: Backend) {
     assert!(form.contains(r#"enctype="multipart/form-data""#));
     assert!(form.contains("novalidate"));
     assert!(form.contains("16 digit, lihat KTP Anda"));
-    assert!(form.contains("NPWP (opsional)"));
+    assert!(form.contains("NPWP (tidak wajib)"));
     // Details first: no password on the sign-up form.
     assert!(!form.contains(r#"type="password""#));
 
@@ -146,7 +146,7 @@ async fn wrong_sign_in_says_the_same_for_unknown_email_and_wrong_password(backen
         assert_eq!(response.status(), 422);
         let html = response.text().await.unwrap();
         assert!(
-            html.contains("Alamat email atau kata sandi salah"),
+            html.contains("Alamat email atau kata sandi tidak cocok"),
             "{html}"
         );
         assert!(html.contains(&format!(r#"value="{email}""#)), "email kept");
@@ -156,6 +156,30 @@ async fn wrong_sign_in_says_the_same_for_unknown_email_and_wrong_password(backen
 
 /// Each rule gives its own message beside its field and in the summary,
 /// with status 422 and every value kept except the passwords.
+/// An empty field on the sign-in form is named as such, and is neither a
+/// guess nor a failure-log row.
+async fn empty_sign_in_fields_are_named(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let response = app.login("", "apa saja").await;
+    assert_eq!(response.status(), 422);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains(r##"<a href="#email">Masukkan alamat email Anda</a>"##),
+        "{html}"
+    );
+    let response = app.login("siti@example.co.id", "").await;
+    assert_eq!(response.status(), 422);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains(r##"<a href="#password">Masukkan kata sandi</a>"##),
+        "{html}"
+    );
+    assert!(html.contains(r#"value="siti@example.co.id""#), "{html}");
+    assert!(reference_code(&html).is_none(), "{html}");
+}
+
 async fn each_validation_rule_returns_the_form_with_values_kept(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -181,12 +205,12 @@ async fn each_validation_rule_returns_the_form_with_values_kept(backend: Backend
         (
             "nik",
             |r| r.nik = "9978015708950001".into(),
-            "Dua digit pertama NIK harus kode provinsi",
+            "Periksa kembali dua angka pertama NIK",
         ),
         (
             "nik",
             |r| r.nik = "3578017208950001".into(),
-            "Digit ke-7 sampai ke-12 NIK harus tanggal lahir",
+            "Periksa kembali angka ke-7 sampai ke-12 NIK",
         ),
         (
             "nik",
@@ -201,7 +225,7 @@ async fn each_validation_rule_returns_the_form_with_values_kept(backend: Backend
         (
             "birth_date",
             |r| r.birth_date = "1995-02-30".into(),
-            "Tanggal lahir harus tanggal yang ada",
+            "Tulis tanggal lahir seperti pada KTP",
         ),
         (
             "email",
@@ -216,7 +240,7 @@ async fn each_validation_rule_returns_the_form_with_values_kept(backend: Backend
         (
             "npwp",
             |r| r.npwp = "01.312.166.1-091.000".into(),
-            "NPWP tidak sesuai",
+            "Nomor NPWP ini tidak valid",
         ),
         ("ktp_photo", |r| r.photo = None, "Pilih foto KTP Anda"),
         (
@@ -237,7 +261,7 @@ async fn each_validation_rule_returns_the_form_with_values_kept(backend: Backend
         (
             "agree_terms",
             |r| r.agree_terms = false,
-            "Centang persetujuan",
+            "Centang kotak persetujuan",
         ),
     ];
     for (field, change, message) in cases {
@@ -309,6 +333,59 @@ async fn photo_is_kept_with_the_draft(backend: Backend) {
     let response = app.post_register(&input).await;
     assert_eq!(response.status(), 303);
     assert_eq!(count_registrations(&app), 1);
+}
+
+/// The language switch on a form that came back shows the same form, with
+/// the answers, the photo and the mistakes, in the other language.
+async fn switching_language_keeps_the_form_that_came_back(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut input = Registration {
+        nik: "3578015708950000".into(),
+        ..Default::default()
+    };
+    let response = app.register(&mut input).await;
+    assert_eq!(response.status(), 422);
+    let html = response.text().await.unwrap();
+    let upload = attr_after(&html, r#"name="ktp_upload_id""#, "value").expect("draft upload id");
+    // The switch in the header is a plain link.
+    assert!(html.contains(r#"href="/register?lang=en""#), "{html}");
+
+    let (status, english) = app.get_html("/register?lang=en").await;
+    assert_eq!(status, 200);
+    assert!(english.contains(r#"<html lang="en">"#));
+    assert!(english.contains(r#"value="Siti Aminah""#), "{english}");
+    assert!(english.contains(r#"value="3578015708950000""#), "{english}");
+    assert!(
+        english.contains("The last 4 digits of the NIK cannot be 0000"),
+        "{english}"
+    );
+    assert!(english.contains("<title>Error: "), "{english}");
+    assert!(english.contains("KTP photo received:"), "{english}");
+    assert_eq!(
+        attr_after(&english, r#"name="ktp_upload_id""#, "value").as_deref(),
+        Some(upload.as_str())
+    );
+    assert_eq!(
+        attr_after(&english, r#"name="submission_id""#, "value").unwrap(),
+        input.submission_id
+    );
+
+    // Back to Indonesian, then the corrected form is accepted with the photo.
+    let (_, indonesian) = app.get_html("/register?lang=id").await;
+    assert!(indonesian.contains("Empat digit terakhir NIK tidak boleh 0000"));
+    input.nik = "3578015708950001".into();
+    input.photo = None;
+    input.ktp_upload_id = Some(upload);
+    input.csrf_token = attr_after(&indonesian, r#"name="csrf_token""#, "value").unwrap();
+    assert_eq!(app.post_register(&input).await.status(), 303);
+    assert_eq!(count_registrations(&app), 1);
+
+    // Once sent, the draft is gone: a new form is empty.
+    let (_, fresh) = app.get_html("/register?lang=en").await;
+    assert!(!fresh.contains("Siti Aminah"), "{fresh}");
+    assert!(!fresh.contains("<title>Error: "), "{fresh}");
 }
 
 async fn email_registered_in_any_case_is_a_409(backend: Backend) {
@@ -680,7 +757,7 @@ async fn password_rules_on_the_link_page(backend: Backend) {
         (
             "kopi tubruk pagi hari",
             "kopi tubruk sore",
-            "Kedua kata sandi tidak sama",
+            "Kata sandi yang Anda ketik ulang berbeda",
         ),
     ] {
         let response = app.choose_password(&link, password, confirm).await;
@@ -831,7 +908,10 @@ async fn stale_form_comes_back_with_values(backend: Backend) {
     let response = app.post_register(&input).await;
     assert_eq!(response.status(), 403);
     let html = response.text().await.unwrap();
-    assert!(html.contains("Halaman ini sudah kedaluwarsa"), "{html}");
+    assert!(
+        html.contains("Halaman ini sudah terlalu lama terbuka"),
+        "{html}"
+    );
     assert!(html.contains(r#"value="Siti Aminah""#));
     // Nothing is stored for a post that failed the CSRF check, not even
     // the photo: the citizen sends it again with the returned form.
@@ -926,6 +1006,8 @@ on_both_backends!(
     wrong_sign_in_says_the_same_for_unknown_email_and_wrong_password,
     each_validation_rule_returns_the_form_with_values_kept,
     photo_is_kept_with_the_draft,
+    empty_sign_in_fields_are_named,
+    switching_language_keeps_the_form_that_came_back,
     email_registered_in_any_case_is_a_409,
     nik_registered_is_a_409,
     same_submission_posted_twice_gets_the_same_outcome,

@@ -537,7 +537,8 @@ async fn detail_shows_the_whole_story_and_actions_work(backend: Backend) {
     drop(conn);
     let (status, audit) = html(&staff, &app, "/staff/audit").await;
     assert_eq!(status, 200);
-    assert!(audit.contains("failure_resolve") && audit.contains(STAFF_EMAIL));
+    assert!(audit.contains("Menandai selesai") && audit.contains(STAFF_EMAIL));
+    assert!(!audit.contains("failure_resolve"), "a raw action name");
 }
 
 /// A failure under another email but the same NIK leads staff to the
@@ -704,6 +705,10 @@ async fn stats_chart_and_table_count_by_reason_and_day(backend: Backend) {
                 None,
                 &app,
             ),
+            // Sign-in and link problems are no failed registrations.
+            failure("STA-0000-0006", day(20), "sign_in_failed", None, None, &app),
+            failure("STA-0000-0007", day(20), "link_expired", None, None, &app),
+            failure("STA-0000-0008", day(21), "sign_in_failed", None, None, &app),
         ],
     );
     let (status, page) = html(&staff, &app, "/staff/stats?from=2026-11-19&to=2026-11-22").await;
@@ -720,6 +725,20 @@ async fn stats_chart_and_table_count_by_reason_and_day(backend: Backend) {
     );
     assert!(page.contains("<th scope=\"row\">2026-11-21</th><td>0</td><td>1</td><td>1</td>"));
     assert!(page.contains("<th scope=\"row\">2026-11-19</th><td>0</td><td>0</td><td>0</td>"));
+    // Their own table, after the chart's: link expired, sign-in, total.
+    let access = &page[page
+        .find("Masalah masuk dan tautan per hari</h2>")
+        .expect("access table")..];
+    assert!(
+        access.contains("<th scope=\"row\">2026-11-20</th><td>1</td><td>1</td><td>2</td>"),
+        "{access}"
+    );
+    assert!(access.contains("<th scope=\"row\">2026-11-21</th><td>0</td><td>1</td><td>1</td>"));
+    // The value axis is labelled (0, 2 and 5 for a highest day of 3).
+    assert!(
+        page.contains(">5</text>") && page.contains(">0</text>"),
+        "{page}"
+    );
     let (status, _) = html(&staff, &app, "/staff/stats?from=2026-11-21&to=2026-11-01").await;
     assert_eq!(status, 400);
 }

@@ -9,6 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
+use crate::domain::{BirthDate, Email, FullName, Nik, Npwp, PhoneNumber, Problem};
 use crate::errors::AppError;
 use crate::forms::FormErrors;
 use crate::startup::AppState;
@@ -27,7 +28,7 @@ pub const FIELD_ORDER: &[&str] = &[
 ];
 
 /// What the citizen typed, kept when the form comes back (never passwords).
-#[derive(Default, Clone)]
+#[derive(Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RegisterValues {
     pub full_name: String,
     pub nik: String,
@@ -36,6 +37,55 @@ pub struct RegisterValues {
     pub phone: String,
     pub npwp: String,
     pub agree_terms: bool,
+}
+
+/// Every typed field, parsed; each problem is also added to `errors`.
+pub struct CheckedValues {
+    pub name: Result<FullName, Problem>,
+    pub nik: Result<Nik, Problem>,
+    pub birth: Result<BirthDate, Problem>,
+    pub email: Result<Email, Problem>,
+    pub phone: Result<PhoneNumber, Problem>,
+    pub npwp: Result<Option<Npwp>, Problem>,
+}
+
+/// The form's checks (all but the photo's), in one place for the
+/// submission and for a draft shown again in the other language.
+pub fn check_values(values: &RegisterValues, errors: &mut FormErrors) -> CheckedValues {
+    let today = crate::domain::today_in_indonesia();
+    let mut check = |field: &'static str, problem: Option<Problem>| {
+        if let Some(p) = problem {
+            errors.add(field, p);
+        }
+    };
+    let name = FullName::parse(&values.full_name);
+    check("full_name", name.as_ref().err().copied());
+    let nik = Nik::parse(&values.nik, today);
+    check("nik", nik.as_ref().err().copied());
+    let birth = BirthDate::parse(&values.birth_date, today);
+    check("birth_date", birth.as_ref().err().copied());
+    if let (Ok(nik), Ok(birth)) = (&nik, &birth)
+        && !nik.agrees_with(birth.date())
+    {
+        check("birth_date", Some(Problem::NikBirthMismatch));
+    }
+    let email = Email::parse(&values.email);
+    check("email", email.as_ref().err().copied());
+    let phone = PhoneNumber::parse(&values.phone);
+    check("phone", phone.as_ref().err().copied());
+    let npwp = Npwp::parse_optional(&values.npwp);
+    check("npwp", npwp.as_ref().err().copied());
+    if !values.agree_terms {
+        check("agree_terms", Some(Problem::TermsRequired));
+    }
+    CheckedValues {
+        name,
+        nik,
+        birth,
+        email,
+        phone,
+        npwp,
+    }
 }
 
 /// A photo already received with an earlier submission of this draft.
@@ -107,21 +157,43 @@ pub fn check_submission_id(state: &AppState, posted: &str) -> Option<String> {
     .then_some(id)
 }
 
-/// `GET /register`: an empty form with a fresh `submission_id`.
+/// `GET /register`: an empty form with a fresh `submission_id`; after the
+/// language switch, the form that came back (answers, photo and mistakes)
+/// in the other language.
 pub async fn get(
     ctx: PageCtx,
     session: Session,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let lang = ctx.lang;
+    let mut errors = FormErrors::new(lang);
+    let mut values = RegisterValues::default();
+    let mut photo = None;
+    let mut submission_id = None;
+    if ctx.language_switched()
+        && let Some(draft) = crate::session::register_draft(&session)
+    {
+        if let Some(id) = draft.upload_id {
+            photo = post::draft_photo(&state, id, lang).await?;
+        }
+        check_values(&draft.values, &mut errors);
+        if photo.is_none() {
+            errors.add("ktp_photo", Problem::PhotoMissing);
+        }
+        values = draft.values;
+        submission_id = check_submission_id(&state, &draft.submission_id)
+            .is_some()
+            .then_some(draft.submission_id);
+    }
+    let summary = errors.summary(FIELD_ORDER);
     RegisterPage {
         csrf: crate::session::csrf_token(&session),
-        submission_id: new_submission_id(&state),
+        submission_id: submission_id.unwrap_or_else(|| new_submission_id(&state)),
         reference: None,
-        v: RegisterValues::default(),
-        errors: FormErrors::new(lang),
-        summary: Vec::new(),
-        photo: None,
+        v: values,
+        errors,
+        summary,
+        photo,
         stale: false,
         ctx,
     }

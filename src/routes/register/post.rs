@@ -16,7 +16,7 @@ use super::{
 };
 use crate::db::accounts::{self, NewUpload};
 use crate::db::registrations::{self, Details, PhotoUpload, Submission, SubmitOutcome};
-use crate::domain::{BirthDate, Email, FullName, KtpPhoto, Nik, Npwp, PhoneNumber, Problem};
+use crate::domain::{KtpPhoto, Problem};
 use crate::errors::AppError;
 use crate::failures::{self, Failure, reason};
 use crate::forms::{FormErrors, MultipartForm, file_size_label, read_multipart};
@@ -100,32 +100,14 @@ pub async fn post(
         None => {}
     }
 
-    let today = crate::domain::today_in_indonesia();
-    let mut check = |field: &'static str, result: Result<(), Problem>| {
-        if let Err(p) = result {
-            errors.add(field, p);
-        }
-    };
-    let name = FullName::parse(&values.full_name);
-    check("full_name", name.as_ref().map(|_| ()).map_err(|p| *p));
-    let nik = Nik::parse(&values.nik, today);
-    check("nik", nik.as_ref().map(|_| ()).map_err(|p| *p));
-    let birth = BirthDate::parse(&values.birth_date, today);
-    check("birth_date", birth.map(|_| ()));
-    if let (Ok(nik), Ok(birth)) = (&nik, &birth)
-        && !nik.agrees_with(birth.date())
-    {
-        check("birth_date", Err(Problem::NikBirthMismatch));
-    }
-    let email = Email::parse(&values.email);
-    check("email", email.as_ref().map(|_| ()).map_err(|p| *p));
-    let phone = PhoneNumber::parse(&values.phone);
-    check("phone", phone.as_ref().map(|_| ()).map_err(|p| *p));
-    let npwp = Npwp::parse_optional(&values.npwp);
-    check("npwp", npwp.as_ref().map(|_| ()).map_err(|p| *p));
-    if !values.agree_terms {
-        check("agree_terms", Err(Problem::TermsRequired));
-    }
+    let super::CheckedValues {
+        name,
+        nik,
+        birth,
+        email,
+        phone,
+        npwp,
+    } = super::check_values(&values, &mut errors);
 
     let (
         Ok(name),
@@ -219,6 +201,15 @@ pub async fn post(
         } else {
             new_submission_id(&state)
         };
+        crate::session::keep_register_draft(
+            &session,
+            &crate::session::RegisterDraft {
+                values: values.clone(),
+                upload_id: photo.as_ref().map(|p| p.upload_id.clone()),
+                submission_id: submission_id.clone(),
+                saved: chrono::Utc::now().timestamp(),
+            },
+        );
         return RegisterPage {
             csrf: crate::session::csrf_token(&session),
             submission_id,
@@ -313,6 +304,7 @@ pub async fn post(
                 tracing::info!("registration data replaced; link held back by the cooldown");
             }
             crate::session::set_pending_email(&session, &email);
+            crate::session::forget_register_draft(&session);
             // "Replaced" tells that the address was waiting: limited like
             // the "already registered" answers; past the limit the page
             // says nothing more than for a new registration.
@@ -348,6 +340,7 @@ pub async fn post(
                 )
                 .await?;
                 crate::session::set_pending_email(&session, registration_email.as_str());
+                crate::session::forget_register_draft(&session);
                 return Ok(see_other("/register/check-email"));
             }
             // Saying "already registered" reveals that an account exists, so
@@ -525,7 +518,7 @@ fn photo_name(file_name: String) -> String {
     }
 }
 
-async fn draft_photo(
+pub(super) async fn draft_photo(
     state: &web::Data<AppState>,
     id: String,
     lang: crate::i18n::Lang,
