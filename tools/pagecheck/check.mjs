@@ -9,7 +9,10 @@
 // Any failure exits non-zero.
 //
 // Usage: node check.mjs --base http://127.0.0.1:8080 --pages ../../tests/pages.json --out DIR
-// PAGECHECK_SCREENSHOTS=1 also saves a full-page PNG of each page (390 px wide, a phone) in DIR.
+//  - layout: at 360 px (a small phone) the page must not scroll sideways and
+//    no text may overflow its box; at 1280 px (a laptop) the header must
+//    stay on one line. Every page is screenshotted at both widths into DIR
+//    (NAME-360.png, NAME-1280.png), full page.
 
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
@@ -88,7 +91,7 @@ const htmlFiles = [];
 for (const page of pages) {
   // A fresh context per page: no cookie (e.g. the language) leaks between pages.
   // bypassCSP lets axe run; the portal's own CSP forbids injected scripts.
-  const context = await browser.newContext({ bypassCSP: true, viewport: { width: 390, height: 844 } });
+  const context = await browser.newContext({ bypassCSP: true, viewport: { width: 360, height: 800 } });
   const tab = await context.newPage();
   const outside = [];
   const bodies = [];
@@ -159,9 +162,43 @@ for (const page of pages) {
   writeFileSync(file, html);
   htmlFiles.push({ page, file });
 
-  if (process.env.PAGECHECK_SCREENSHOTS) {
-    await tab.screenshot({ path: join(outDir, `${page.name}.png`), fullPage: true });
-  }
+  // Layout at 360 px: no sideways scrolling, no text outside its box
+  // (inside a box that scrolls on purpose, such as a wide table's, is fine).
+  const layout = await tab.evaluate(() => {
+    const problems = [];
+    const root = document.documentElement;
+    if (root.scrollWidth > root.clientWidth) {
+      problems.push(`the page scrolls sideways (${root.scrollWidth} px wide)`);
+    }
+    const scrolls = (el) => {
+      for (let e = el.parentElement; e; e = e.parentElement) {
+        const o = getComputedStyle(e).overflowX;
+        if (o === 'auto' || o === 'scroll') return true;
+      }
+      return false;
+    };
+    for (const el of document.body.querySelectorAll('h1,h2,h3,p,li,dt,dd,label,legend,a,button,td,th,strong,code,.hint')) {
+      const style = getComputedStyle(el);
+      if (style.display === 'inline' || style.display === 'none' || el.closest('.visually-hidden')) continue;
+      if (el.scrollWidth > el.clientWidth + 1 && !scrolls(el)) {
+        const text = (el.textContent || '').trim().slice(0, 40);
+        problems.push(`<${el.tagName.toLowerCase()}> "${text}" overflows its box by ${el.scrollWidth - el.clientWidth} px`);
+      }
+    }
+    return problems;
+  });
+  for (const problem of layout) fail(page, `at 360 px: ${problem}`);
+  await tab.screenshot({ path: join(outDir, `${page.name}-360.png`), fullPage: true });
+  await tab.setViewportSize({ width: 1280, height: 900 });
+  const headerLines = await tab.evaluate(() => {
+    const items = [...document.querySelectorAll('.header-inner > *, .staff-nav > *')].filter(
+      (e) => e.getClientRects().length && !e.classList.contains('staff-nav'),
+    );
+    return new Set(items.map((e) => Math.round(e.getBoundingClientRect().top / 8))).size;
+  });
+  if (headerLines > 1) fail(page, `at 1280 px: the header wraps onto ${headerLines} lines`);
+  await tab.screenshot({ path: join(outDir, `${page.name}-1280.png`), fullPage: true });
+  await tab.setViewportSize({ width: 360, height: 800 });
   await tab.evaluate(axeSource);
   const results = await tab.evaluate(() =>
     // eslint-disable-next-line no-undef
@@ -220,4 +257,5 @@ if (failures.length) {
   for (const f of failures) console.error(`  - ${f}`);
   process.exit(1);
 }
-console.log(`${pages.length} pages passed the HTML and accessibility checks`);
+console.log(`${pages.length} pages passed the HTML, accessibility and layout checks`);
+console.log(`screenshots (360 px and 1280 px) and HTML in ${outDir}`);

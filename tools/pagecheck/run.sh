@@ -53,4 +53,8 @@ if [ -z "$port" ]; then
   exit 1
 fi
 
-PAGECHECK_SERVER_LOG="$log" node "$here/check.mjs" --base "http://127.0.0.1:$port" --pages "$root/tests/pages.json" --out "${PAGECHECK_OUT:-$work/pages}"
+# Screenshots and HTML stay after the run (CI keeps them as artefacts).
+out=${PAGECHECK_OUT:-$root/target/pagecheck}
+rm -rf "$out"
+echo "pagecheck: screenshots and HTML go to $out"
+PAGECHECK_SERVER_LOG="$log" node "$here/check.mjs" --base "http://127.0.0.1:$port" --pages "$root/tests/pages.json" --out "$out"
