@@ -108,11 +108,18 @@ pub async fn resend(
             );
         }
     };
-    // One answer whatever happened (sent, held back by the cooldown, or no
-    // registration waiting): its text covers each, and reveals nothing.
-    resend_verification(&state, &email, ctx.lang).await?;
+    // The address this browser registered: its owner already knows a
+    // registration waits, so the page says exactly what happened. Any other
+    // address gets one answer whatever happened (sent, held back by the
+    // cooldown, or no registration waiting), which reveals nothing.
+    let own = crate::session::pending_email(&session).as_deref() == Some(email.as_str());
+    let outcome = resend_verification(&state, &email, ctx.lang).await?;
     crate::session::set_pending_email(&session, email.as_str());
-    Ok(see_other("/register/check-email?notice=resent"))
+    Ok(see_other(match outcome {
+        ResendOutcome::Sent if own => "/register/check-email?notice=sent",
+        ResendOutcome::Cooldown if own => "/register/check-email?notice=cooldown",
+        _ => "/register/check-email?notice=resent",
+    }))
 }
 
 #[derive(Deserialize)]

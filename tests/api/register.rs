@@ -626,7 +626,9 @@ async fn every_link_sent_works_until_the_password_is_chosen(backend: Backend) {
     app.register(&mut Registration::default()).await;
     let first = app.wait_for_mail("siti.aminah@example.co.id", 1).await[0].clone();
     let response = resend(&app, "siti.aminah@example.co.id").await;
-    assert_eq!(location(&response), "/register/check-email?notice=resent");
+    assert_eq!(location(&response), "/register/check-email?notice=sent");
+    let (_, html) = app.get_html(&location(&response)).await;
+    assert!(html.contains("Kami sudah mengirim tautan baru"), "{html}");
     let second = app.wait_for_mail("siti.aminah@example.co.id", 2).await[1].clone();
     for mail in [&second, &first] {
         let (status, html) = app.get_html(&verification_path(mail)).await;
@@ -792,11 +794,21 @@ async fn resend_has_a_cooldown_and_reveals_nothing(backend: Backend) {
     };
     app.register(&mut Registration::default()).await;
     app.wait_for_mail("siti.aminah@example.co.id", 1).await;
+    // Another browser: the same answer for a waiting registration and an
+    // unknown address.
+    let other = app.new_browser();
     let mut answers = Vec::new();
     for email in ["siti.aminah@example.co.id", "nobody@example.com"] {
-        let csrf = app.csrf_from("/register/check-email").await;
-        let response = app
-            .client
+        let page = other
+            .get(app.url("/register/check-email"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = attr_after(&page, r#"name="csrf_token""#, "value").unwrap();
+        let response = other
             .post(app.url("/verify/resend"))
             .form(&[("csrf_token", csrf.as_str()), ("email", email)])
             .send()
@@ -804,8 +816,13 @@ async fn resend_has_a_cooldown_and_reveals_nothing(backend: Backend) {
             .unwrap();
         answers.push((response.status(), location(&response)));
     }
-    // Same answer for a waiting registration and an unknown address.
     assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].1, "/register/check-email?notice=resent");
+    // The browser that registered the address is told the truth: held back.
+    let response = resend(&app, "siti.aminah@example.co.id").await;
+    assert_eq!(location(&response), "/register/check-email?notice=cooldown");
+    let (_, html) = app.get_html(&location(&response)).await;
+    assert!(html.contains("Tautan terakhir baru saja dikirim"), "{html}");
     actix_web::rt::time::sleep(std::time::Duration::from_millis(1500)).await;
     // Within the cooldown: no second mail.
     assert_eq!(app.mail.accepted().len(), 1);

@@ -46,6 +46,7 @@ pub async fn get(
         Some("replaced") => ctx.t.ce_replaced_notice,
         Some("cooldown") => ctx.t.ce_cooldown_notice,
         Some("resent") => ctx.t.ce_resent_notice,
+        Some("sent") => ctx.t.ce_sent_again_notice,
         Some("stale") => ctx.t.stale_retry,
         _ => "",
     };
