@@ -10,6 +10,9 @@ use clap::{Args, ValueEnum};
 
 /// Where the portal runs. Production refuses to start without an explicit
 /// secret key.
+/// The Contact Center's telephone number unless configured.
+pub const DEFAULT_CONTACT_PHONE: &str = "1500 159";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Environment {
     Development,
@@ -108,7 +111,7 @@ pub struct Settings {
         long,
         env = "EMETERAI_CONTACT_PHONE",
         value_name = "EMETERAI_CONTACT_PHONE",
-        default_value = "1500 159"
+        default_value = DEFAULT_CONTACT_PHONE
     )]
     pub contact_phone: String,
 

@@ -317,7 +317,12 @@ pub fn error_page<B: MessageBody + 'static>(
         }
         Err(_) => None,
     };
-    let (html, lang) = html.unwrap_or_else(|| (fallback_page(status, &reference), "id"));
+    let (html, lang) = html.unwrap_or_else(|| {
+        let phone = req
+            .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+            .map(|state| state.contact.phone.clone());
+        (fallback_page(status, &reference, phone.as_deref()), "id")
+    });
     let mut builder = HttpResponse::build(status);
     for (name, value) in old.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
@@ -365,13 +370,34 @@ pub fn error_page<B: MessageBody + 'static>(
 struct FallbackPage<'a> {
     status: u16,
     reference: &'a str,
+    phone: &'a str,
 }
 
-fn fallback_page(status: StatusCode, reference: &str) -> String {
+fn fallback_page(status: StatusCode, reference: &str, phone: Option<&str>) -> String {
     FallbackPage {
         status: status.as_u16(),
         reference,
+        phone: phone.unwrap_or(crate::config::DEFAULT_CONTACT_PHONE),
     }
     .render()
     .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_resort_page_speaks_both_languages_with_the_contact() {
+        let html = fallback_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR-7K3Q-9XWZ",
+            Some("021 555"),
+        );
+        assert!(html.contains("Terjadi kesalahan (500)"), "{html}");
+        assert!(html.contains(r#"<h2 lang="en">Something went wrong (500)</h2>"#));
+        assert!(html.contains("ERR-7K3Q-9XWZ") && html.contains("021 555"));
+        let html = fallback_page(StatusCode::SERVICE_UNAVAILABLE, "ERR-7K3Q-9XWZ", None);
+        assert!(html.contains("1500 159"), "{html}");
+    }
 }
