@@ -84,6 +84,18 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_MAIL_API_URL", value_name = "EMETERAI_MAIL_API_URL", value_parser = parse_http_url)]
     pub mail_api_url: Option<String>,
 
+    /// Mail through SMTP instead of the HTTP API: `smtp://host:25`,
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or
+    /// `smtps://user:pass@host:465`.
+    #[arg(
+        long,
+        env = "EMETERAI_SMTP_URL",
+        value_name = "EMETERAI_SMTP_URL",
+        hide_env_values = true,
+        conflicts_with = "mail_api_url"
+    )]
+    pub smtp_url: Option<String>,
+
     /// Bearer token for the mail provider.
     #[arg(
         long,
@@ -301,7 +313,7 @@ pub enum ConfigError {
     #[error("EMETERAI_SECRET_KEY must be at least 32 characters long")]
     ShortSecret,
     #[error(
-        "EMETERAI_MAIL_API_URL must be set when EMETERAI_ENV=production (without it, mail with its links would go to the log)"
+        "EMETERAI_MAIL_API_URL or EMETERAI_SMTP_URL must be set when EMETERAI_ENV=production (without one, mail with its links would go to the log)"
     )]
     MissingMailTransport,
     #[error("cannot keep the development secret key in {path}: {source}")]
@@ -356,7 +368,10 @@ impl Settings {
 
     /// Settings that must go together, checked before anything starts.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if self.environment == Environment::Production && self.mail_api_url.is_none() {
+        if self.environment == Environment::Production
+            && self.mail_api_url.is_none()
+            && self.smtp_url.is_none()
+        {
             return Err(ConfigError::MissingMailTransport);
         }
         Ok(())

@@ -18,11 +18,13 @@ use crate::startup::AppState;
 
 pub const KIND_VERIFY: &str = "verify";
 
-/// Talks to the mail provider, or prints mail to the log when none is set.
+/// Talks to the mail provider (its HTTP API or SMTP), or prints mail to
+/// the log when none is set.
 pub struct Mailer {
     client: reqwest::Client,
     api_url: Option<String>,
     api_key: Option<String>,
+    smtp: Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
     from: String,
 }
 
@@ -36,22 +38,73 @@ struct ProviderMessage<'a> {
 }
 
 impl Mailer {
-    pub fn new(settings: &Settings) -> Result<Self, reqwest::Error> {
+    pub fn new(settings: &Settings) -> Result<Self, String> {
+        let timeout = Duration::from_secs(settings.mail_timeout_secs);
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(settings.mail_timeout_secs))
-            .connect_timeout(Duration::from_secs(settings.mail_timeout_secs))
-            .build()?;
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| crate::errors::error_chain(&e))?;
+        // `smtp://host:25`, `smtp://user:pass@host:587?tls=required`
+        // (STARTTLS) or `smtps://user:pass@host:465`: lettre's URL form.
+        let smtp = match &settings.smtp_url {
+            Some(url) => Some(
+                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
+                    .map_err(|e| format!("EMETERAI_SMTP_URL: {e}"))?
+                    .timeout(Some(timeout))
+                    .build(),
+            ),
+            None => None,
+        };
         Ok(Mailer {
             client,
             api_url: settings.mail_api_url.clone(),
             api_key: settings.mail_api_key.clone(),
+            smtp,
             from: settings.mail_from.clone(),
         })
+    }
+
+    /// One try through SMTP: a multipart/alternative message (text and
+    /// HTML). A 2xx reply accepts it; a 4xx, 5xx or a broken connection is
+    /// an error to retry later, as with the HTTP API.
+    async fn deliver_smtp(
+        &self,
+        smtp: &lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+        mail: &Mail,
+    ) -> Result<(), String> {
+        use lettre::AsyncTransport;
+        use lettre::message::{Mailbox, MultiPart};
+        let from: Mailbox = self
+            .from
+            .parse()
+            .map_err(|e| format!("sender address: {e}"))?;
+        let to: Mailbox = mail
+            .to_address
+            .parse()
+            .map_err(|e| format!("recipient address: {e}"))?;
+        let message = lettre::Message::builder()
+            .from(from)
+            .to(to)
+            .subject(mail.subject.clone())
+            .multipart(MultiPart::alternative_plain_html(
+                mail.text_body.clone(),
+                mail.html_body.clone(),
+            ))
+            .map_err(|e| format!("message: {e}"))?;
+        match smtp.send(message).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_timeout() => Err("SMTP server did not answer in time".into()),
+            Err(e) => Err(format!("SMTP: {}", crate::errors::error_chain(&e))),
+        }
     }
 
     /// One delivery try. Any 2xx is accepted; anything else is an error to
     /// retry later.
     pub async fn deliver(&self, mail: &Mail) -> Result<(), String> {
+        if let Some(smtp) = &self.smtp {
+            return self.deliver_smtp(smtp, mail).await;
+        }
         let Some(url) = &self.api_url else {
             tracing::info!(
                 to = %mail.to_address,

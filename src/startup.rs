@@ -103,7 +103,7 @@ pub enum StartupError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("cannot build the mail client: {0}")]
-    Mail(#[from] reqwest::Error),
+    Mail(String),
     #[error("cannot prepare password hashing: {0}")]
     Hash(#[from] bcrypt::BcryptError),
     #[error("cannot listen on {addr}: {source}")]
@@ -194,7 +194,7 @@ impl Application {
         );
         let wake_mailer = Arc::new(tokio::sync::Notify::new());
         let state = web::Data::new(AppState {
-            mailer: crate::mail::Mailer::new(&settings)?,
+            mailer: crate::mail::Mailer::new(&settings).map_err(StartupError::Mail)?,
             wake_mailer: wake_mailer.clone(),
             common_passwords: crate::domain::CommonPasswords::load(),
             hash_pool: crate::hashing::HashPool::new(hash_concurrency, hash_queue),

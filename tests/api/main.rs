@@ -4,6 +4,7 @@
 
 mod helpers;
 mod mail_stub;
+mod smtp_sink;
 
 mod assets;
 mod db_proxy;
@@ -19,4 +20,5 @@ mod photos;
 mod register;
 mod sessions;
 mod settings;
+mod smtp;
 mod staff;
