@@ -83,7 +83,10 @@ impl Mailer {
             .to_address
             .parse()
             .map_err(|e| format!("recipient address: {e}"))?;
+        // The outbox id in the Message-ID: a copy sent again after an
+        // instance died mid-delivery is recognisably the same message.
         let message = lettre::Message::builder()
+            .message_id(Some(format!("<{}@e-meterai.outbox>", mail.id)))
             .from(from)
             .to(to)
             .subject(mail.subject.clone())
@@ -121,7 +124,15 @@ impl Mailer {
             text: &mail.text_body,
             html: &mail.html_body,
         };
-        let mut request = self.client.post(url).json(&message);
+        // The outbox id as idempotency key: when an instance dies between
+        // the provider's answer and marking the mail sent, the retry from
+        // another instance carries the same key, so the provider can drop
+        // the copy.
+        let mut request = self
+            .client
+            .post(url)
+            .header("Idempotency-Key", &mail.id)
+            .json(&message);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }

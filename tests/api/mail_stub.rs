@@ -19,6 +19,9 @@ pub struct SentMail {
     pub html: String,
     #[serde(skip)]
     pub authorization: String,
+    /// The `Idempotency-Key` header: the outbox id, the same on every try.
+    #[serde(skip)]
+    pub idempotency_key: String,
 }
 
 #[derive(Default)]
@@ -43,6 +46,12 @@ async fn receive(req: HttpRequest, body: web::Bytes, stub: web::Data<MailStub>) 
         mail.authorization = req
             .headers()
             .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        mail.idempotency_key = req
+            .headers()
+            .get("idempotency-key")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();

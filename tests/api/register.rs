@@ -519,8 +519,9 @@ async fn mail_provider_failure_then_recovery_delivers_the_mail(backend: Backend)
     assert_eq!(mails.len(), 1);
     assert_eq!(app.mail.attempts(), 2);
     let mut conn = app.state.pool.get().unwrap();
-    let (status, attempts, body): (String, i32, String) = mail_outbox::table
+    let (id, status, attempts, body): (String, String, i32, String) = mail_outbox::table
         .select((
+            mail_outbox::id,
             mail_outbox::status,
             mail_outbox::attempts,
             mail_outbox::text_body,
@@ -528,6 +529,8 @@ async fn mail_provider_failure_then_recovery_delivers_the_mail(backend: Backend)
         .first(&mut *conn)
         .unwrap();
     assert_eq!((status.as_str(), attempts), ("sent", 2));
+    // The provider can drop a copy sent again: the key is the outbox id.
+    assert_eq!(mails[0].idempotency_key, id);
     assert!(body.is_empty(), "a sent mail's link is not kept");
     // The link in the mail that finally arrived works.
     drop(conn);

@@ -29,6 +29,10 @@ async fn verification_mail_goes_through_smtp(backend: Backend) {
     assert_eq!(mail.from, "noreply@e-meterai.local");
     assert!(mail.data.contains("multipart/alternative"), "{}", mail.data);
     assert!(mail.data.contains("text/plain") && mail.data.contains("text/html"));
+    assert!(
+        mail.data.contains("@e-meterai.outbox>"),
+        "Message-ID from the outbox id"
+    );
     let text = decoded(mail);
     assert!(text.contains("Subject: "), "{text}");
     let start = text.find("/verify?token=").expect("link in the mail");
