@@ -25,29 +25,7 @@ use futures_util::StreamExt;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{BenchDb, arg, ms, open_form, report, rss_kib, submit, summarize};
-
-/// A 4000 x 3000 photo with the fine detail of a real one (sensor noise
-/// over a gradient), as a quality-92 JPEG: about 4-5 MB.
-fn camera_jpeg() -> Vec<u8> {
-    let mut state = 0x2545_f491_u32;
-    let image = image::RgbImage::from_fn(4000, 3000, |x, y| {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        let noise = (state % 30) as u8;
-        image::Rgb([
-            (x / 20) as u8 / 2 + noise,
-            (y / 15) as u8 / 2 + noise,
-            120 + noise / 2,
-        ])
-    });
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
-        .encode_image(&image)
-        .unwrap();
-    out
-}
+use support::{BenchDb, arg, camera_jpeg, ms, open_form, report, rss_kib, submit, summarize};
 
 async fn sign_up(base: &str, i: usize, photo: actix_web::web::Bytes) -> (bool, Duration) {
     let form = open_form(base).await;

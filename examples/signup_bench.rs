@@ -29,26 +29,8 @@ use futures_util::StreamExt;
 mod support;
 use support::{
     BenchDb, Links, SignupForm, arg, browser, choose, ms, open_form, percentile, report,
-    start_mail_sink, submit, summarize,
+    shrunk_jpeg, start_mail_sink, submit, summarize,
 };
-
-/// A real 1600 x 1200 JPEG of about 300 KB: what the form's script sends
-/// after shrinking a phone photo (upright, no metadata).
-fn photo() -> Vec<u8> {
-    let mut state = 0x9e37_79b9_u32;
-    let image = image::RgbImage::from_fn(1600, 1200, |x, y| {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        let noise = (state % 24) as u8;
-        image::Rgb([(x / 8) as u8 / 2 + noise, (y / 6) as u8 / 2 + noise, 140])
-    });
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
-        .encode_image(&image)
-        .unwrap();
-    out
-}
 
 /// bcrypt hashes per second with one thread per core, for `secs`.
 fn raw_bcrypt_rate(cost: u32, threads: usize, secs: f64) -> f64 {
@@ -101,7 +83,7 @@ async fn main() {
     );
 
     // 1. Sign-ups.
-    let photo = actix_web::web::Bytes::from(photo());
+    let photo = actix_web::web::Bytes::from(shrunk_jpeg());
     println!("photo: 1600x1200 JPEG, {} KB", photo.len() / 1024);
     let forms: Vec<SignupForm> = futures_util::stream::iter(0..signups)
         .map(|_| open_form(&base))

@@ -187,9 +187,34 @@ pub async fn submit(
     prefix: &str,
     photo: &actix_web::web::Bytes,
 ) -> (bool, std::time::Duration) {
-    let multipart = reqwest::multipart::Form::new()
-        .text("csrf_token", form.csrf.clone())
-        .text("submission_id", form.submission.clone())
+    let multipart = signup_multipart(&form.csrf, &form.submission, i, prefix, photo);
+    let started = std::time::Instant::now();
+    let response = form
+        .client
+        .post(format!("{base}/register"))
+        .multipart(multipart)
+        .send()
+        .await
+        .unwrap();
+    let accepted = response.status() == 303;
+    if !accepted {
+        eprintln!("sign-up {i} refused: {}", response.status());
+    }
+    (accepted, started.elapsed())
+}
+
+/// The registration form as citizen `i` fills it in (address
+/// `{prefix}{i}@example.com`), with `photo`.
+pub fn signup_multipart(
+    csrf: &str,
+    submission: &str,
+    i: usize,
+    prefix: &str,
+    photo: &actix_web::web::Bytes,
+) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
+        .text("csrf_token", csrf.to_string())
+        .text("submission_id", submission.to_string())
         .text("full_name", "Warga Uji Beban")
         .text("nik", nik(i))
         .text("birth_date", format!("1990-08-{:02}", birth_day(i)))
@@ -205,20 +230,7 @@ pub async fn submit(
                 .file_name("ktp.jpg")
                 .mime_str("image/jpeg")
                 .unwrap(),
-        );
-    let started = std::time::Instant::now();
-    let response = form
-        .client
-        .post(format!("{base}/register"))
-        .multipart(multipart)
-        .send()
-        .await
-        .unwrap();
-    let accepted = response.status() == 303;
-    if !accepted {
-        eprintln!("sign-up {i} refused: {}", response.status());
-    }
-    (accepted, started.elapsed())
+        )
 }
 
 /// The mail provider: accepts every mail and keeps its link by address.
@@ -299,4 +311,44 @@ pub async fn choose(
             _ => return (false, busy, std::time::Instant::now()),
         }
     }
+}
+
+/// A real 1600 x 1200 JPEG of about 300 KB: what the form's script sends
+/// after shrinking a phone photo (upright, no metadata).
+pub fn shrunk_jpeg() -> Vec<u8> {
+    let mut state = 0x9e37_79b9_u32;
+    let image = image::RgbImage::from_fn(1600, 1200, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let noise = (state % 24) as u8;
+        image::Rgb([(x / 8) as u8 / 2 + noise, (y / 6) as u8 / 2 + noise, 140])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .encode_image(&image)
+        .unwrap();
+    out
+}
+
+/// A 4000 x 3000 photo with the fine detail of a real one (sensor noise
+/// over a gradient), as a quality-92 JPEG: about 4-5 MB.
+pub fn camera_jpeg() -> Vec<u8> {
+    let mut state = 0x2545_f491_u32;
+    let image = image::RgbImage::from_fn(4000, 3000, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let noise = (state % 30) as u8;
+        image::Rgb([
+            (x / 20) as u8 / 2 + noise,
+            (y / 15) as u8 / 2 + noise,
+            120 + noise / 2,
+        ])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+        .encode_image(&image)
+        .unwrap();
+    out
 }
