@@ -10,8 +10,9 @@
 //! from another device. Some behave as people do: `--retry-share` send the
 //! form again as after a dropped connection, `--double-share` press submit
 //! twice at once, `--stale-share` come back with a page whose session is
-//! gone. Connection errors and 502/503/504 answers are retried like a
-//! citizen pressing reload (503 after its `Refresh`), up to 6 times.
+//! gone. Connection errors and 502/504 answers are retried like a citizen
+//! pressing reload, up to 6 times; a busy page (503 with `Refresh`) reloads
+//! itself for up to 5 minutes.
 //!
 //! At the end it reports p50/p95/p99 and errors per step, and checks every
 //! acknowledged registration (303 from `POST /register`): present exactly
@@ -29,8 +30,9 @@
 //! --double-share, --stale-share (0.1, 0.05, 0.05), --camera-share (0.2),
 //! --database-url URL (without it the database check is skipped),
 //! --prefix TEXT (addresses TEXT{i}@example.com), --first N (first citizen
-//! number: NIKs must be new to the database), --grace S (180: how long
-//! journeys may run after the last arrival).
+//! number: NIKs must be new to the database), --grace S (360: how long
+//! journeys may run after the last arrival). `--hash-rate COST` only prints
+//! the bcrypt hashes per second of one thread at COST, and exits.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -45,6 +47,8 @@ use support::{arg, attr, browser, camera_jpeg, ms, percentile, shrunk_jpeg, sign
 
 const PASSWORD: &str = "kopi tubruk pagi hari";
 const TRIES: usize = 6;
+/// How long a citizen lets the busy page reload itself.
+const BUSY_PATIENCE: Duration = Duration::from_secs(300);
 
 #[derive(Default)]
 struct Step {
@@ -122,8 +126,10 @@ async fn start_sink(port: u16, mailbox: Mailbox) {
     actix_web::rt::spawn(server.run());
 }
 
-/// One request as a citizen makes it: a dropped connection or a 502/503/504
-/// is tried again (after the page's `Refresh`, else after 1, 2, 4 ... s).
+/// One request as a citizen makes it: a dropped connection or a 502/504 is
+/// tried again after 1, 2, 4 ... s (up to 6 tries); a 503 page that says
+/// when to come back (`Refresh`, as the busy page reloads itself) is tried
+/// again then, for up to `BUSY_PATIENCE`.
 async fn attempt<F, Fut>(
     stats: &Stats,
     step: &'static str,
@@ -133,27 +139,40 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<reqwest::Response, reqwest::Error>>,
 {
-    for tried in 0..TRIES {
+    let first = Instant::now();
+    let mut failures = 0;
+    loop {
         let started = Instant::now();
         let wait = match send().await {
             Ok(response) if ![502, 503, 504].contains(&response.status().as_u16()) => {
                 stats.ok(step, started.elapsed());
                 return Some(response);
             }
-            Ok(response) => response
+            Ok(response) => match response
                 .headers()
                 .get("refresh")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.split(';').next())
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(1u64 << tried),
-            Err(_) => 1u64 << tried,
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            {
+                Some(secs) if first.elapsed() < BUSY_PATIENCE => secs,
+                _ => {
+                    failures += 1;
+                    1u64 << failures.min(4)
+                }
+            },
+            Err(_) => {
+                failures += 1;
+                1u64 << failures.min(4)
+            }
         };
+        if failures >= TRIES {
+            stats.failed(step, format!("no answer after {TRIES} failed tries"));
+            return None;
+        }
         stats.retried(step);
-        actix_web::rt::time::sleep(Duration::from_secs(wait.min(10))).await;
+        actix_web::rt::time::sleep(Duration::from_secs(wait.min(15))).await;
     }
-    stats.failed(step, format!("no answer after {TRIES} tries"));
-    None
 }
 
 async fn think(base_ms: u64) {
@@ -382,14 +401,30 @@ fn share(name: &str, default: f64) -> f64 {
     arg(name).map_or(default, |v| v.parse().unwrap())
 }
 
+/// Hashes per second one hashing thread manages at `cost` (an instance
+/// with EMETERAI_HASH_CONCURRENCY=1 on this machine).
+fn hash_rate(cost: u32) -> f64 {
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(2) || n < 3 {
+        bcrypt::hash(PASSWORD, cost).unwrap();
+        n += 1;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
 #[actix_web::main]
 async fn main() {
+    if let Some(cost) = arg("--hash-rate") {
+        println!("{:.1}", hash_rate(cost.parse().unwrap()));
+        return;
+    }
     let base = arg("--base").unwrap_or_else(|| "http://127.0.0.1:8080".into());
     let mail_port: u16 = arg("--mail-port").map_or(18025, |v| v.parse().unwrap());
     let rate = share("--rate", 5.0);
     let duration = share("--duration", 60.0);
     let first: usize = arg("--first").map_or(0, |v| v.parse().unwrap());
-    let grace = share("--grace", 180.0);
+    let grace = share("--grace", 360.0);
     let run = Arc::new(Run {
         base: base.trim_end_matches('/').to_string(),
         prefix: arg("--prefix").unwrap_or_else(|| format!("lg{}-", std::process::id())),
