@@ -9,7 +9,9 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use actix_web::http::header::{
+    CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
+};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::errors::AppError;
@@ -24,6 +26,9 @@ const HASH_LEN: usize = 8;
 struct Asset {
     hash: String,
     data: Cow<'static, [u8]>,
+    /// The file gzip-compressed once at start-up (text files only), so no
+    /// request compresses it again.
+    gzip: Option<Vec<u8>>,
     content_type: &'static str,
 }
 
@@ -41,9 +46,17 @@ impl Assets {
                     .iter()
                     .map(|b| format!("{b:02x}"))
                     .collect();
+                let content_type = content_type(&name);
+                let compressible = content_type.starts_with("text/")
+                    || content_type == "image/svg+xml";
+                let gzip = compressible
+                    .then(|| crate::web::gzip(&file.data))
+                    .flatten()
+                    .filter(|z| z.len() < file.data.len());
                 let asset = Asset {
                     hash,
-                    content_type: content_type(&name),
+                    content_type,
+                    gzip,
                     data: file.data,
                 };
                 Some((name.into_owned(), asset))
@@ -139,8 +152,15 @@ pub async fn serve(
         .insert_header((CACHE_CONTROL, cache))
         .insert_header((ETAG, etag))
         .insert_header((CONTENT_TYPE, asset.content_type));
+    if asset.gzip.is_some() {
+        builder.insert_header((VARY, "Accept-Encoding"));
+    }
     Ok(if not_modified {
         builder.finish()
+    } else if let Some(gzip) = asset.gzip.as_ref().filter(|_| crate::web::accepts_gzip(&req)) {
+        builder
+            .insert_header((CONTENT_ENCODING, "gzip"))
+            .body(gzip.clone())
     } else {
         builder.body(asset.data.clone().into_owned())
     })

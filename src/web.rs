@@ -5,7 +5,9 @@ use std::future::{Ready, ready};
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_LANGUAGE, CONTENT_TYPE, LOCATION};
+use actix_web::http::header::{
+    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LANGUAGE, CONTENT_TYPE, LOCATION, VARY,
+};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use askama::Template;
 
@@ -43,6 +45,8 @@ pub struct PageCtx {
     query: String,
     remember_lang: bool,
     secure_cookies: bool,
+    /// The browser takes gzip: pages are compressed here, on the worker.
+    gzip: bool,
     /// The citizen's session cookie names an account (the header then
     /// leads to the account, not to sign-in; `/account` checks it fully).
     pub signed_in: bool,
@@ -67,6 +71,7 @@ impl PageCtx {
             path: req.path().to_string(),
             query: req.query_string().to_string(),
             remember_lang,
+            gzip: accepts_gzip(req),
             secure_cookies: state.settings.secure_cookies(),
             state,
         })
@@ -122,10 +127,75 @@ impl PageCtx {
                     .finish(),
             );
         }
-        let mut response = builder.body(html);
+        // Compressed here rather than by the Compress middleware, which
+        // hands every body over 1 KB to a blocking thread: on a busy core
+        // that hand-over cost more than the page itself.
+        let compressed = if self.gzip {
+            gzip(html.as_bytes())
+        } else {
+            None
+        };
+        let mut response = match compressed {
+            Some(body) => builder
+                .insert_header((CONTENT_ENCODING, "gzip"))
+                .insert_header((VARY, "Accept-Encoding"))
+                .body(body),
+            None => builder.body(html),
+        };
         response.extensions_mut().insert(Rendered);
         Ok(response)
     }
+}
+
+/// Whether the request's `Accept-Encoding` takes gzip (`gzip` or `*`,
+/// without `q=0`).
+pub fn accepts_gzip(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all(ACCEPT_ENCODING)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+}
+
+/// `bytes` gzip-compressed at the fast level (pages are a few KB; the
+/// smallest output is not worth the CPU on a deadline day).
+///
+/// Each worker thread keeps one compressor and resets it between pages:
+/// setting one up (its window and hash tables) cost more than compressing a
+/// 5 KB page.
+pub fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
+    use flate2::{Compress, Compression, FlushCompress, Status};
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Compress> =
+            std::cell::RefCell::new(Compress::new_gzip(Compression::fast(), 15));
+    }
+    COMPRESSOR.with_borrow_mut(|compressor| {
+        compressor.reset();
+        let mut out = Vec::with_capacity(bytes.len() / 2 + 64);
+        loop {
+            let done = usize::try_from(compressor.total_in()).unwrap_or(usize::MAX);
+            let rest = bytes.get(done..).unwrap_or_default();
+            match compressor.compress_vec(rest, &mut out, FlushCompress::Finish) {
+                Ok(Status::StreamEnd) => return Some(out),
+                Ok(_) => out.reserve(out.capacity().max(64)),
+                // Not expected with these parameters; the page then goes
+                // uncompressed.
+                Err(e) => {
+                    tracing::warn!(error = %e, "gzip failed; sending uncompressed");
+                    return None;
+                }
+            }
+        }
+    })
 }
 
 impl FromRequest for PageCtx {
@@ -142,4 +212,34 @@ pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((LOCATION, location))
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_is_taken_unless_refused() {
+        let with = |value: &str| {
+            let req = actix_web::test::TestRequest::default()
+                .insert_header((ACCEPT_ENCODING, value))
+                .to_http_request();
+            accepts_gzip(&req)
+        };
+        assert!(with("gzip, deflate, br"));
+        assert!(with("br;q=1.0, GZIP;q=0.5"));
+        assert!(with("*"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("br, identity"));
+        assert!(!accepts_gzip(&actix_web::test::TestRequest::default().to_http_request()));
+        // The compressor is reused: each page is a whole gzip stream.
+        use std::io::Read;
+        for page in ["<p>halo</p>".repeat(100), "<p>lagi</p>".repeat(3000)] {
+            let mut out = String::new();
+            flate2::read::GzDecoder::new(&gzip(page.as_bytes()).unwrap()[..])
+                .read_to_string(&mut out)
+                .unwrap();
+            assert_eq!(out, page);
+        }
+    }
 }

@@ -83,9 +83,30 @@ async fn pages_are_compressed_for_slow_connections(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-encoding"], "gzip");
+    assert_eq!(response.headers()["vary"], "Accept-Encoding");
     let compressed = response.bytes().await.unwrap();
     // gzip magic number: the body really is compressed.
     assert_eq!(&compressed[..2], &[0x1f, 0x8b]);
+
+    // A client that does not take gzip gets the page as it is.
+    let plain = app.client.get(app.url("/")).send().await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let html = plain.text().await.unwrap();
+    assert!(html.contains("<h1>"));
+    // The stylesheet, compressed once at start-up, likewise.
+    let css = attr_after(&html, r#"rel="stylesheet""#, "href").expect("stylesheet");
+    let zipped = app
+        .client
+        .get(app.url(&css))
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    assert_eq!(&zipped.bytes().await.unwrap()[..2], &[0x1f, 0x8b]);
+    let raw = app.client.get(app.url(&css)).send().await.unwrap();
+    assert!(raw.headers().get("content-encoding").is_none());
+    assert!(raw.text().await.unwrap().contains("{"));
 }
 
 async fn head_requests_are_answered(backend: Backend) {
