@@ -47,10 +47,10 @@ impl Assets {
                     .map(|b| format!("{b:02x}"))
                     .collect();
                 let content_type = content_type(&name);
-                let compressible = content_type.starts_with("text/")
-                    || content_type == "image/svg+xml";
+                let compressible =
+                    content_type.starts_with("text/") || content_type == "image/svg+xml";
                 let gzip = compressible
-                    .then(|| crate::web::gzip(&file.data))
+                    .then(|| crate::compress::gzip(&file.data))
                     .flatten()
                     .filter(|z| z.len() < file.data.len());
                 let asset = Asset {
@@ -157,7 +157,11 @@ pub async fn serve(
     }
     Ok(if not_modified {
         builder.finish()
-    } else if let Some(gzip) = asset.gzip.as_ref().filter(|_| crate::web::accepts_gzip(&req)) {
+    } else if let Some(gzip) = asset
+        .gzip
+        .as_ref()
+        .filter(|_| crate::web::accepts_gzip(&req))
+    {
         builder
             .insert_header((CONTENT_ENCODING, "gzip"))
             .body(gzip.clone())

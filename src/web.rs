@@ -103,15 +103,9 @@ impl PageCtx {
         format!("{}?{}", self.path, query.join("&"))
     }
 
-    /// Renders a page with the given status. HTML responses are never cached
-    /// (`no-store` is added by the default headers), so a citizen never
-    /// submits a stale form to a newer server.
-    pub fn render<T: Template>(
-        &self,
-        status: StatusCode,
-        page: &T,
-    ) -> Result<HttpResponse, AppError> {
-        let html = page.render().map_err(AppError::internal)?;
+    /// A response with the page headers (and the language cookie when the
+    /// page was asked for in a language).
+    fn page_builder(&self, status: StatusCode) -> actix_web::HttpResponseBuilder {
         let mut builder = HttpResponse::build(status);
         builder
             .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
@@ -127,11 +121,24 @@ impl PageCtx {
                     .finish(),
             );
         }
+        builder
+    }
+
+    /// Renders a page with the given status. HTML responses are never cached
+    /// (`no-store` is added by the default headers), so a citizen never
+    /// submits a stale form to a newer server.
+    pub fn render<T: Template>(
+        &self,
+        status: StatusCode,
+        page: &T,
+    ) -> Result<HttpResponse, AppError> {
+        let html = page.render().map_err(AppError::internal)?;
+        let mut builder = self.page_builder(status);
         // Compressed here rather than by the Compress middleware, which
         // hands every body over 1 KB to a blocking thread: on a busy core
         // that hand-over cost more than the page itself.
         let compressed = if self.gzip {
-            gzip(html.as_bytes())
+            crate::compress::gzip(html.as_bytes())
         } else {
             None
         };
@@ -141,6 +148,42 @@ impl PageCtx {
                 .insert_header((VARY, "Accept-Encoding"))
                 .body(body),
             None => builder.body(html),
+        };
+        response.extensions_mut().insert(Rendered);
+        Ok(response)
+    }
+}
+
+impl PageCtx {
+    /// Renders a page whose only differences between visitors are
+    /// `tokens` (a CSRF token, a form id): `page` must have been built with
+    /// [`crate::compress::placeholder`]`(i)` in place of `tokens[i]`. Its
+    /// fixed text is compressed once per process ([`crate::compress`]).
+    pub fn render_spliced<T: Template>(
+        &self,
+        status: StatusCode,
+        page: &T,
+        tokens: &[&str],
+    ) -> Result<HttpResponse, AppError> {
+        let template = page.render().map_err(AppError::internal)?;
+        let mut builder = self.page_builder(status);
+        let compressed = if self.gzip {
+            crate::compress::spliced(template.clone(), tokens.len())
+                .and_then(|s| s.gzip(tokens))
+                .or_else(|| {
+                    crate::compress::gzip(
+                        crate::compress::Spliced::plain(&template, tokens).as_bytes(),
+                    )
+                })
+        } else {
+            None
+        };
+        let mut response = match compressed {
+            Some(body) => builder
+                .insert_header((CONTENT_ENCODING, "gzip"))
+                .insert_header((VARY, "Accept-Encoding"))
+                .body(body),
+            None => builder.body(crate::compress::Spliced::plain(&template, tokens)),
         };
         response.extensions_mut().insert(Rendered);
         Ok(response)
@@ -164,38 +207,6 @@ pub fn accepts_gzip(req: &HttpRequest) -> bool {
             });
             (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
         })
-}
-
-/// `bytes` gzip-compressed at the fast level (pages are a few KB; the
-/// smallest output is not worth the CPU on a deadline day).
-///
-/// Each worker thread keeps one compressor and resets it between pages:
-/// setting one up (its window and hash tables) cost more than compressing a
-/// 5 KB page.
-pub fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
-    use flate2::{Compress, Compression, FlushCompress, Status};
-    thread_local! {
-        static COMPRESSOR: std::cell::RefCell<Compress> =
-            std::cell::RefCell::new(Compress::new_gzip(Compression::fast(), 15));
-    }
-    COMPRESSOR.with_borrow_mut(|compressor| {
-        compressor.reset();
-        let mut out = Vec::with_capacity(bytes.len() / 2 + 64);
-        loop {
-            let done = usize::try_from(compressor.total_in()).unwrap_or(usize::MAX);
-            let rest = bytes.get(done..).unwrap_or_default();
-            match compressor.compress_vec(rest, &mut out, FlushCompress::Finish) {
-                Ok(Status::StreamEnd) => return Some(out),
-                Ok(_) => out.reserve(out.capacity().max(64)),
-                // Not expected with these parameters; the page then goes
-                // uncompressed.
-                Err(e) => {
-                    tracing::warn!(error = %e, "gzip failed; sending uncompressed");
-                    return None;
-                }
-            }
-        }
-    })
 }
 
 impl FromRequest for PageCtx {
@@ -231,15 +242,8 @@ mod tests {
         assert!(with("*"));
         assert!(!with("gzip;q=0"));
         assert!(!with("br, identity"));
-        assert!(!accepts_gzip(&actix_web::test::TestRequest::default().to_http_request()));
-        // The compressor is reused: each page is a whole gzip stream.
-        use std::io::Read;
-        for page in ["<p>halo</p>".repeat(100), "<p>lagi</p>".repeat(3000)] {
-            let mut out = String::new();
-            flate2::read::GzDecoder::new(&gzip(page.as_bytes()).unwrap()[..])
-                .read_to_string(&mut out)
-                .unwrap();
-            assert_eq!(out, page);
-        }
+        assert!(!accepts_gzip(
+            &actix_web::test::TestRequest::default().to_http_request()
+        ));
     }
 }

@@ -14,6 +14,7 @@ struct HomePage {
 }
 
 pub async fn get(ctx: PageCtx) -> Result<HttpResponse, AppError> {
+    // The same for every visitor: compressed once (crate::compress).
     let page = HomePage { ctx };
-    page.ctx.render(StatusCode::OK, &page)
+    page.ctx.render_spliced(StatusCode::OK, &page, &[])
 }

@@ -52,8 +52,9 @@ pub async fn get(
     if ctx.signed_in && current_account(&session, &state).await?.is_some() {
         return Ok(see_other("/account"));
     }
+    let csrf = crate::session::csrf_token(&session);
     let page = LoginPage {
-        csrf: crate::session::csrf_token(&session),
+        csrf: crate::compress::placeholder(0),
         email: String::new(),
         error: None,
         password_error: None,
@@ -64,7 +65,7 @@ pub async fn get(
         reference: None,
         ctx,
     };
-    page.ctx.render(StatusCode::OK, &page)
+    page.ctx.render_spliced(StatusCode::OK, &page, &[&csrf])
 }
 
 #[derive(Deserialize)]

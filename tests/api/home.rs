@@ -107,6 +107,40 @@ async fn pages_are_compressed_for_slow_connections(backend: Backend) {
     let raw = app.client.get(app.url(&css)).send().await.unwrap();
     assert!(raw.headers().get("content-encoding").is_none());
     assert!(raw.text().await.unwrap().contains("{"));
+
+    // The busiest pages are spliced from parts compressed once: each
+    // visitor still gets a whole, valid page with tokens of their own.
+    for path in ["/", "/register", "/register?lang=en", "/login"] {
+        let mut tokens = Vec::new();
+        for _ in 0..2 {
+            let visitor = app.new_browser();
+            let response = visitor
+                .get(app.url(path))
+                .header("accept-encoding", "gzip")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.headers()["content-encoding"], "gzip", "{path}");
+            let mut html = String::new();
+            use std::io::Read;
+            flate2::read::GzDecoder::new(&response.bytes().await.unwrap()[..])
+                .read_to_string(&mut html)
+                .unwrap_or_else(|e| panic!("{path}: not valid gzip: {e}"));
+            assert!(
+                html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"),
+                "{path}"
+            );
+            assert!(!html.contains('\u{1}'), "{path}: a placeholder left");
+            if path != "/" {
+                let csrf = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
+                assert_eq!(csrf.len(), 64, "{path}");
+                tokens.push(csrf);
+            }
+        }
+        if path != "/" {
+            assert_ne!(tokens[0], tokens[1], "{path}: visitors share a token");
+        }
+    }
 }
 
 async fn head_requests_are_answered(backend: Backend) {

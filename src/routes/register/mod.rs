@@ -186,9 +186,29 @@ pub async fn get(
             .then_some(draft.submission_id);
     }
     let summary = errors.summary(FIELD_ORDER);
+    let csrf = crate::session::csrf_token(&session);
+    let submission_id = submission_id.unwrap_or_else(|| new_submission_id(&state));
+    if summary.is_empty() && photo.is_none() {
+        // The empty form, the busiest page of a deadline day: only the two
+        // tokens differ between visitors, so its text is compressed once.
+        let page = RegisterPage {
+            csrf: crate::compress::placeholder(0),
+            submission_id: crate::compress::placeholder(1),
+            reference: None,
+            v: values,
+            errors,
+            summary,
+            photo,
+            stale: false,
+            ctx,
+        };
+        return page
+            .ctx
+            .render_spliced(StatusCode::OK, &page, &[&csrf, &submission_id]);
+    }
     RegisterPage {
-        csrf: crate::session::csrf_token(&session),
-        submission_id: submission_id.unwrap_or_else(|| new_submission_id(&state)),
+        csrf,
+        submission_id,
         reference: None,
         v: values,
         errors,
