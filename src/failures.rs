@@ -158,23 +158,7 @@ pub struct NewFailureRow {
     pub email_shape: Option<String>,
 }
 
-/// A failure as read back, with its resolution by staff.
-#[derive(Debug, Clone, Queryable)]
-pub struct FailureRow {
-    pub reference: String,
-    pub occurred_at: NaiveDateTime,
-    pub reason: String,
-    pub fields: String,
-    pub email: Option<String>,
-    pub nik_masked: Option<String>,
-    pub nik_hash: Option<String>,
-    pub client_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub path: String,
-    pub resolved_at: Option<NaiveDateTime>,
-    pub resolved_by: Option<String>,
-    pub email_shape: Option<String>,
-}
+pub use crate::db::failures::FailureRow;
 
 const BUFFER_LIMIT: usize = 10_000;
 
@@ -201,7 +185,7 @@ impl FailureLog {
         mac.update(purpose.as_bytes());
         mac.update(b":");
         mac.update(value.as_bytes());
-        crate::session::hex(&mac.finalize().into_bytes())
+        hex::encode(mac.finalize().into_bytes())
     }
 
     pub fn nik_hash(&self, nik: &str) -> String {

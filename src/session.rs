@@ -13,6 +13,7 @@ use actix_session::config::{CookieContentSecurity, PersistentSession};
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::{Key, SameSite, time::Duration};
 use rand::Rng;
+use subtle::ConstantTimeEq;
 
 pub const COOKIE_NAME: &str = "emeterai_session";
 const CSRF_KEY: &str = "csrf";
@@ -40,17 +41,7 @@ pub fn middleware(
 
 fn random_token() -> String {
     let bytes: [u8; 32] = rand::rng().random();
-    hex(&bytes)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
+    hex::encode(bytes)
 }
 
 /// The session's CSRF token, made on first use.
@@ -66,13 +57,9 @@ pub fn csrf_token(session: &Session) -> String {
 /// Whether a posted token matches the session's.
 pub fn csrf_valid(session: &Session, posted: &str) -> bool {
     match session.get::<String>(CSRF_KEY) {
-        Ok(Some(expected)) => constant_time_eq(expected.as_bytes(), posted.as_bytes()),
+        Ok(Some(expected)) => expected.as_bytes().ct_eq(posted.as_bytes()).into(),
         _ => false,
     }
-}
-
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Signs in: a fresh session (new cookie, new CSRF token) that remembers the
@@ -104,66 +91,8 @@ pub fn set_pending_email(session: &Session, email: &str) {
     let _ = session.insert(PENDING_EMAIL_KEY, email);
 }
 
-/// A register form that came back, kept (encrypted in the cookie, like the
-/// rest of the session) so that switching language shows it again.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct RegisterDraft {
-    pub values: crate::routes::register::RegisterValues,
-    pub upload_id: Option<String>,
-    pub submission_id: String,
-    pub saved: i64,
-}
-
-const DRAFT_KEY: &str = "register_draft";
-/// Larger drafts (only made by hand) are not kept: the cookie must stay
-/// well under the 4 KB browsers allow.
-const DRAFT_MAX_BYTES: usize = 1500;
-/// A draft older than this is not shown again.
-const DRAFT_TTL_SECS: i64 = 3600;
-
-pub fn keep_register_draft(session: &Session, draft: &RegisterDraft) {
-    match serde_json::to_string(draft) {
-        Ok(json) if json.len() <= DRAFT_MAX_BYTES => {
-            let _ = session.insert(DRAFT_KEY, draft);
-        }
-        _ => {
-            session.remove(DRAFT_KEY);
-        }
-    }
-}
-
-pub fn register_draft(session: &Session) -> Option<RegisterDraft> {
-    let draft = session.get::<RegisterDraft>(DRAFT_KEY).ok().flatten()?;
-    let age = chrono::Utc::now().timestamp() - draft.saved;
-    (0..=DRAFT_TTL_SECS).contains(&age).then_some(draft)
-}
-
-pub fn forget_register_draft(session: &Session) {
-    session.remove(DRAFT_KEY);
-}
-
 pub fn pending_email(session: &Session) -> Option<String> {
     session.get::<String>(PENDING_EMAIL_KEY).ok().flatten()
-}
-
-/// A single-use token for links (verification, password reset) and the
-/// SHA-256 hash that is stored in its place.
-pub fn new_link_token() -> (String, String) {
-    let token = random_token();
-    let hash = hash_link_token(&token);
-    (token, hash)
-}
-
-/// The stored hash of a link token as posted or in a URL, or `None` when it
-/// is not one (wrong length or characters: a cut-off or mangled link).
-pub fn link_token_hash(token: &str) -> Option<String> {
-    (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| hash_link_token(token))
-}
-
-pub fn hash_link_token(token: &str) -> String {
-    use sha2::Digest;
-    hex(&sha2::Sha256::digest(token.as_bytes()))
 }
 
 #[cfg(test)]
@@ -171,18 +100,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn link_tokens_are_long_and_stored_hashed() {
-        let (token, hash) = new_link_token();
-        assert_eq!(token.len(), 64);
-        assert_eq!(hash.len(), 64);
-        assert_ne!(token, hash);
-        assert_eq!(hash_link_token(&token), hash);
-    }
-
-    #[test]
     fn constant_time_comparison() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
+        // subtle's comparison, as used for CSRF tokens: different lengths
+        // are simply unequal.
+        assert!(bool::from(b"abc".ct_eq(b"abc")));
+        assert!(!bool::from(b"abc".ct_eq(b"abd")));
+        assert!(!bool::from(b"abc"[..].ct_eq(&b"abcd"[..])));
     }
 }

@@ -15,6 +15,7 @@ use diesel::{Connection, ConnectionError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub mod accounts;
+pub mod failures;
 pub mod outbox;
 pub mod registrations;
 pub mod sessions;

@@ -24,7 +24,7 @@ pub fn start(
     now: NaiveDateTime,
     lifetime: Duration,
 ) -> QueryResult<String> {
-    let (id, id_hash) = crate::session::new_link_token();
+    let (id, id_hash) = crate::domain::link_token::new_link_token();
     super::retry_busy(|| {
         diesel::insert_into(sessions::table)
             .values((
@@ -48,7 +48,7 @@ pub fn check(
     now: NaiveDateTime,
     idle: Duration,
 ) -> QueryResult<Option<String>> {
-    let id_hash = crate::session::hash_link_token(id);
+    let id_hash = crate::domain::link_token::hash_link_token(id);
     let found: Option<(String, NaiveDateTime)> = sessions::table
         .find(&id_hash)
         .filter(sessions::kind.eq(kind))
@@ -73,7 +73,7 @@ pub fn check(
 
 /// Ends one session (this browser's sign-out).
 pub fn revoke(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<()> {
-    let id_hash = crate::session::hash_link_token(id);
+    let id_hash = crate::domain::link_token::hash_link_token(id);
     super::retry_busy(|| {
         diesel::update(
             sessions::table

@@ -4,8 +4,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::failures::FailureRow;
 use super::{DbConn, MultiBackend};
-use crate::failures::FailureRow;
 use crate::schema::{failure_notes, failures, staff, staff_audit, staff_recovery_codes};
 
 /// Failed sign-ins before an account is locked, and for how long.

@@ -6,6 +6,7 @@ mod birth_date;
 mod email;
 mod full_name;
 mod ktp_photo;
+pub mod link_token;
 mod nik;
 mod npwp;
 mod password;

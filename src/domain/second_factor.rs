@@ -120,7 +120,7 @@ pub fn recovery_code_hash(typed: &str) -> Option<String> {
     if code.len() != 10 {
         return None;
     }
-    Some(crate::session::hex(&Sha256::digest(code.as_bytes())))
+    Some(hex::encode(Sha256::digest(code.as_bytes())))
 }
 
 #[cfg(test)]

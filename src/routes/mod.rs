@@ -7,7 +7,6 @@ pub mod ops;
 pub mod password;
 pub mod register;
 pub mod staff;
-pub mod staff_code;
 pub mod verify;
 
 use actix_web::web;
@@ -47,7 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(page("/staff", staff_home))
         .service(page("/staff/login", staff::login_get).route(web::post().to(staff::login_post)))
-        .service(page("/staff/login/code", staff_code::get).route(web::post().to(staff_code::post)))
+        .service(page("/staff/login/code", staff::code_get).route(web::post().to(staff::code_post)))
         .service(web::resource("/staff/logout").route(web::post().to(staff::logout)))
         .service(page("/staff/failures", staff::failures))
         .service(page("/staff/failures.csv", staff::failures_csv))

@@ -123,7 +123,7 @@ pub async fn forgot_post(
             state
                 .db(move |conn| -> Result<(), AppError> {
                     let now = crate::mail::now();
-                    let (token, token_hash) = crate::session::new_link_token();
+                    let (token, token_hash) = crate::domain::link_token::new_link_token();
                     let mail = crate::mail::reset_mail(
                         &settings,
                         lang,
@@ -191,7 +191,7 @@ async fn account_for(
     state: &web::Data<AppState>,
     token: &str,
 ) -> Result<Option<accounts::Account>, AppError> {
-    let Some(hash) = crate::session::link_token_hash(token) else {
+    let Some(hash) = crate::domain::link_token::link_token_hash(token) else {
         return Ok(None);
     };
     state
@@ -297,7 +297,8 @@ pub async fn reset_post(
     };
     let retry = format!("/password/reset?token={}", form.token);
     let password_hash = crate::passwords::hash(&state, password, &retry).await?;
-    let hash = crate::session::link_token_hash(&form.token).expect("checked by account_for");
+    let hash =
+        crate::domain::link_token::link_token_hash(&form.token).expect("checked by account_for");
     let changed = state
         .db(move |conn| accounts::reset_password(conn, &hash, &password_hash, crate::mail::now()))
         .await?;

@@ -36,7 +36,7 @@ pub async fn resend_verification(
     let result = state
         .db(move |conn| {
             let now = crate::mail::now();
-            let (token, token_hash) = crate::session::new_link_token();
+            let (token, token_hash) = crate::domain::link_token::new_link_token();
             registrations::resend(
                 conn,
                 &address,
@@ -170,7 +170,7 @@ pub async fn verify(
 ) -> Result<HttpResponse, AppError> {
     let token = query.token.clone().unwrap_or_default();
     let record_open = req.method() == Method::GET;
-    let link = match crate::session::link_token_hash(&token) {
+    let link = match crate::domain::link_token::link_token_hash(&token) {
         Some(hash) => {
             state
                 .db(move |conn| {
@@ -309,7 +309,7 @@ pub async fn choose(
     form: web::Form<crate::forms::NewPasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let Some(token_hash) = crate::session::link_token_hash(&form.token) else {
+    let Some(token_hash) = crate::domain::link_token::link_token_hash(&form.token) else {
         return link_state_page(&req, ctx, &session, &state, LinkState::Unknown).await;
     };
     let lookup = token_hash.clone();

@@ -18,7 +18,7 @@ async fn old_form_registrations_verify_with_one_press(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let (token, token_hash) = emeterai::session::new_link_token();
+    let (token, token_hash) = emeterai::domain::link_token::new_link_token();
     let old_hash = bcrypt::hash("kata sandi lama saya", 4).unwrap();
     {
         let mut conn = app.state.pool.get().unwrap();

@@ -13,6 +13,7 @@ mod errors;
 mod failures;
 mod fuzz;
 mod home;
+mod layers;
 mod limits;
 mod ops;
 mod pages;

@@ -15,6 +15,44 @@ use crate::forms::FormErrors;
 use crate::startup::AppState;
 use crate::web::PageCtx;
 
+/// A register form that came back, kept (encrypted in the cookie, like the
+/// rest of the session) so that switching language shows it again.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct RegisterDraft {
+    pub values: RegisterValues,
+    pub upload_id: Option<String>,
+    pub submission_id: String,
+    pub saved: i64,
+}
+
+const DRAFT_KEY: &str = "register_draft";
+/// Larger drafts (only made by hand) are not kept: the cookie must stay
+/// well under the 4 KB browsers allow.
+const DRAFT_MAX_BYTES: usize = 1500;
+/// A draft older than this is not shown again.
+const DRAFT_TTL_SECS: i64 = 3600;
+
+pub fn keep_register_draft(session: &Session, draft: &RegisterDraft) {
+    match serde_json::to_string(draft) {
+        Ok(json) if json.len() <= DRAFT_MAX_BYTES => {
+            let _ = session.insert(DRAFT_KEY, draft);
+        }
+        _ => {
+            session.remove(DRAFT_KEY);
+        }
+    }
+}
+
+pub fn register_draft(session: &Session) -> Option<RegisterDraft> {
+    let draft = session.get::<RegisterDraft>(DRAFT_KEY).ok().flatten()?;
+    let age = chrono::Utc::now().timestamp() - draft.saved;
+    (0..=DRAFT_TTL_SECS).contains(&age).then_some(draft)
+}
+
+pub fn forget_register_draft(session: &Session) {
+    session.remove(DRAFT_KEY);
+}
+
 /// The fields in the order of the form, for the error summary.
 pub const FIELD_ORDER: &[&str] = &[
     "full_name",
@@ -152,8 +190,10 @@ pub fn check_submission_id(state: &AppState, posted: &str) -> Option<String> {
     let issued: i64 = issued.parse().ok()?;
     let age = chrono::Utc::now().timestamp() - issued;
     let expected = sign(state, &id, issued);
-    (crate::session::constant_time_eq(expected.as_bytes(), signature.as_bytes())
-        && (-300..=FORM_TTL_SECS).contains(&age))
+    (bool::from(subtle::ConstantTimeEq::ct_eq(
+        expected.as_bytes(),
+        signature.as_bytes(),
+    )) && (-300..=FORM_TTL_SECS).contains(&age))
     .then_some(id)
 }
 
@@ -171,7 +211,7 @@ pub async fn get(
     let mut photo = None;
     let mut submission_id = None;
     if ctx.language_switched()
-        && let Some(draft) = crate::session::register_draft(&session)
+        && let Some(draft) = register_draft(&session)
     {
         if let Some(id) = draft.upload_id {
             photo = post::draft_photo(&state, id, lang).await?;

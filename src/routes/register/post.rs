@@ -201,9 +201,9 @@ pub async fn post(
         } else {
             new_submission_id(&state)
         };
-        crate::session::keep_register_draft(
+        super::keep_register_draft(
             &session,
-            &crate::session::RegisterDraft {
+            &super::RegisterDraft {
                 values: values.clone(),
                 upload_id: photo.as_ref().map(|p| p.upload_id.clone()),
                 submission_id: submission_id.clone(),
@@ -227,7 +227,7 @@ pub async fn post(
     if !admitted {
         admit_upload(&state, &req).await?;
     }
-    let (token, token_hash) = crate::session::new_link_token();
+    let (token, token_hash) = crate::domain::link_token::new_link_token();
     let registration_id = uuid::Uuid::new_v4().to_string();
     let mail = crate::mail::verification_mail(
         &state.settings,
@@ -304,7 +304,7 @@ pub async fn post(
                 tracing::info!("registration data replaced; link held back by the cooldown");
             }
             crate::session::set_pending_email(&session, &email);
-            crate::session::forget_register_draft(&session);
+            super::forget_register_draft(&session);
             // "Replaced" tells that the address was waiting: limited like
             // the "already registered" answers; past the limit the page
             // says nothing more than for a new registration.
@@ -340,7 +340,7 @@ pub async fn post(
                 )
                 .await?;
                 crate::session::set_pending_email(&session, registration_email.as_str());
-                crate::session::forget_register_draft(&session);
+                super::forget_register_draft(&session);
                 return Ok(see_other("/register/check-email"));
             }
             // Saying "already registered" reveals that an account exists, so

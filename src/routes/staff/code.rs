@@ -202,7 +202,7 @@ pub async fn post(
     )
     .await?;
     if gate.retry_after().is_some() {
-        return super::staff::refused_sign_in(ctx, gate, |ctx, error, status| {
+        return super::session::refused_sign_in(ctx, gate, |ctx, error, status| {
             render(ctx, &session, &staff, Some(error), status)
         });
     }
@@ -279,7 +279,7 @@ pub async fn post(
     crate::failures::refund_sign_in(&state, "staff-code", &staff.email).await?;
     session.remove(PENDING_KEY);
     session.remove(ENROL_KEY);
-    let cookie = super::staff::start_session(&state, &staff, action).await?;
+    let cookie = super::session::start_session(&state, &staff, action).await?;
     let mut response = match codes {
         // Shown once, on the answer to the enrolment (never cached).
         Some(codes) => {

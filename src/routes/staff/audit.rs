@@ -1,0 +1,39 @@
+//! `GET /staff/audit`: what staff did.
+use super::*;
+
+// ---------------------------------------------------------------- audit
+
+#[derive(Template)]
+#[template(path = "staff/audit.html")]
+struct AuditPage {
+    ctx: PageCtx,
+    csrf: String,
+    staff: StaffUser,
+    entries: Vec<(String, String, String, String)>,
+}
+
+pub async fn audit_log(
+    req: HttpRequest,
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let lang = ctx.lang;
+    let staff = staff_or_login!(req, state);
+    let entries = state
+        .db(move |conn| staff_db::recent_audit(conn, 500))
+        .await?;
+    let page = AuditPage {
+        csrf: crate::session::csrf_token(&session),
+        staff,
+        entries: entries
+            .into_iter()
+            .map(|e| {
+                let action = crate::i18n::audit_action_label(&e.action, lang).to_string();
+                (wib(e.at), e.staff_email, action, e.target)
+            })
+            .collect(),
+        ctx,
+    };
+    page.ctx.render(StatusCode::OK, &page)
+}

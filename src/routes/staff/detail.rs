@@ -1,0 +1,429 @@
+//! `GET /staff/failures/{reference}`: one failure, its story and actions; its KTP photos.
+use super::*;
+
+// ---------------------------------------------------------------- detail
+
+pub struct TimelineEntry {
+    pub when: String,
+    pub at: NaiveDateTime,
+    pub what: String,
+    pub reference: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "staff/failure.html")]
+struct FailurePage {
+    ctx: PageCtx,
+    csrf: String,
+    staff: StaffUser,
+    failure: FailureRow,
+    when: String,
+    reason: &'static str,
+    /// The fields with mistakes, by the form's labels.
+    fields: String,
+    resolved_when: Option<String>,
+    notes: Vec<(String, String, String)>,
+    timeline: Vec<TimelineEntry>,
+    pending_account: bool,
+    /// The account's address, when it was found by NIK under another one,
+    /// or else that of a registration waiting under this NIK.
+    account_email: Option<String>,
+    /// `account_email` belongs to an account (not a waiting registration).
+    other_is_account: bool,
+    /// KTP photos to open: (whose, upload id).
+    photos: Vec<(String, String)>,
+    notice: &'static str,
+}
+
+#[derive(Deserialize)]
+pub struct DetailQuery {
+    done: Option<String>,
+}
+
+pub async fn failure(
+    req: HttpRequest,
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<DetailQuery>,
+) -> Result<HttpResponse, AppError> {
+    let staff = staff_or_login!(req, state);
+    let reference = path.into_inner().to_ascii_uppercase();
+    let lookup = reference.clone();
+    let lang = ctx.lang;
+    let t = ctx.t;
+    let found = state
+        .db(move |conn| -> Result<_, AppError> {
+            let Some(failure) = crate::failures::find(conn, &lookup)? else {
+                return Ok(None);
+            };
+            let notes = staff_db::notes(conn, &lookup)?;
+            let mut related = staff_db::related(
+                conn,
+                failure.email.as_deref(),
+                failure.nik_hash.as_deref(),
+                200,
+            )?;
+            // The citizen's account: by this email, or else by this NIK (an
+            // attempt under another address).
+            let mut account = match &failure.email {
+                Some(email) => crate::db::accounts::find_by_email(conn, email)?,
+                None => None,
+            };
+            if account.is_none()
+                && let Some(hash) = &failure.nik_hash
+            {
+                account = crate::db::accounts::find_by_nik_hash(conn, hash)?;
+            }
+            if let Some(account) = &account
+                && Some(&account.email) != failure.email.as_ref()
+            {
+                related.extend(staff_db::related(conn, Some(&account.email), None, 200)?);
+                related.sort_by(|a, b| {
+                    (b.occurred_at, &b.reference).cmp(&(a.occurred_at, &a.reference))
+                });
+                related.dedup_by(|a, b| a.reference == b.reference);
+            }
+            let mail_address = account
+                .as_ref()
+                .map(|a| a.email.clone())
+                .or(failure.email.clone());
+            let mut registrations = crate::db::registrations::find_related(
+                conn,
+                failure.email.as_deref(),
+                failure.nik_hash.as_deref(),
+            )?;
+            if let Some(account) = &account {
+                registrations.extend(crate::db::registrations::find_related(
+                    conn,
+                    Some(&account.email),
+                    None,
+                )?);
+                registrations.sort_by(|a, b| a.id.cmp(&b.id));
+                registrations.dedup_by(|a, b| a.id == b.id);
+            }
+            let mut mails = match &mail_address {
+                Some(email) => crate::db::outbox::mails_to(conn, email)?,
+                None => Vec::new(),
+            };
+            // Mails to the other addresses a NIK waited under.
+            for registration in &registrations {
+                if Some(&registration.email) != mail_address.as_ref() {
+                    mails.extend(crate::db::outbox::mails_to(conn, &registration.email)?);
+                }
+            }
+            Ok(Some((
+                failure,
+                notes,
+                related,
+                account,
+                mails,
+                registrations,
+            )))
+        })
+        .await?;
+    let Some((failure, notes, mut related, account, mails, registrations)) = found else {
+        return Err(AppError::NotFound);
+    };
+    // Without an email or NIK there is no wider story: the failure itself.
+    if !related.iter().any(|r| r.reference == failure.reference) {
+        related.push(failure.clone());
+    }
+    audit(&state, &staff, "view_failure", reference.clone()).await?;
+
+    let mut timeline: Vec<TimelineEntry> = related
+        .iter()
+        .map(|r| TimelineEntry {
+            when: wib(r.occurred_at),
+            at: r.occurred_at,
+            what: reason_label(&r.reason, lang).to_string(),
+            reference: Some(r.reference.clone()),
+        })
+        .collect();
+    for registration in &registrations {
+        let mut event = |at: NaiveDateTime, what: &str| {
+            timeline.push(TimelineEntry {
+                when: wib(at),
+                at,
+                what: format!("{what} ({})", registration.email),
+                reference: None,
+            })
+        };
+        event(registration.created_at, t.staff_event_registered);
+        if registration.updated_at != registration.created_at {
+            event(registration.updated_at, t.staff_event_registration_replaced);
+        }
+        if let Some(at) = registration.link_opened_at {
+            event(at, t.staff_event_link_opened);
+        }
+        if let Some(at) = registration.completed_at {
+            event(at, t.staff_event_password_chosen);
+        }
+    }
+    // An account made through a link is already in the timeline as
+    // "password chosen"; older accounts show their own events.
+    let made_by_link = |id: &str| {
+        registrations
+            .iter()
+            .any(|r| r.account_id.as_deref() == Some(id))
+    };
+    if let Some(account) = account.as_ref().filter(|a| !made_by_link(&a.id)) {
+        timeline.push(TimelineEntry {
+            when: wib(account.created_at),
+            at: account.created_at,
+            what: t.staff_event_account_created.to_string(),
+            reference: None,
+        });
+        if let Some(at) = account.verified_at {
+            timeline.push(TimelineEntry {
+                when: wib(at),
+                at,
+                what: t.staff_event_verified.to_string(),
+                reference: None,
+            });
+        }
+    }
+    for mail in &mails {
+        timeline.push(TimelineEntry {
+            when: wib(mail.created_at),
+            at: mail.created_at,
+            what: format!("{} ({})", t.staff_event_mail_queued, mail.kind),
+            reference: None,
+        });
+        let outcome = match (mail.status.as_str(), mail.sent_at) {
+            ("sent", Some(at)) => Some((
+                at,
+                format!(
+                    "{} ({}, {} x)",
+                    t.staff_event_mail_sent, mail.kind, mail.attempts
+                ),
+            )),
+            ("failed", _) => Some((
+                mail.next_attempt_at,
+                format!(
+                    "{} ({}, {} x: {})",
+                    t.staff_event_mail_failed,
+                    mail.kind,
+                    mail.attempts,
+                    mail.last_error.clone().unwrap_or_default()
+                ),
+            )),
+            _ => None,
+        };
+        if let Some((at, what)) = outcome {
+            timeline.push(TimelineEntry {
+                when: wib(at),
+                at,
+                what,
+                reference: None,
+            });
+        }
+    }
+    timeline.sort_by_key(|entry| std::cmp::Reverse(entry.at));
+
+    let notice = match query.done.as_deref() {
+        Some("note") => t.staff_note_added,
+        Some("resolved") => t.staff_marked_resolved,
+        Some("resent") => t.staff_resent,
+        Some("cooldown") => t.staff_resend_cooldown,
+        Some("nothing") => t.staff_resend_nothing,
+        _ => "",
+    };
+    let page = FailurePage {
+        csrf: crate::session::csrf_token(&session),
+        staff,
+        when: wib(failure.occurred_at),
+        reason: reason_label(&failure.reason, lang),
+        fields: crate::i18n::field_labels(&failure.fields, lang),
+        resolved_when: failure.resolved_at.map(wib),
+        notes: notes
+            .into_iter()
+            .map(|n| (wib(n.created_at), n.staff_email, n.note))
+            .collect(),
+        timeline,
+        pending_account: account.is_none()
+            && registrations.iter().any(|r| r.completed_at.is_none()),
+        account_email: account
+            .as_ref()
+            .map(|a| a.email.clone())
+            .or_else(|| {
+                registrations
+                    .iter()
+                    .filter(|r| r.completed_at.is_none())
+                    .max_by_key(|r| r.updated_at)
+                    .map(|r| r.email.clone())
+            })
+            .filter(|e| Some(e) != failure.email.as_ref()),
+        other_is_account: account.is_some(),
+        photos: account
+            .iter()
+            .map(|a| (a.email.clone(), a.ktp_upload_id.clone()))
+            .chain(
+                registrations
+                    .iter()
+                    .filter(|r| r.completed_at.is_none())
+                    .map(|r| (r.email.clone(), r.ktp_upload_id.clone())),
+            )
+            .collect(),
+        failure,
+        notice,
+        ctx,
+    };
+    page.ctx.render(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /staff/failures/{reference}/{action}`: `note`, `resolve`, `resend`.
+pub async fn failure_action(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    form: web::Form<ActionForm>,
+) -> Result<HttpResponse, AppError> {
+    let staff = staff_or_login!(req, state);
+    let (reference, action) = path.into_inner();
+    let reference = reference.to_ascii_uppercase();
+    let back = format!("/staff/failures/{reference}");
+    if !crate::session::csrf_valid(&session, &form.csrf_token) {
+        return Ok(see_other(&back));
+    }
+    let lookup = reference.clone();
+    let failure = state
+        .db(move |conn| crate::failures::find(conn, &lookup))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let now = crate::mail::now();
+    let done = match action.as_str() {
+        "note" => {
+            let note: String = form.note.trim().chars().take(2000).collect();
+            if note.is_empty() {
+                return Ok(see_other(&back));
+            }
+            let (r, e) = (reference.clone(), staff.email.clone());
+            state
+                .db(move |conn| staff_db::add_note(conn, &r, &e, &note, now))
+                .await?;
+            "note"
+        }
+        "resolve" => {
+            let (r, e) = (reference.clone(), staff.email.clone());
+            state
+                .db(move |conn| staff_db::resolve(conn, &r, &e, now))
+                .await?;
+            "resolved"
+        }
+        "resend" => {
+            // The account as the detail page finds it: by this email, or
+            // else by this NIK.
+            let (email, hash) = (failure.email.clone(), failure.nik_hash.clone());
+            let address = state
+                .db(move |conn| -> Result<Option<String>, AppError> {
+                    let mut account = match &email {
+                        Some(email) => crate::db::accounts::find_by_email(conn, email)?,
+                        None => None,
+                    };
+                    if account.is_none()
+                        && let Some(hash) = &hash
+                    {
+                        account = crate::db::accounts::find_by_nik_hash(conn, hash)?;
+                    }
+                    // No account: the registration waiting under this email,
+                    // or else the newest one waiting under this NIK.
+                    if account.is_none() {
+                        let waiting = crate::db::registrations::find_related(
+                            conn,
+                            email.as_deref(),
+                            hash.as_deref(),
+                        )?;
+                        return Ok(waiting
+                            .into_iter()
+                            .filter(|r| r.completed_at.is_none())
+                            .max_by_key(|r| r.updated_at)
+                            .map(|r| r.email));
+                    }
+                    Ok(account.map(|a| a.email))
+                })
+                .await?;
+            let Some(email) = address
+                .as_deref()
+                .and_then(|e| crate::domain::Email::parse(e).ok())
+            else {
+                return Ok(see_other(&format!("{back}?done=nothing")));
+            };
+            use crate::routes::verify::ResendResult;
+            match crate::routes::verify::resend_verification(&state, &email, Lang::Id).await? {
+                ResendResult::Sent => "resent",
+                ResendResult::Cooldown => "cooldown",
+                ResendResult::NothingWaiting => "nothing",
+            }
+        }
+        _ => return Err(AppError::NotFound),
+    };
+    audit(&state, &staff, &format!("failure_{action}"), reference).await?;
+    Ok(see_other(&format!("{back}?done={done}")))
+}
+
+// ---------------------------------------------------------------- KTP photo
+
+/// `GET /staff/failures/{reference}/photo/{upload}`: the KTP photo of the
+/// citizen a failure is about (an account or registration under the same
+/// email or NIK), to settle "my NIK is already used" calls. Staff only,
+/// never cached, every view audited.
+pub async fn failure_photo(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let Some(staff) = current_staff(&req, &state).await? else {
+        return Err(AppError::Forbidden);
+    };
+    let (reference, upload) = path.into_inner();
+    let reference = reference.to_ascii_uppercase();
+    if uuid::Uuid::parse_str(&upload).is_err() {
+        return Err(AppError::NotFound);
+    }
+    let (lookup, id) = (reference.clone(), upload.clone());
+    let photo = state
+        .db(move |conn| -> Result<_, AppError> {
+            let Some(failure) = crate::failures::find(conn, &lookup)? else {
+                return Ok(None);
+            };
+            let owners = crate::db::accounts::upload_owners(conn, &id)?;
+            let related = owners.iter().any(|(email, nik_hash)| {
+                failure.email.as_ref() == Some(email)
+                    || (nik_hash.is_some() && failure.nik_hash == *nik_hash)
+            });
+            if !related {
+                return Ok(None);
+            }
+            Ok(crate::db::accounts::find_upload(conn, &id)?)
+        })
+        .await?;
+    let Some((content_type, data)) = photo else {
+        return Err(AppError::NotFound);
+    };
+    audit(
+        &state,
+        &staff,
+        "view_ktp_photo",
+        format!("{reference} {upload}"),
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CONTENT_TYPE, content_type))
+        .insert_header((CACHE_CONTROL, "no-store, private"))
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            "inline; filename=\"ktp.jpg\"",
+        ))
+        .body(data))
+}
