@@ -216,3 +216,15 @@ pub struct NewPasswordForm {
     #[serde(default)]
     pub password_confirm: String,
 }
+
+/// A sign-in form, a citizen's or a staff member's: email, password and
+/// the CSRF token.
+#[derive(serde::Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    pub csrf_token: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub password: String,
+}

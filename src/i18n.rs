@@ -1077,18 +1077,6 @@ mod tests {
                 "{code}"
             );
         }
-        for code in [
-            "full_name",
-            "nik",
-            "birth_date",
-            "email",
-            "phone",
-            "npwp",
-            "ktp_photo",
-            "agree_terms",
-        ] {
-            assert_ne!(field_label(code, Lang::Id), "lainnya", "{code}");
-        }
     }
 
     #[test]

@@ -155,6 +155,23 @@ pub fn backoff(attempts: u32, base: Duration, max: Duration) -> Duration {
     base.saturating_mul(factor).min(max)
 }
 
+/// The HTML part of a mail: the same values as its text part, its own
+/// template (the template reaches the fields through `Deref`).
+macro_rules! html_part {
+    ($html:ident, $text:ident, $path:literal) => {
+        #[derive(Template)]
+        #[template(path = $path)]
+        struct $html<'a>(&'a $text<'a>);
+
+        impl<'a> std::ops::Deref for $html<'a> {
+            type Target = $text<'a>;
+            fn deref(&self) -> &Self::Target {
+                self.0
+            }
+        }
+    };
+}
+
 #[derive(Template)]
 #[template(path = "mail/verify.txt")]
 struct VerifyText<'a> {
@@ -164,14 +181,7 @@ struct VerifyText<'a> {
     hours: u32,
 }
 
-#[derive(Template)]
-#[template(path = "mail/verify.html")]
-struct VerifyHtml<'a> {
-    lang: Lang,
-    name: &'a str,
-    link: &'a str,
-    hours: u32,
-}
+html_part!(VerifyHtml, VerifyText, "mail/verify.html");
 
 /// The verification mail for an account, ready for the outbox.
 pub fn verification_mail(
@@ -185,20 +195,14 @@ pub fn verification_mail(
 ) -> Result<NewMail, askama::Error> {
     let link = format!("{}/verify?token={}", settings.base_url, token);
     let hours = settings.verify_token_ttl_hours;
-    let text = VerifyText {
+    let values = VerifyText {
         lang,
         name,
         link: &link,
         hours,
-    }
-    .render()?;
-    let html = VerifyHtml {
-        lang,
-        name,
-        link: &link,
-        hours,
-    }
-    .render()?;
+    };
+    let text = values.render()?;
+    let html = VerifyHtml(&values).render()?;
     let subject = match lang {
         Lang::Id => "Verifikasi email akun e-Meterai Anda",
         Lang::En => "Verify the email address of your e-Meterai account",
@@ -220,14 +224,7 @@ struct ResetText<'a> {
     minutes: u32,
 }
 
-#[derive(Template)]
-#[template(path = "mail/reset.html")]
-struct ResetHtml<'a> {
-    lang: Lang,
-    name: &'a str,
-    link: &'a str,
-    minutes: u32,
-}
+html_part!(ResetHtml, ResetText, "mail/reset.html");
 
 pub const KIND_SIGN_IN_LOCKED: &str = "sign_in_locked";
 
@@ -242,16 +239,7 @@ struct LockedText<'a> {
     phone: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "mail/locked.html")]
-struct LockedHtml<'a> {
-    lang: Lang,
-    name: &'a str,
-    attempts: i64,
-    minutes: i64,
-    forgot: &'a str,
-    phone: &'a str,
-}
+html_part!(LockedHtml, LockedText, "mail/locked.html");
 
 /// The mail to an account's owner when sign-in to it is paused after too
 /// many wrong passwords: how long, and how to get back in at once.
@@ -265,24 +253,16 @@ pub fn sign_in_locked_mail(
     let lang = Lang::from_code(&account.lang).unwrap_or_default();
     let forgot = format!("{}/password/forgot", settings.base_url);
     let (name, phone) = (account.full_name.as_str(), settings.contact_phone.as_str());
-    let text = LockedText {
+    let values = LockedText {
         lang,
         name,
         attempts,
         minutes,
         forgot: &forgot,
         phone,
-    }
-    .render()?;
-    let html = LockedHtml {
-        lang,
-        name,
-        attempts,
-        minutes,
-        forgot: &forgot,
-        phone,
-    }
-    .render()?;
+    };
+    let text = values.render()?;
+    let html = LockedHtml(&values).render()?;
     let subject = match lang {
         Lang::Id => "Masuk ke akun e-Meterai Anda dihentikan sementara",
         Lang::En => "Signing in to your e-Meterai account is paused",
@@ -310,20 +290,14 @@ pub fn reset_mail(
 ) -> Result<NewMail, askama::Error> {
     let link = format!("{}/password/reset?token={}", settings.base_url, token);
     let minutes = settings.reset_token_ttl_minutes;
-    let text = ResetText {
+    let values = ResetText {
         lang,
         name,
         link: &link,
         minutes,
-    }
-    .render()?;
-    let html = ResetHtml {
-        lang,
-        name,
-        link: &link,
-        minutes,
-    }
-    .render()?;
+    };
+    let text = values.render()?;
+    let html = ResetHtml(&values).render()?;
     let subject = match lang {
         Lang::Id => "Buat kata sandi baru untuk akun e-Meterai Anda",
         Lang::En => "Set a new password for your e-Meterai account",
@@ -351,17 +325,7 @@ struct GuidanceText<'a> {
     email: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "mail/guidance.html")]
-struct GuidanceHtml<'a> {
-    lang: Lang,
-    nik: bool,
-    base: &'a str,
-    reference: &'a str,
-    phone: &'a str,
-    whatsapp: &'a str,
-    email: &'a str,
-}
+html_part!(GuidanceHtml, GuidanceText, "mail/guidance.html");
 
 /// Enumeration-safe mode: what the page would have said about an existing
 /// account (email or NIK already registered), sent to the mailbox instead.
@@ -379,7 +343,7 @@ pub fn guidance_mail(
         settings.contact_whatsapp.as_str(),
         settings.contact_email.as_str(),
     );
-    let text = GuidanceText {
+    let values = GuidanceText {
         lang,
         nik,
         base,
@@ -387,18 +351,9 @@ pub fn guidance_mail(
         phone,
         whatsapp,
         email,
-    }
-    .render()?;
-    let html = GuidanceHtml {
-        lang,
-        nik,
-        base,
-        reference,
-        phone,
-        whatsapp,
-        email,
-    }
-    .render()?;
+    };
+    let text = values.render()?;
+    let html = GuidanceHtml(&values).render()?;
     let subject = match (lang, nik) {
         (Lang::Id, false) => "Alamat email Anda sudah terdaftar di e-Meterai",
         (Lang::Id, true) => "Pendaftaran e-Meterai Anda tidak dapat diproses",

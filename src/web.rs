@@ -133,7 +133,6 @@ impl PageCtx {
         page: &T,
     ) -> Result<HttpResponse, AppError> {
         let html = page.render().map_err(AppError::internal)?;
-        let mut builder = self.page_builder(status);
         // Compressed here rather than by the Compress middleware, which
         // hands every body over 1 KB to a blocking thread: on a busy core
         // that hand-over cost more than the page itself.
@@ -142,15 +141,27 @@ impl PageCtx {
         } else {
             None
         };
+        Ok(self.respond(status, compressed, || html))
+    }
+
+    /// The page response: the gzip body when there is one, else the page as
+    /// it is (made only then).
+    fn respond(
+        &self,
+        status: StatusCode,
+        compressed: Option<Vec<u8>>,
+        plain: impl FnOnce() -> String,
+    ) -> HttpResponse {
+        let mut builder = self.page_builder(status);
         let mut response = match compressed {
             Some(body) => builder
                 .insert_header((CONTENT_ENCODING, "gzip"))
                 .insert_header((VARY, "Accept-Encoding"))
                 .body(body),
-            None => builder.body(html),
+            None => builder.body(plain()),
         };
         response.extensions_mut().insert(Rendered);
-        Ok(response)
+        response
     }
 }
 
@@ -166,27 +177,15 @@ impl PageCtx {
         tokens: &[&str],
     ) -> Result<HttpResponse, AppError> {
         let template = page.render().map_err(AppError::internal)?;
-        let mut builder = self.page_builder(status);
+        let plain = || crate::compress::Spliced::plain(&template, tokens);
         let compressed = if self.gzip {
             crate::compress::spliced(template.clone(), tokens.len())
                 .and_then(|s| s.gzip(tokens))
-                .or_else(|| {
-                    crate::compress::gzip(
-                        crate::compress::Spliced::plain(&template, tokens).as_bytes(),
-                    )
-                })
+                .or_else(|| crate::compress::gzip(plain().as_bytes()))
         } else {
             None
         };
-        let mut response = match compressed {
-            Some(body) => builder
-                .insert_header((CONTENT_ENCODING, "gzip"))
-                .insert_header((VARY, "Accept-Encoding"))
-                .body(body),
-            None => builder.body(crate::compress::Spliced::plain(&template, tokens)),
-        };
-        response.extensions_mut().insert(Rendered);
-        Ok(response)
+        Ok(self.respond(status, compressed, plain))
     }
 }
 

@@ -89,6 +89,29 @@ impl Password {
         Ok(Password(password.to_string()))
     }
 
+    /// A new password and its confirmation, checked against what its
+    /// owner's record holds (the email, NIK and name as stored): the one
+    /// check of the link page and the password-reset page.
+    pub fn parse_for_owner(
+        password: &str,
+        confirmation: &str,
+        owner_email: &str,
+        owner_nik: &str,
+        owner_name: &str,
+        common: &CommonPasswords,
+    ) -> Result<Password, Problem> {
+        let email = Email::parse(owner_email).ok();
+        let nik = Nik::parse(owner_nik, crate::domain::today_in_indonesia()).ok();
+        Self::parse(
+            password,
+            confirmation,
+            email.as_ref(),
+            nik.as_ref(),
+            Some(owner_name),
+            common,
+        )
+    }
+
     fn parse_new(
         password: &str,
         email: Option<&Email>,

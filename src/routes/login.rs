@@ -68,16 +68,6 @@ pub async fn get(
     page.ctx.render_spliced(StatusCode::OK, &page, &[&csrf])
 }
 
-#[derive(Deserialize)]
-pub struct LoginForm {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    password: String,
-}
-
 #[derive(Template)]
 #[template(path = "login/unverified.html")]
 struct UnverifiedPage {
@@ -92,7 +82,7 @@ pub async fn post(
     ctx: PageCtx,
     session: Session,
     state: web::Data<AppState>,
-    form: web::Form<LoginForm>,
+    form: web::Form<crate::forms::SignInForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
     let retry = |ctx: PageCtx,

@@ -248,15 +248,12 @@ pub async fn reset_post(
         return invalid_link(&req, ctx, &state).await;
     };
     let stale = !crate::session::csrf_valid(&session, &form.csrf_token);
-    let email = Email::parse(&account.email).ok();
-    let today = crate::domain::today_in_indonesia();
-    let nik = crate::domain::Nik::parse(&account.nik, today).ok();
-    let password = Password::parse(
+    let password = Password::parse_for_owner(
         &form.password,
         &form.password_confirm,
-        email.as_ref(),
-        nik.as_ref(),
-        Some(&account.full_name),
+        &account.email,
+        &account.nik,
+        &account.full_name,
         &state.common_passwords,
     );
     let password = match (password, stale) {
@@ -272,15 +269,15 @@ pub async fn reset_post(
             } else {
                 "password"
             };
-            let (prefix, why, status) = if stale {
-                ("STL", reason::STALE_FORM, StatusCode::FORBIDDEN)
+            // As on the link page: a stale page is logged (the citizen met
+            // it, and may call); a password typed wrongly is theirs to fix.
+            let (reference, status) = if stale {
+                let failure = Failure::new(reason::STALE_FORM).email(&account.email);
+                let reference = failures::record(&state, &req, "STL", failure).await;
+                (Some(reference), StatusCode::FORBIDDEN)
             } else {
-                ("DFT", reason::VALIDATION, StatusCode::UNPROCESSABLE_ENTITY)
+                (None, StatusCode::UNPROCESSABLE_ENTITY)
             };
-            let failure = Failure::new(why)
-                .email(&account.email)
-                .fields(problem.map(|_| vec![field]).unwrap_or_default());
-            let reference = failures::record(&state, &req, prefix, failure).await;
             let text = problem.map(|p| p.text(ctx.lang));
             let page = ResetPage {
                 csrf: crate::session::csrf_token(&session),
@@ -289,7 +286,7 @@ pub async fn reset_post(
                 confirm_error: text.filter(|_| confirm),
                 summary: text.map(|t| vec![(field, t)]).unwrap_or_default(),
                 stale,
-                reference: Some(reference),
+                reference,
                 ctx,
             };
             return page.ctx.render(status, &page);

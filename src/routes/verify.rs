@@ -11,7 +11,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::db::registrations::{self, CompleteOutcome, LinkState, Registration, ResendOutcome};
-use crate::domain::{Email, Nik, Password, Problem};
+use crate::domain::{Email, Password, Problem};
 use crate::errors::AppError;
 use crate::failures::{self, Failure, reason};
 use crate::i18n::Lang;
@@ -326,15 +326,12 @@ pub async fn choose(
         // The old form's registrations already chose their password.
         None
     } else {
-        let today = crate::domain::today_in_indonesia();
-        let email = Email::parse(&registration.email).ok();
-        let nik = Nik::parse(&registration.nik, today).ok();
-        let checked = Password::parse(
+        let checked = Password::parse_for_owner(
             &form.password,
             &form.password_confirm,
-            email.as_ref(),
-            nik.as_ref(),
-            Some(&registration.full_name),
+            &registration.email,
+            &registration.nik,
+            &registration.full_name,
             &state.common_passwords,
         );
         match (checked, stale) {

@@ -399,7 +399,10 @@ async fn password_reset_end_to_end(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), 422);
-    assert!(response.text().await.unwrap().contains("terlalu umum"));
+    let html = response.text().await.unwrap();
+    assert!(html.contains("terlalu umum"));
+    // A refused new password is the citizen's to fix: no row, no code.
+    assert!(reference_code(&html).is_none(), "{html}");
     let response = app
         .client
         .post(app.url("/password/reset"))

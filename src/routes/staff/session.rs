@@ -30,22 +30,12 @@ pub async fn login_get(
     page.ctx.render(StatusCode::OK, &page)
 }
 
-#[derive(Deserialize)]
-pub struct LoginForm {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    password: String,
-}
-
 pub async fn login_post(
     req: HttpRequest,
     ctx: PageCtx,
     session: Session,
     state: web::Data<AppState>,
-    form: web::Form<LoginForm>,
+    form: web::Form<crate::forms::SignInForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
     let retry = |ctx: PageCtx, error: &'static str, status: StatusCode| {
