@@ -726,6 +726,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_reason_has_a_label() {
+        use crate::i18n::{Lang, reason_label};
+        for code in reason::ALL {
+            assert_ne!(reason_label(code, Lang::Id), "Lainnya", "{code}");
+            assert_ne!(reason_label(code, Lang::En), "Other", "{code}");
+        }
+    }
+
+    #[test]
     fn addresses_are_truncated() {
         assert_eq!(truncate_ip("203.0.113.77".parse().unwrap()), "203.0.113.0");
         assert_eq!(

@@ -1051,14 +1051,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_reason_has_a_label() {
-        for code in crate::failures::reason::ALL {
-            assert_ne!(reason_label(code, Lang::Id), "Lainnya", "{code}");
-            assert_ne!(reason_label(code, Lang::En), "Other", "{code}");
-        }
-    }
-
-    #[test]
     fn staff_read_labels_not_codes() {
         assert_eq!(field_labels("nik,ktp_photo", Lang::Id), "NIK, Foto KTP");
         assert_eq!(field_labels("", Lang::En), "");
