@@ -5,7 +5,6 @@ use actix_web::http::StatusCode;
 use askama::Template;
 
 use crate::errors::AppError;
-#[allow(unused_imports)] // used by the templates' `match`
 use crate::i18n::Lang;
 use crate::web::PageCtx;
 
@@ -43,7 +42,8 @@ struct TermsPage {
 #[template(path = "legal/privacy.html")]
 struct PrivacyPage {
     ctx: PageCtx,
-    unverified_hours: u32,
+    /// "7 hari" / "7 days", or hours when not whole days.
+    unverified_period: String,
     draft_hours: i64,
     failure_days: u32,
 }
@@ -84,8 +84,15 @@ pub async fn privacy(
     ctx: PageCtx,
     state: actix_web::web::Data<crate::startup::AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let hours = state.settings.unverified_ttl_hours;
+    let unverified_period = match (hours % 24, ctx.lang) {
+        (0, Lang::Id) => format!("{} hari", hours / 24),
+        (0, Lang::En) => format!("{} days", hours / 24),
+        (_, Lang::Id) => format!("{hours} jam"),
+        (_, Lang::En) => format!("{hours} hours"),
+    };
     let page = PrivacyPage {
-        unverified_hours: state.settings.unverified_ttl_hours,
+        unverified_period,
         draft_hours: crate::mail::DRAFT_HOURS,
         failure_days: state.settings.failure_retention_days,
         ctx,

@@ -199,7 +199,7 @@ async fn terms_privacy_and_photo_help_are_linked_from_the_form(backend: Backend)
         assert!(html.contains(en), "{html}");
     }
     let (_, privacy) = app.get_html("/privacy?lang=id").await;
-    assert!(privacy.contains("setelah 72 jam"), "{privacy}");
+    assert!(privacy.contains("setelah 3 hari"), "{privacy}");
     assert!(privacy.contains("setelah 30 hari"), "{privacy}");
 }
 
