@@ -4,7 +4,9 @@
 use diesel::prelude::*;
 use emeterai::schema::{accounts, mail_outbox, registration_tokens, registrations};
 
-use crate::helpers::{Backend, Registration, TestApp, attr_after, fake_jpeg, reference_code};
+use crate::helpers::{
+    Backend, Registration, TestApp, attr_after, csrf_of, fake_jpeg, reference_code,
+};
 use crate::mail_stub::verification_path;
 use crate::on_both_backends;
 
@@ -302,10 +304,9 @@ async fn each_validation_rule_returns_the_form_with_values_kept(backend: Backend
     assert_eq!(count_registrations(&app), 0);
 }
 
-async fn photo_is_kept_with_the_draft(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
-        return;
-    };
+/// A registration whose NIK ends in 0000 comes back (422) with its photo
+/// kept as a draft: the input, the page, and the draft upload's id.
+async fn came_back_with_photo(app: &TestApp) -> (Registration, String, String) {
     let mut input = Registration {
         nik: "3578015708950000".into(),
         ..Default::default()
@@ -313,12 +314,20 @@ async fn photo_is_kept_with_the_draft(backend: Backend) {
     let response = app.register(&mut input).await;
     assert_eq!(response.status(), 422);
     let html = response.text().await.unwrap();
+    let upload = attr_after(&html, r#"name="ktp_upload_id""#, "value").expect("draft upload id");
+    (input, html, upload)
+}
+
+async fn photo_is_kept_with_the_draft(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (mut input, html, upload) = came_back_with_photo(&app).await;
     assert!(html.contains("Foto KTP sudah diterima:"), "{html}");
     assert!(
         html.contains("<strong>ktp-siti.jpg</strong>, ") && html.contains(" KB."),
         "{html}"
     );
-    let upload = attr_after(&html, r#"name="ktp_upload_id""#, "value").expect("draft upload id");
     // The same submission id comes back.
     assert_eq!(
         attr_after(&html, r#"name="submission_id""#, "value").unwrap(),
@@ -341,14 +350,7 @@ async fn switching_language_keeps_the_form_that_came_back(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let mut input = Registration {
-        nik: "3578015708950000".into(),
-        ..Default::default()
-    };
-    let response = app.register(&mut input).await;
-    assert_eq!(response.status(), 422);
-    let html = response.text().await.unwrap();
-    let upload = attr_after(&html, r#"name="ktp_upload_id""#, "value").expect("draft upload id");
+    let (mut input, html, upload) = came_back_with_photo(&app).await;
     // The switch in the header is a plain link.
     assert!(html.contains(r#"href="/register?lang=en""#), "{html}");
 
@@ -802,15 +804,7 @@ async fn resend_has_a_cooldown_and_reveals_nothing(backend: Backend) {
     let other = app.new_browser();
     let mut answers = Vec::new();
     for email in ["siti.aminah@example.co.id", "nobody@example.com"] {
-        let page = other
-            .get(app.url("/register/check-email"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let csrf = attr_after(&page, r#"name="csrf_token""#, "value").unwrap();
+        let csrf = csrf_of(&other, app.url("/register/check-email")).await;
         let response = other
             .post(app.url("/verify/resend"))
             .form(&[("csrf_token", csrf.as_str()), ("email", email)])
