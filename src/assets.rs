@@ -9,14 +9,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use actix_web::http::header::{
-    CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
-};
-use actix_web::{HttpRequest, HttpResponse, web};
-
-use crate::errors::AppError;
-use crate::startup::AppState;
-
 #[derive(rust_embed::Embed)]
 #[folder = "static/"]
 struct StaticFiles;
@@ -122,52 +114,31 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// `GET /static/{path}`.
-pub async fn serve(
-    req: HttpRequest,
-    path: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let (logical, hash) = split_hash(&path);
-    let asset = state.assets.files.get(&logical).ok_or(AppError::NotFound)?;
-    let etag = format!("\"{}\"", asset.hash);
-    let cache = if hash == Some(asset.hash.as_str()) {
-        "public, max-age=31536000, immutable"
-    } else {
-        // Outdated or missing hash: serve the current file, but make the
-        // browser check again next time instead of keeping it for a year.
-        "public, no-cache"
-    };
-    let not_modified = req
-        .headers()
-        .get(IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-    let mut builder = if not_modified {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    builder
-        .insert_header((CACHE_CONTROL, cache))
-        .insert_header((ETAG, etag))
-        .insert_header((CONTENT_TYPE, asset.content_type));
-    if asset.gzip.is_some() {
-        builder.insert_header((VARY, "Accept-Encoding"));
+/// A static file as a URL asks for it.
+pub struct Found<'a> {
+    pub data: &'a [u8],
+    /// The same file gzip-compressed, when that is smaller.
+    pub gzip: Option<&'a [u8]>,
+    pub content_type: &'static str,
+    /// The content hash, quoted, as an `ETag`.
+    pub etag: String,
+    /// The URL names the current hash: the answer may be kept for a year.
+    pub current: bool,
+}
+
+impl Assets {
+    /// The file behind `/static/{requested}` (hashed or plain name).
+    pub fn find(&self, requested: &str) -> Option<Found<'_>> {
+        let (logical, hash) = split_hash(requested);
+        let asset = self.files.get(&logical)?;
+        Some(Found {
+            data: &asset.data,
+            gzip: asset.gzip.as_deref(),
+            content_type: asset.content_type,
+            etag: format!("\"{}\"", asset.hash),
+            current: hash == Some(asset.hash.as_str()),
+        })
     }
-    Ok(if not_modified {
-        builder.finish()
-    } else if let Some(gzip) = asset
-        .gzip
-        .as_ref()
-        .filter(|_| crate::web::accepts_gzip(&req))
-    {
-        builder
-            .insert_header((CONTENT_ENCODING, "gzip"))
-            .body(gzip.clone())
-    } else {
-        builder.body(asset.data.clone().into_owned())
-    })
 }
 
 #[cfg(test)]

@@ -4,8 +4,6 @@
 //! Bahasa Indonesia is the default; `?lang=en` switches to English and is
 //! remembered in the `lang` cookie.
 
-use actix_web::HttpRequest;
-
 pub const LANG_COOKIE: &str = "lang";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,17 +44,9 @@ impl Lang {
         }
     }
 
-    /// `?lang=` in the query wins, then the cookie, then Indonesian.
-    /// Returns the language and whether the query asked for it explicitly
-    /// (so the response remembers it in a cookie).
-    pub fn from_request(req: &HttpRequest) -> (Lang, bool) {
-        if let Some(lang) = query_lang(req.query_string()) {
-            return (lang, true);
-        }
-        let from_cookie = req
-            .cookie(LANG_COOKIE)
-            .and_then(|c| Lang::from_code(c.value()));
-        (from_cookie.unwrap_or_default(), false)
+    /// The language a query string asks for (`lang=en` anywhere in it).
+    pub fn from_query(query: &str) -> Option<Lang> {
+        query_lang(query)
     }
 }
 

@@ -59,7 +59,7 @@ impl PageCtx {
             .app_data::<web::Data<AppState>>()
             .cloned()
             .ok_or(AppError::internal("application state missing"))?;
-        let (lang, remember_lang) = Lang::from_request(req);
+        let (lang, remember_lang) = request_lang(req);
         let signed_in = {
             use actix_session::SessionExt;
             crate::session::signed_in(&req.get_session()).is_some()
@@ -187,6 +187,19 @@ impl PageCtx {
         };
         Ok(self.respond(status, compressed, plain))
     }
+}
+
+/// The page's language: `?lang=` in the query wins (and is remembered in
+/// the `lang` cookie), then the cookie, then Indonesian. Returns the
+/// language and whether the query asked for it.
+pub fn request_lang(req: &HttpRequest) -> (Lang, bool) {
+    if let Some(lang) = Lang::from_query(req.query_string()) {
+        return (lang, true);
+    }
+    let from_cookie = req
+        .cookie(LANG_COOKIE)
+        .and_then(|c| Lang::from_code(c.value()));
+    (from_cookie.unwrap_or_default(), false)
 }
 
 /// Whether the request's `Accept-Encoding` takes gzip (`gzip` or `*`,

@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per page or resource.
 
+pub mod assets;
 pub mod help;
 pub mod home;
 pub mod login;
@@ -19,7 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(page("/healthz", ops::healthz))
         .service(page("/readyz", ops::readyz))
         .service(page("/metrics", ops::metrics))
-        .service(page("/static/{path:.+}", crate::assets::serve))
+        .service(page("/static/{path:.+}", assets::serve))
         .service(page("/register", register::get).route(web::post().to(register::post::post)))
         .service(page("/register/check-email", register::check_email::get))
         .service(page("/verify", verify::verify).route(web::post().to(verify::choose)))
