@@ -7,9 +7,6 @@
 //! from actix itself (unknown path, wrong method, body too large), in the
 //! citizen's language, with the reference code and the contact channels.
 
-use std::error::Error as StdError;
-use std::fmt::Write as _;
-
 use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
@@ -18,10 +15,9 @@ use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
+pub use crate::error::{AppError, error_chain};
 use crate::reference::new_reference;
 use crate::web::{PageCtx, Rendered};
-
-type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// Seconds a citizen is asked to wait after a 503.
 pub const RETRY_AFTER_SECS: u32 = 30;
@@ -37,103 +33,6 @@ pub struct BusyRetry(pub String);
 /// rounded up).
 #[derive(Debug, Clone, Copy)]
 pub struct RateRetry(pub i64);
-
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    #[error("not found")]
-    NotFound,
-    #[error("bad request: {0}")]
-    BadRequest(&'static str),
-    #[error("forbidden")]
-    Forbidden,
-    /// The request body passed its cap while it was read.
-    #[error("request body too large")]
-    TooLarge,
-    /// Refused by a rate limit; the failure is recorded under `reference`,
-    /// and the limit's window ends in `retry_after_secs`.
-    #[error("rate limited")]
-    RateLimited {
-        reference: String,
-        retry_after_secs: i64,
-    },
-    #[error("service unavailable")]
-    Unavailable(#[source] BoxError),
-    /// Password hashing is at capacity: a 503 with `Refresh` back to
-    /// `retry`, where the citizen can send the same again.
-    #[error("busy")]
-    Busy {
-        #[source]
-        cause: BoxError,
-        retry: String,
-    },
-    #[error("internal error")]
-    Internal(#[source] BoxError),
-}
-
-impl AppError {
-    pub fn internal(cause: impl Into<BoxError>) -> Self {
-        AppError::Internal(cause.into())
-    }
-
-    pub fn unavailable(cause: impl Into<BoxError>) -> Self {
-        AppError::Unavailable(cause.into())
-    }
-}
-
-impl From<r2d2::Error> for AppError {
-    /// No connection could be had in time: the database is down or overloaded.
-    fn from(e: r2d2::Error) -> Self {
-        AppError::Unavailable(Box::new(e))
-    }
-}
-
-impl From<diesel::result::Error> for AppError {
-    fn from(e: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
-        match e {
-            Error::NotFound => AppError::NotFound,
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-                AppError::Unavailable(Box::new(e))
-            }
-            // The database is gone, restarting or too busy: not our bug,
-            // and worth trying again later.
-            Error::DatabaseError(_, ref info) if is_unavailable_message(info.message()) => {
-                AppError::Unavailable(Box::new(e))
-            }
-            other => AppError::Internal(Box::new(other)),
-        }
-    }
-}
-
-fn is_unavailable_message(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    crate::db::is_busy_message(&m)
-        || [
-            "closed the connection",
-            "terminating connection",
-            "connection refused",
-            "could not connect",
-            "no connection to the server",
-            "the database system is",
-            "unable to open database",
-            "disk i/o error",
-            // A full disk or a read-only file: storage faults, not bugs.
-            "database or disk is full",
-            "no space left on device",
-            "could not extend file",
-            "readonly database",
-            // A connection cut under a query (TLS or plain).
-            "ssl error",
-            "ssl syscall error",
-            "unexpected eof",
-            "eof detected",
-            "broken pipe",
-            "connection reset",
-            "server closed",
-        ]
-        .iter()
-        .any(|needle| m.contains(needle))
-}
 
 impl From<actix_web::error::BlockingError> for AppError {
     fn from(e: actix_web::error::BlockingError) -> Self {
@@ -161,17 +60,6 @@ fn recorded_reason(status: StatusCode) -> Option<&'static str> {
         s if s >= 500 => Some(reason::INTERNAL_ERROR),
         _ => None,
     }
-}
-
-/// The error and every cause below it, on one line.
-pub fn error_chain(e: &dyn StdError) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let _ = write!(out, ": {cause}");
-        source = cause.source();
-    }
-    out
 }
 
 impl ResponseError for AppError {

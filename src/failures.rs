@@ -253,7 +253,7 @@ fn row_for(
         .map(|ua| ua.chars().take(200).collect());
     NewFailureRow {
         reference: reference.to_string(),
-        occurred_at: crate::mail::now(),
+        occurred_at: crate::db::now(),
         reason: failure.reason.to_string(),
         fields: failure.fields.join(","),
         email: failure.email,
@@ -399,7 +399,7 @@ pub async fn allow_for_client_and_address(
     req: &HttpRequest,
     kind: &'static str,
     email: &str,
-) -> Result<Allowance, crate::errors::AppError> {
+) -> Result<Allowance, crate::error::AppError> {
     let per_ip = state.settings.rate_limit_per_ip_hour;
     let per_email = state.settings.rate_limit_per_email_hour;
     allow(
@@ -420,10 +420,10 @@ pub async fn allow_for_client_and_address(
 pub async fn allow(
     state: &web::Data<AppState>,
     limits: Vec<(String, i64)>,
-) -> Result<Allowance, crate::errors::AppError> {
+) -> Result<Allowance, crate::error::AppError> {
     state
-        .db(move |conn| -> Result<Allowance, crate::errors::AppError> {
-            let now = crate::mail::now();
+        .db(move |conn| -> Result<Allowance, crate::error::AppError> {
+            let now = crate::db::now();
             let hour = chrono::Duration::hours(1);
             let mut decision = Allowance::Allowed;
             for (key, limit) in &limits {
@@ -490,13 +490,13 @@ pub async fn reserve_sign_in(
     email: &str,
     per_account: i64,
     window: chrono::Duration,
-) -> Result<SignInGate, crate::errors::AppError> {
+) -> Result<SignInGate, crate::error::AppError> {
     let ip_key = format!("signin-ip:{}", client_key(state, req));
     let account_key = sign_in_account_key(state, scope, email);
     let per_ip = state.settings.signin_per_ip_hour;
     state
-        .db(move |conn| -> Result<SignInGate, crate::errors::AppError> {
-            let now = crate::mail::now();
+        .db(move |conn| -> Result<SignInGate, crate::error::AppError> {
+            let now = crate::db::now();
             let by_ip = rate_allow(conn, &ip_key, now, chrono::Duration::hours(1), per_ip)?;
             if let Allowance::Refused { retry_after_secs } = by_ip {
                 return Ok(SignInGate::Paused { retry_after_secs });
@@ -590,7 +590,7 @@ pub async fn refund_sign_in(
     state: &web::Data<AppState>,
     scope: &'static str,
     email: &str,
-) -> Result<(), crate::errors::AppError> {
+) -> Result<(), crate::error::AppError> {
     use crate::schema::rate_counters as rc;
     let key = sign_in_account_key(state, scope, email);
     state

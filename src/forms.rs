@@ -7,7 +7,7 @@ use actix_multipart::Multipart;
 use futures_util::StreamExt;
 
 use crate::domain::Problem;
-use crate::errors::AppError;
+use crate::error::AppError;
 use crate::i18n::Lang;
 
 /// The problems of one submitted form, in the order of the form's fields.

@@ -7,6 +7,7 @@ pub mod compress;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod error;
 pub mod errors;
 pub mod failures;
 pub mod forms;

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use actix_web::web;
 use askama::Template;
-use chrono::{NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use serde::Serialize;
 
 use crate::config::Settings;
 use crate::db::outbox::{self, Mail, NewMail, STATUS_PENDING};
-use crate::errors::AppError;
+use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::startup::AppState;
 
@@ -44,7 +44,7 @@ impl Mailer {
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
-            .map_err(|e| crate::errors::error_chain(&e))?;
+            .map_err(|e| crate::error::error_chain(&e))?;
         // `smtp://host:25`, `smtp://user:pass@host:587?tls=required`
         // (STARTTLS) or `smtps://user:pass@host:465`: lettre's URL form.
         let smtp = match &settings.smtp_url {
@@ -98,7 +98,7 @@ impl Mailer {
         match smtp.send(message).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_timeout() => Err("SMTP server did not answer in time".into()),
-            Err(e) => Err(format!("SMTP: {}", crate::errors::error_chain(&e))),
+            Err(e) => Err(format!("SMTP: {}", crate::error::error_chain(&e))),
         }
     }
 
@@ -142,7 +142,7 @@ impl Mailer {
             Err(e) if e.is_timeout() => Err("provider did not answer in time".into()),
             Err(e) => Err(format!(
                 "provider unreachable: {}",
-                crate::errors::error_chain(&e)
+                crate::error::error_chain(&e)
             )),
         }
     }
@@ -396,9 +396,7 @@ fn outbox_mail(
     }
 }
 
-pub fn now() -> NaiveDateTime {
-    Utc::now().naive_utc()
-}
+pub use crate::db::now;
 
 /// Delivers every mail that is due, once. Returns how many were handled.
 pub async fn deliver_due(state: &web::Data<AppState>) -> Result<usize, AppError> {
@@ -508,7 +506,7 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
     loop {
         if last_measure.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
             if let Err(error) = state.refresh_upload_bytes().await {
-                tracing::warn!(error = %crate::errors::error_chain(&error), "cannot measure the upload budget; will try again");
+                tracing::warn!(error = %crate::error::error_chain(&error), "cannot measure the upload budget; will try again");
             }
             last_measure = Some(std::time::Instant::now());
         }
@@ -517,7 +515,7 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
         let full_batch = match deliver_due(&state).await {
             Ok(count) => count as i64 == BATCH,
             Err(error) => {
-                tracing::warn!(error = %crate::errors::error_chain(&error), "mail outbox unavailable; will try again");
+                tracing::warn!(error = %crate::error::error_chain(&error), "mail outbox unavailable; will try again");
                 false
             }
         };
@@ -538,7 +536,7 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
                 Ok(deleted) if deleted > 0 => tracing::info!(deleted, "purged old failure records"),
                 Ok(_) => {}
                 Err(error) => {
-                    tracing::warn!(error = %crate::errors::error_chain(&error), "failure-log purge failed; will try again")
+                    tracing::warn!(error = %crate::error::error_chain(&error), "failure-log purge failed; will try again")
                 }
             }
             match purge_expired(&state).await {
@@ -547,7 +545,7 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    tracing::warn!(error = %crate::errors::error_chain(&error), "purge failed; will try again")
+                    tracing::warn!(error = %crate::error::error_chain(&error), "purge failed; will try again")
                 }
             }
             last_purge = Some(std::time::Instant::now());

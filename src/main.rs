@@ -72,7 +72,7 @@ fn staff(settings: emeterai::config::Settings, command: StaffCommand) -> Result<
     let pool = db::build_pool(&url, 1, settings.db_timeout()).map_err(|e| e.to_string())?;
     db::migrate(&pool).map_err(|e| e.to_string())?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let now = emeterai::mail::now();
+    let now = emeterai::db::now();
     match command {
         StaffCommand::Add { email } => {
             let email = emeterai::domain::Email::parse(&email)

@@ -4,18 +4,26 @@
 //! sends the citizen back to `retry` (nothing they sent is lost).
 
 use crate::domain::Password;
-use crate::errors::AppError;
+use crate::error::AppError;
 use crate::hashing::{Class, HashPool};
-use crate::startup::AppState;
+use crate::metrics::Metrics;
+
+/// What hashing needs: the pool, the cost, the dummy hash for unknown
+/// addresses, and the metrics that count refusals.
+pub struct Hashing<'a> {
+    pub pool: &'a HashPool,
+    pub metrics: &'a Metrics,
+    pub cost: u32,
+    pub dummy_hash: &'a str,
+}
 
 async fn run<T: Send + 'static>(
-    state: &AppState,
+    state: &Hashing<'_>,
     class: Class,
     retry: &str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, AppError> {
-    let pool: &HashPool = &state.hash_pool;
-    match pool.submit(class, work) {
+    match state.pool.submit(class, work) {
         Ok(answer) => answer.await.map_err(AppError::internal),
         Err(full) => {
             state.metrics.hash_rejected(class);
@@ -32,8 +40,12 @@ async fn run<T: Send + 'static>(
 }
 
 /// The bcrypt hash of a new password, at the configured cost.
-pub async fn hash(state: &AppState, password: Password, retry: &str) -> Result<String, AppError> {
-    let cost = state.settings.bcrypt_cost;
+pub async fn hash(
+    state: &Hashing<'_>,
+    password: Password,
+    retry: &str,
+) -> Result<String, AppError> {
+    let cost = state.cost;
     run(state, Class::NewPassword, retry, move || {
         bcrypt::hash(password.expose(), cost)
     })
@@ -45,12 +57,12 @@ pub async fn hash(state: &AppState, password: Password, retry: &str) -> Result<S
 /// unknown address) it is checked against a dummy one, so that both
 /// failures take the same time and reveal nothing.
 pub async fn verify(
-    state: &AppState,
+    state: &Hashing<'_>,
     password: String,
     stored: Option<String>,
     retry: &str,
 ) -> Result<bool, AppError> {
-    let hash = stored.unwrap_or_else(|| state.dummy_hash.clone());
+    let hash = stored.unwrap_or_else(|| state.dummy_hash.to_string());
     let known = hash != state.dummy_hash;
     let matches = run(state, Class::SignIn, retry, move || {
         bcrypt::verify(password, &hash).unwrap_or(false)

@@ -48,15 +48,25 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// What password hashing needs, from this state.
+    pub fn hashing(&self) -> crate::passwords::Hashing<'_> {
+        crate::passwords::Hashing {
+            pool: &self.hash_pool,
+            metrics: &self.metrics,
+            cost: self.settings.bcrypt_cost,
+            dummy_hash: &self.dummy_hash,
+        }
+    }
+
     /// Refuses writes into a SQLite file that was removed, replaced or made
     /// read-only: no sign-up is acknowledged into a file that is lost.
-    pub fn check_storage(&self) -> Result<(), crate::errors::AppError> {
+    pub fn check_storage(&self) -> Result<(), crate::error::AppError> {
         match db::sqlite_fault(
             &self.db_url,
             self.sqlite_identity,
             self.settings.min_free_disk_mb,
         ) {
-            Some(fault) => Err(crate::errors::AppError::unavailable(fault)),
+            Some(fault) => Err(crate::error::AppError::unavailable(fault)),
             None => Ok(()),
         }
     }
@@ -69,7 +79,7 @@ impl AppState {
     }
 
     /// Measures the photos waiting for an owner (all instances' together).
-    pub async fn refresh_upload_bytes(&self) -> Result<i64, crate::errors::AppError> {
+    pub async fn refresh_upload_bytes(&self) -> Result<i64, crate::error::AppError> {
         let bytes = self.db(db::accounts::unowned_upload_bytes).await?;
         self.unowned_upload_bytes
             .store(bytes, std::sync::atomic::Ordering::Relaxed);
@@ -82,10 +92,10 @@ impl AppState {
     pub async fn db<T, E>(
         &self,
         work: impl FnOnce(&mut db::DbConn) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, crate::errors::AppError>
+    ) -> Result<T, crate::error::AppError>
     where
         T: Send + 'static,
-        E: Into<crate::errors::AppError> + Send + 'static,
+        E: Into<crate::error::AppError> + Send + 'static,
     {
         let pool = self.pool.clone();
         web::block(move || {

@@ -11,7 +11,7 @@ use actix_web::http::header::{
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use askama::Template;
 
-use crate::errors::AppError;
+use crate::error::AppError;
 use crate::i18n::{LANG_COOKIE, Lang, Text};
 use crate::startup::AppState;
 

@@ -274,6 +274,11 @@ pub fn check_ready(
         .map_err(|e| e.to_string())
 }
 
+/// Now, in UTC, as the database stores times.
+pub fn now() -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use actix_web::http::header::{
 };
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::errors::AppError;
+use crate::error::AppError;
 use crate::startup::AppState;
 
 pub async fn serve(

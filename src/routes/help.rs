@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use askama::Template;
 
-use crate::errors::AppError;
+use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::web::PageCtx;
 

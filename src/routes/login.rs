@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::db::accounts::{self, Account};
 use crate::db::{registrations, sessions};
 use crate::domain::{Email, Problem};
-use crate::errors::AppError;
+use crate::error::AppError;
 use crate::failures::{self, Failure, reason};
 use crate::startup::AppState;
 use crate::web::PageCtx;
@@ -200,7 +200,8 @@ pub async fn post(
         (None, Some(registration)) => registration.legacy_password_hash.clone(),
         (None, None) => None,
     };
-    let matches = crate::passwords::verify(&state, form.password.clone(), stored, "/login").await?;
+    let matches =
+        crate::passwords::verify(&state.hashing(), form.password.clone(), stored, "/login").await?;
     if matches && let (None, Some(registration)) = (&account, waiting) {
         let page = UnverifiedPage {
             csrf: crate::session::csrf_token(&session),
@@ -267,7 +268,7 @@ async fn tell_owner_sign_in_paused(
     let settings = state.settings.clone();
     let queued = state
         .db(move |conn| -> Result<bool, AppError> {
-            let now = crate::mail::now();
+            let now = crate::db::now();
             if !failures::rate_allow(conn, &once_key, now, window, 1)?.is_allowed() {
                 return Ok(false);
             }
@@ -311,7 +312,7 @@ pub async fn logout(
     }
     if let Some((_, _, sid)) = crate::session::signed_in(&session) {
         state
-            .db(move |conn| sessions::revoke(conn, &sid, crate::mail::now()))
+            .db(move |conn| sessions::revoke(conn, &sid, crate::db::now()))
             .await?;
     }
     crate::session::sign_out(&session);
@@ -331,12 +332,7 @@ pub async fn logout_everywhere(
     if let Some(account) = current_account(&session, &state).await? {
         let ended = state
             .db(move |conn| {
-                sessions::revoke_all(
-                    conn,
-                    sessions::KIND_CITIZEN,
-                    &account.id,
-                    crate::mail::now(),
-                )
+                sessions::revoke_all(conn, sessions::KIND_CITIZEN, &account.id, crate::db::now())
             })
             .await?;
         tracing::info!(ended, "citizen signed out everywhere");
@@ -375,7 +371,7 @@ pub async fn start_session(
                 conn,
                 sessions::KIND_CITIZEN,
                 &subject,
-                crate::mail::now(),
+                crate::db::now(),
                 chrono::Duration::hours(SESSION_HOURS),
             )
         })
@@ -397,7 +393,7 @@ pub async fn current_account(
     let account = state
         .db(
             move |conn| -> Result<Option<Account>, diesel::result::Error> {
-                let now = crate::mail::now();
+                let now = crate::db::now();
                 let idle = chrono::Duration::minutes(SESSION_IDLE_MINUTES);
                 match sessions::check(conn, sessions::KIND_CITIZEN, &sid, now, idle)? {
                     Some(subject) if subject == id => accounts::find_by_id(conn, &id),

@@ -12,7 +12,7 @@ pub mod verify;
 
 use actix_web::web;
 
-use crate::errors::AppError;
+use crate::error::AppError;
 
 /// Registers every route of the portal.
 pub fn configure(cfg: &mut web::ServiceConfig) {

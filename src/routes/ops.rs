@@ -3,7 +3,7 @@
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpResponse, web};
 
-use crate::errors::AppError;
+use crate::error::AppError;
 use crate::startup::AppState;
 
 /// `GET /healthz`: the process is alive and answering.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::db::accounts::{self, NewToken, PURPOSE_RESET};
 use crate::domain::{Email, Password, Problem};
-use crate::errors::AppError;
+use crate::error::AppError;
 use crate::failures::{self, Failure, reason};
 use crate::startup::AppState;
 use crate::web::PageCtx;
@@ -122,7 +122,7 @@ pub async fn forgot_post(
             let settings = state.settings.clone();
             state
                 .db(move |conn| -> Result<(), AppError> {
-                    let now = crate::mail::now();
+                    let now = crate::db::now();
                     let (token, token_hash) = crate::domain::link_token::new_link_token();
                     let mail = crate::mail::reset_mail(
                         &settings,
@@ -195,7 +195,7 @@ async fn account_for(
         return Ok(None);
     };
     state
-        .db(move |conn| accounts::account_for_token(conn, &hash, PURPOSE_RESET, crate::mail::now()))
+        .db(move |conn| accounts::account_for_token(conn, &hash, PURPOSE_RESET, crate::db::now()))
         .await
 }
 
@@ -293,11 +293,11 @@ pub async fn reset_post(
         }
     };
     let retry = format!("/password/reset?token={}", form.token);
-    let password_hash = crate::passwords::hash(&state, password, &retry).await?;
+    let password_hash = crate::passwords::hash(&state.hashing(), password, &retry).await?;
     let hash =
         crate::domain::link_token::link_token_hash(&form.token).expect("checked by account_for");
     let changed = state
-        .db(move |conn| accounts::reset_password(conn, &hash, &password_hash, crate::mail::now()))
+        .db(move |conn| accounts::reset_password(conn, &hash, &password_hash, crate::db::now()))
         .await?;
     if !changed {
         return invalid_link(&req, ctx, &state).await;

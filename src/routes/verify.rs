@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::db::registrations::{self, CompleteOutcome, LinkState, Registration, ResendOutcome};
 use crate::domain::{Email, Password, Problem};
-use crate::errors::AppError;
+use crate::error::AppError;
 use crate::failures::{self, Failure, reason};
 use crate::i18n::Lang;
 use crate::startup::AppState;
@@ -35,7 +35,7 @@ pub async fn resend_verification(
     let settings = state.settings.clone();
     let result = state
         .db(move |conn| {
-            let now = crate::mail::now();
+            let now = crate::db::now();
             let (token, token_hash) = crate::domain::link_token::new_link_token();
             registrations::resend(
                 conn,
@@ -174,7 +174,7 @@ pub async fn verify(
         Some(hash) => {
             state
                 .db(move |conn| {
-                    registrations::open_link(conn, &hash, crate::mail::now(), record_open)
+                    registrations::open_link(conn, &hash, crate::db::now(), record_open)
                 })
                 .await?
         }
@@ -314,7 +314,7 @@ pub async fn choose(
     };
     let lookup = token_hash.clone();
     let link = state
-        .db(move |conn| registrations::open_link(conn, &lookup, crate::mail::now(), false))
+        .db(move |conn| registrations::open_link(conn, &lookup, crate::db::now(), false))
         .await?;
     let registration = match link {
         LinkState::Ready { registration } => registration,
@@ -335,7 +335,9 @@ pub async fn choose(
             &state.common_passwords,
         );
         match (checked, stale) {
-            (Ok(password), false) => Some(crate::passwords::hash(&state, password, &retry).await?),
+            (Ok(password), false) => {
+                Some(crate::passwords::hash(&state.hashing(), password, &retry).await?)
+            }
             (checked, stale) => {
                 let problem = if registration.has_legacy_password() {
                     None
@@ -372,7 +374,7 @@ pub async fn choose(
                 conn,
                 &token_hash,
                 password_hash.as_deref(),
-                crate::mail::now(),
+                crate::db::now(),
             )
         })
         .await?;

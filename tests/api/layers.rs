@@ -169,9 +169,7 @@ fn no_module_joins_a_cycle() {
     let tolerated = [
         "errors",
         "failures",
-        "forms",
         "mail",
-        "passwords",
         "routes",
         "startup",
         "telemetry",

@@ -8,7 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::domain::Problem;
-use crate::errors::AppError;
+use crate::error::AppError;
 use crate::web::PageCtx;
 
 #[derive(Deserialize)]

@@ -10,7 +10,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use crate::domain::{BirthDate, Email, FullName, Nik, Npwp, PhoneNumber, Problem};
-use crate::errors::AppError;
+use crate::error::AppError;
 use crate::forms::FormErrors;
 use crate::startup::AppState;
 use crate::web::PageCtx;

@@ -17,7 +17,7 @@ use super::{
 use crate::db::accounts::{self, NewUpload};
 use crate::db::registrations::{self, Details, PhotoUpload, Submission, SubmitOutcome};
 use crate::domain::{KtpPhoto, Problem};
-use crate::errors::AppError;
+use crate::error::AppError;
 use crate::failures::{self, Failure, reason};
 use crate::forms::{FormErrors, MultipartForm, file_size_label, read_multipart};
 use crate::startup::AppState;
@@ -72,7 +72,7 @@ pub async fn post(
     let submission_valid = submission_key.is_some();
     let fresh = csrf_ok && submission_valid;
     let mut errors = FormErrors::new(lang);
-    let now = crate::mail::now();
+    let now = crate::db::now();
 
     // The photo: a draft's earlier upload, or a new one (kept in memory
     // until we know whether the registration is stored with it, or the form
@@ -430,7 +430,7 @@ async fn draft_allowed(state: &web::Data<AppState>, session: &Session) -> Result
             failures::rate_allow(
                 conn,
                 &key,
-                crate::mail::now(),
+                crate::db::now(),
                 chrono::Duration::hours(crate::mail::DRAFT_HOURS),
                 DRAFTS_PER_SESSION,
             )

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::db::staff::{self as staff_db, Staff};
 use crate::domain::second_factor::{self, TotpSecret};
-use crate::errors::AppError;
+use crate::error::AppError;
 use crate::startup::AppState;
 use crate::web::{PageCtx, see_other};
 
@@ -222,7 +222,7 @@ pub async fn post(
                             return Ok(Some("sign_in"));
                         }
                         if let Some(hash) = hash
-                            && staff_db::use_recovery_code(conn, &id, &hash, crate::mail::now())?
+                            && staff_db::use_recovery_code(conn, &id, &hash, crate::db::now())?
                         {
                             return Ok(Some("sign_in_recovery_code"));
                         }

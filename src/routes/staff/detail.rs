@@ -301,7 +301,7 @@ pub async fn failure_action(
         .db(move |conn| crate::failures::find(conn, &lookup))
         .await?
         .ok_or(AppError::NotFound)?;
-    let now = crate::mail::now();
+    let now = crate::db::now();
     let done = match action.as_str() {
         "note" => {
             let note: String = form.note.trim().chars().take(2000).collect();

@@ -74,7 +74,7 @@ pub async fn failures_csv(
                 Ok(rows) => rows,
                 Err(error) => {
                     tracing::error!(
-                        error = %crate::errors::error_chain(&error),
+                        error = %crate::error::error_chain(&error),
                         "CSV export stopped: database error"
                     );
                     let _ = tx

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::db::staff::{self as staff_db, Cursor, FailureFilter};
 use crate::domain::email_mask;
-use crate::errors::AppError;
+use crate::error::AppError;
 use crate::failures::{FailureRow, reason};
 use crate::i18n::{Lang, reason_label};
 use crate::startup::AppState;
@@ -94,7 +94,7 @@ pub async fn current_staff(
     let (id, sid) = (id.to_string(), sid.to_string());
     let found = state
         .db(move |conn| -> Result<_, diesel::result::Error> {
-            let now = crate::mail::now();
+            let now = crate::db::now();
             let idle = Duration::minutes(SESSION_IDLE_MINUTES);
             match crate::db::sessions::check(
                 conn,
@@ -133,7 +133,7 @@ async fn audit(
 ) -> Result<(), AppError> {
     let (email, action) = (staff.email.clone(), action.to_string());
     state
-        .db(move |conn| staff_db::audit(conn, &email, &action, &target, crate::mail::now()))
+        .db(move |conn| staff_db::audit(conn, &email, &action, &target, crate::db::now()))
         .await
 }
 

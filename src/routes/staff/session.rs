@@ -70,7 +70,7 @@ pub async fn login_post(
     let found = state
         .db(move |conn| staff_db::find_by_email(conn, &lookup))
         .await?;
-    let now = crate::mail::now();
+    let now = crate::db::now();
     if let Some(staff) = &found
         && staff.is_locked(now)
     {
@@ -79,8 +79,13 @@ pub async fn login_post(
         return retry(ctx, t.staff_locked, StatusCode::TOO_MANY_REQUESTS);
     }
     let stored = found.as_ref().map(|s| s.password_hash.clone());
-    let matches =
-        crate::passwords::verify(&state, form.password.clone(), stored, "/staff/login").await?;
+    let matches = crate::passwords::verify(
+        &state.hashing(),
+        form.password.clone(),
+        stored,
+        "/staff/login",
+    )
+    .await?;
     match found {
         Some(staff) if matches && staff.disabled_at.is_none() => {
             crate::failures::refund_sign_in(&state, "staff", &email).await?;
@@ -153,7 +158,7 @@ pub(super) async fn start_session(
                 conn,
                 crate::db::sessions::KIND_STAFF,
                 &subject,
-                crate::mail::now(),
+                crate::db::now(),
                 Duration::hours(SESSION_HOURS),
             )
         })
@@ -185,10 +190,10 @@ pub async fn logout(
     // The session's record ends too: a copy of the cookie opens nothing.
     if let Some(sid) = staff_session_id(&req, &state) {
         let ended = state
-            .db(move |conn| crate::db::sessions::revoke(conn, &sid, crate::mail::now()))
+            .db(move |conn| crate::db::sessions::revoke(conn, &sid, crate::db::now()))
             .await;
         if let Err(e) = ended {
-            tracing::warn!(error = %crate::errors::error_chain(&e), "staff session not ended");
+            tracing::warn!(error = %crate::error::error_chain(&e), "staff session not ended");
         }
     }
     let mut response = see_other("/staff/login");
