@@ -75,9 +75,14 @@ impl From<diesel::result::Error> for AppError {
     }
 }
 
+/// SQLite's answer when another connection holds the write lock.
+pub fn is_busy_message(message: &str) -> bool {
+    message.contains("database is locked") || message.contains("database is busy")
+}
+
 fn is_unavailable_message(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    crate::db::is_busy_message(&m)
+    is_busy_message(&m)
         || [
             "closed the connection",
             "terminating connection",

@@ -207,7 +207,7 @@ pub fn error_page<B: MessageBody + 'static>(
     };
     let (html, lang) = html.unwrap_or_else(|| {
         let phone = req
-            .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+            .app_data::<actix_web::web::Data<crate::state::AppState>>()
             .map(|state| state.contact.phone.clone());
         (fallback_page(status, &reference, phone.as_deref()), "id")
     });
@@ -232,13 +232,13 @@ pub fn error_page<B: MessageBody + 'static>(
         recorded_reason(status)
     };
     let state = req
-        .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
         .cloned();
     match (record, state) {
         (Some(reason), Some(state)) => Ok(ErrorHandlerResponse::Future(Box::pin(async move {
             crate::failures::record_as(
-                &state,
-                &req,
+                &state.failure_ctx(),
+                &crate::web::client(&req, &state),
                 &reference,
                 crate::failures::Failure::new(reason),
             )

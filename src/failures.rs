@@ -13,16 +13,47 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use actix_web::{HttpRequest, web};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::db::DbConn;
+use crate::config::Settings;
+use crate::db::{DbConn, Pool};
 use crate::domain::mask_nik;
+use crate::error::AppError;
 use crate::schema::failures;
-use crate::startup::AppState;
+
+/// What the failure log and the limits need: the database, the log (its
+/// key and buffer) and the limits' settings.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub pool: &'a Pool,
+    pub log: &'a FailureLog,
+    pub settings: &'a Settings,
+}
+
+impl Ctx<'_> {
+    async fn db<T, E>(
+        &self,
+        work: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        E: Into<AppError> + Send + 'static,
+    {
+        crate::db::run(self.pool, work).await
+    }
+}
+
+/// Who met a failure, as far as the web layer tells: the client's address
+/// (already resolved through a trusted proxy or not), user agent and path.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub path: String,
+}
 
 pub mod reason {
     pub const VALIDATION: &str = "validation";
@@ -166,15 +197,13 @@ const BUFFER_LIMIT: usize = 10_000;
 pub struct FailureLog {
     key: Vec<u8>,
     buffer: Mutex<VecDeque<NewFailureRow>>,
-    trust_proxy: bool,
 }
 
 impl FailureLog {
-    pub fn new(secret: &[u8], trust_proxy: bool) -> Self {
+    pub fn new(secret: &[u8]) -> Self {
         FailureLog {
             key: secret.to_vec(),
             buffer: Mutex::new(VecDeque::new()),
-            trust_proxy,
         }
     }
 
@@ -208,21 +237,6 @@ impl FailureLog {
     pub fn buffered(&self) -> usize {
         self.buffer.lock().map(|b| b.len()).unwrap_or(0)
     }
-
-    /// The client's address: the TCP peer, or the first X-Forwarded-For
-    /// entry when EMETERAI_TRUST_PROXY is on.
-    pub fn client_addr(&self, req: &HttpRequest) -> Option<IpAddr> {
-        let text = if self.trust_proxy {
-            req.connection_info()
-                .realip_remote_addr()
-                .map(str::to_string)
-        } else {
-            req.peer_addr().map(|a| a.ip().to_string())
-        }?;
-        text.parse::<IpAddr>()
-            .ok()
-            .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
-    }
 }
 
 /// IPv4 to its /24, IPv6 to its /48: enough to see a pattern, not a person.
@@ -239,18 +253,7 @@ pub fn truncate_ip(ip: IpAddr) -> String {
     }
 }
 
-fn row_for(
-    state: &AppState,
-    req: &HttpRequest,
-    reference: &str,
-    failure: Failure,
-) -> NewFailureRow {
-    let log = &state.failures;
-    let user_agent = req
-        .headers()
-        .get(actix_web::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.chars().take(200).collect());
+fn row_for(log: &FailureLog, client: &Client, reference: &str, failure: Failure) -> NewFailureRow {
     NewFailureRow {
         reference: reference.to_string(),
         occurred_at: crate::db::now(),
@@ -259,27 +262,25 @@ fn row_for(
         email: failure.email,
         nik_masked: failure.nik.as_deref().map(mask_nik),
         nik_hash: failure.nik.as_deref().map(|n| log.nik_hash(n)),
-        client_ip: log.client_addr(req).map(truncate_ip),
-        user_agent,
-        path: req.path().chars().take(200).collect(),
+        client_ip: client.ip.map(truncate_ip),
+        user_agent: client
+            .user_agent
+            .as_deref()
+            .map(|ua| ua.chars().take(200).collect()),
+        path: client.path.chars().take(200).collect(),
         email_shape: failure.email_shape,
     }
 }
 
 /// Records a failure under `reference`. Never fails: when the database
 /// cannot take the row now, it is kept for the worker to write later.
-pub async fn record_as(
-    state: &web::Data<AppState>,
-    req: &HttpRequest,
-    reference: &str,
-    failure: Failure,
-) {
+pub async fn record_as(ctx: &Ctx<'_>, client: &Client, reference: &str, failure: Failure) {
     let reason = failure.reason;
-    let row = row_for(state, req, reference, failure);
+    let row = row_for(ctx.log, client, reference, failure);
     tracing::info!(reference, reason, fields = %row.fields, "failure recorded");
-    let pool = state.pool.clone();
+    let pool = ctx.pool.clone();
     let attempt = row.clone();
-    let written = web::block(move || -> Result<(), String> {
+    let written = tokio::task::spawn_blocking(move || -> Result<(), String> {
         let mut conn = pool
             .get_timeout(std::time::Duration::from_millis(500))
             .map_err(|e| e.to_string())?;
@@ -287,19 +288,14 @@ pub async fn record_as(
     })
     .await;
     if !matches!(written, Ok(Ok(()))) {
-        state.failures.buffer(row);
+        ctx.log.buffer(row);
     }
 }
 
 /// Records a failure with a new reference code starting with `prefix`.
-pub async fn record(
-    state: &web::Data<AppState>,
-    req: &HttpRequest,
-    prefix: &str,
-    failure: Failure,
-) -> String {
+pub async fn record(ctx: &Ctx<'_>, client: &Client, prefix: &str, failure: Failure) -> String {
     let reference = crate::reference::new_reference(prefix);
-    record_as(state, req, &reference, failure).await;
+    record_as(ctx, client, &reference, failure).await;
     reference
 }
 
@@ -311,15 +307,15 @@ fn insert(conn: &mut DbConn, row: &NewFailureRow) -> QueryResult<()> {
 }
 
 /// Writes rows that waited in memory. Returns how many were written.
-pub fn flush_buffered(state: &AppState) -> usize {
-    let rows = state.failures.take_buffered();
+pub fn flush_buffered(pool: &Pool, log: &FailureLog) -> usize {
+    let rows = log.take_buffered();
     if rows.is_empty() {
         return 0;
     }
-    let mut conn = match state.pool.get() {
+    let mut conn = match pool.get() {
         Ok(conn) => conn,
         Err(_) => {
-            rows.into_iter().for_each(|r| state.failures.buffer(r));
+            rows.into_iter().for_each(|r| log.buffer(r));
             return 0;
         }
     };
@@ -334,12 +330,12 @@ pub fn flush_buffered(state: &AppState) -> usize {
                 _,
             )) => {}
             Err(_) => {
-                state.failures.buffer(row);
+                log.buffer(row);
                 break;
             }
         }
     }
-    rows.for_each(|r| state.failures.buffer(r));
+    rows.for_each(|r| log.buffer(r));
     written
 }
 
@@ -383,11 +379,10 @@ impl Allowance {
 }
 
 /// The client's address as a limit key (a keyed hash: no IP stored in clear).
-pub fn client_key(state: &AppState, req: &HttpRequest) -> String {
-    state
-        .failures
-        .client_addr(req)
-        .map(|ip| state.failures.keyed_hash("ip", &ip.to_string()))
+pub fn client_key(log: &FailureLog, client: &Client) -> String {
+    client
+        .ip
+        .map(|ip| log.keyed_hash("ip", &ip.to_string()))
         .unwrap_or_default()
 }
 
@@ -395,19 +390,19 @@ pub fn client_key(state: &AppState, req: &HttpRequest) -> String {
 /// this address, within the hourly limits of both. Keys are keyed hashes:
 /// no address or IP is stored in clear.
 pub async fn allow_for_client_and_address(
-    state: &web::Data<AppState>,
-    req: &HttpRequest,
+    ctx: &Ctx<'_>,
+    client: &Client,
     kind: &'static str,
     email: &str,
-) -> Result<Allowance, crate::error::AppError> {
-    let per_ip = state.settings.rate_limit_per_ip_hour;
-    let per_email = state.settings.rate_limit_per_email_hour;
+) -> Result<Allowance, AppError> {
+    let per_ip = ctx.settings.rate_limit_per_ip_hour;
+    let per_email = ctx.settings.rate_limit_per_email_hour;
     allow(
-        state,
+        ctx,
         vec![
-            (format!("{kind}-ip:{}", client_key(state, req)), per_ip),
+            (format!("{kind}-ip:{}", client_key(ctx.log, client)), per_ip),
             (
-                format!("{kind}-email:{}", state.failures.keyed_hash("email", email)),
+                format!("{kind}-email:{}", ctx.log.keyed_hash("email", email)),
                 per_email,
             ),
         ],
@@ -417,24 +412,20 @@ pub async fn allow_for_client_and_address(
 
 /// Counts one event against each `(key, hourly limit)` in turn; the first
 /// refusal stops (later keys are not counted).
-pub async fn allow(
-    state: &web::Data<AppState>,
-    limits: Vec<(String, i64)>,
-) -> Result<Allowance, crate::error::AppError> {
-    state
-        .db(move |conn| -> Result<Allowance, crate::error::AppError> {
-            let now = crate::db::now();
-            let hour = chrono::Duration::hours(1);
-            let mut decision = Allowance::Allowed;
-            for (key, limit) in &limits {
-                decision = decision.and(rate_allow(conn, key, now, hour, *limit)?);
-                if !decision.is_allowed() {
-                    break;
-                }
+pub async fn allow(ctx: &Ctx<'_>, limits: Vec<(String, i64)>) -> Result<Allowance, AppError> {
+    ctx.db(move |conn| -> Result<Allowance, AppError> {
+        let now = crate::db::now();
+        let hour = chrono::Duration::hours(1);
+        let mut decision = Allowance::Allowed;
+        for (key, limit) in &limits {
+            decision = decision.and(rate_allow(conn, key, now, hour, *limit)?);
+            if !decision.is_allowed() {
+                break;
             }
-            Ok(decision)
-        })
-        .await
+        }
+        Ok(decision)
+    })
+    .await
 }
 
 /// What the sign-in counters say about one more attempt.
@@ -484,26 +475,25 @@ pub fn sign_in_delay(count: i32) -> chrono::Duration {
 /// given back) and per account (given back when the password was right, so
 /// only wrong ones add up). `scope` is "citizen" or "staff".
 pub async fn reserve_sign_in(
-    state: &web::Data<AppState>,
-    req: &HttpRequest,
+    ctx: &Ctx<'_>,
+    client: &Client,
     scope: &'static str,
     email: &str,
     per_account: i64,
     window: chrono::Duration,
-) -> Result<SignInGate, crate::error::AppError> {
-    let ip_key = format!("signin-ip:{}", client_key(state, req));
-    let account_key = sign_in_account_key(state, scope, email);
-    let per_ip = state.settings.signin_per_ip_hour;
-    state
-        .db(move |conn| -> Result<SignInGate, crate::error::AppError> {
-            let now = crate::db::now();
-            let by_ip = rate_allow(conn, &ip_key, now, chrono::Duration::hours(1), per_ip)?;
-            if let Allowance::Refused { retry_after_secs } = by_ip {
-                return Ok(SignInGate::Paused { retry_after_secs });
-            }
-            Ok(paced_allow(conn, &account_key, now, window, per_account)?)
-        })
-        .await
+) -> Result<SignInGate, AppError> {
+    let ip_key = format!("signin-ip:{}", client_key(ctx.log, client));
+    let account_key = sign_in_account_key(ctx.log, scope, email);
+    let per_ip = ctx.settings.signin_per_ip_hour;
+    ctx.db(move |conn| -> Result<SignInGate, AppError> {
+        let now = crate::db::now();
+        let by_ip = rate_allow(conn, &ip_key, now, chrono::Duration::hours(1), per_ip)?;
+        if let Allowance::Refused { retry_after_secs } = by_ip {
+            return Ok(SignInGate::Paused { retry_after_secs });
+        }
+        Ok(paced_allow(conn, &account_key, now, window, per_account)?)
+    })
+    .await
 }
 
 /// [`rate_allow`] with growing delays: besides the limit per window, each
@@ -587,33 +577,29 @@ pub fn paced_allow(
 /// Gives back the account's attempt after a right password (or code), and
 /// lifts the wait the wrong ones before it had set.
 pub async fn refund_sign_in(
-    state: &web::Data<AppState>,
+    ctx: &Ctx<'_>,
     scope: &'static str,
     email: &str,
-) -> Result<(), crate::error::AppError> {
+) -> Result<(), AppError> {
     use crate::schema::rate_counters as rc;
-    let key = sign_in_account_key(state, scope, email);
-    state
-        .db(move |conn| {
-            crate::db::retry_busy(|| {
-                diesel::update(rc::table.find(&key).filter(rc::count.gt(0)))
-                    .set((
-                        rc::count.eq(rc::count - 1),
-                        rc::not_before.eq(None::<NaiveDateTime>),
-                    ))
-                    .execute(conn)
-            })
+    let key = sign_in_account_key(ctx.log, scope, email);
+    ctx.db(move |conn| {
+        crate::db::retry_busy(|| {
+            diesel::update(rc::table.find(&key).filter(rc::count.gt(0)))
+                .set((
+                    rc::count.eq(rc::count - 1),
+                    rc::not_before.eq(None::<NaiveDateTime>),
+                ))
+                .execute(conn)
         })
-        .await
-        .map(|_| ())
+    })
+    .await
+    .map(|_| ())
 }
 
-fn sign_in_account_key(state: &AppState, scope: &str, email: &str) -> String {
+fn sign_in_account_key(log: &FailureLog, scope: &str, email: &str) -> String {
     let email = email.trim().to_lowercase();
-    format!(
-        "signin-{scope}:{}",
-        state.failures.keyed_hash("email", &email)
-    )
+    format!("signin-{scope}:{}", log.keyed_hash("email", &email))
 }
 
 /// Counts an event against a limit of `limit` per `window` (which starts at
@@ -745,8 +731,8 @@ mod tests {
 
     #[test]
     fn nik_hash_is_keyed_and_ignores_separators() {
-        let a = FailureLog::new(b"first secret key of at least thirty-two bytes", false);
-        let b = FailureLog::new(b"another secret key of at least thirty-two bytes", false);
+        let a = FailureLog::new(b"first secret key of at least thirty-two bytes");
+        let b = FailureLog::new(b"another secret key of at least thirty-two bytes");
         assert_eq!(
             a.nik_hash("3201011708900003"),
             a.nik_hash("3201 0117 0890 0003")

@@ -21,5 +21,7 @@ pub mod routes;
 pub mod schema;
 pub mod session;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod web;
+pub mod worker;

@@ -12,99 +12,10 @@ use actix_web::{App, HttpServer, web};
 
 use crate::assets::Assets;
 use crate::config::{ConfigError, Settings};
-use crate::db::{self, DbError, DbUrl, Pool};
+use crate::db::{self, DbError, DbUrl};
 use crate::metrics::Metrics;
-use crate::web::Contact;
-
-/// Everything the handlers share, built once per application.
-pub struct AppState {
-    pub settings: Settings,
-    pub pool: Pool,
-    pub db_url: DbUrl,
-    /// The SQLite file opened at start-up (device, inode).
-    pub sqlite_identity: Option<(u64, u64)>,
-    pub assets: Assets,
-    pub metrics: Metrics,
-    pub contact: Contact,
-    pub secret: Vec<u8>,
-    pub mailer: crate::mail::Mailer,
-    /// Wakes the mail worker when a mail was queued.
-    pub wake_mailer: Arc<tokio::sync::Notify>,
-    pub common_passwords: crate::domain::CommonPasswords,
-    /// Bounds how many KTP photos are decoded at once.
-    pub photo_permits: tokio::sync::Semaphore,
-    /// Runs bcrypt off the request workers, admitting or refusing at once.
-    pub hash_pool: crate::hashing::HashPool,
-    /// A hash to check unknown sign-in addresses against, so they take as
-    /// long as wrong passwords.
-    pub dummy_hash: String,
-    pub failures: crate::failures::FailureLog,
-    /// Bytes of photos no account owns yet, as last measured (by the worker,
-    /// every few seconds): the upload budget compares against this.
-    pub unowned_upload_bytes: std::sync::atomic::AtomicI64,
-    /// Encrypts the staff session cookie (derived from the secret for that
-    /// purpose only).
-    pub staff_cookie_key: actix_web::cookie::Key,
-}
-
-impl AppState {
-    /// What password hashing needs, from this state.
-    pub fn hashing(&self) -> crate::passwords::Hashing<'_> {
-        crate::passwords::Hashing {
-            pool: &self.hash_pool,
-            metrics: &self.metrics,
-            cost: self.settings.bcrypt_cost,
-            dummy_hash: &self.dummy_hash,
-        }
-    }
-
-    /// Refuses writes into a SQLite file that was removed, replaced or made
-    /// read-only: no sign-up is acknowledged into a file that is lost.
-    pub fn check_storage(&self) -> Result<(), crate::error::AppError> {
-        match db::sqlite_fault(
-            &self.db_url,
-            self.sqlite_identity,
-            self.settings.min_free_disk_mb,
-        ) {
-            Some(fault) => Err(crate::error::AppError::unavailable(fault)),
-            None => Ok(()),
-        }
-    }
-
-    /// Whether the photos waiting for an owner have used up the budget.
-    pub fn upload_budget_reached(&self) -> bool {
-        self.unowned_upload_bytes
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= self.settings.upload_budget_mb.saturating_mul(1024 * 1024)
-    }
-
-    /// Measures the photos waiting for an owner (all instances' together).
-    pub async fn refresh_upload_bytes(&self) -> Result<i64, crate::error::AppError> {
-        let bytes = self.db(db::accounts::unowned_upload_bytes).await?;
-        self.unowned_upload_bytes
-            .store(bytes, std::sync::atomic::Ordering::Relaxed);
-        Ok(bytes)
-    }
-
-    /// Runs blocking database work with a pooled connection on the blocking
-    /// thread pool (never on the async workers). A connection that cannot be
-    /// had in time, like any database error, becomes an `AppError`.
-    pub async fn db<T, E>(
-        &self,
-        work: impl FnOnce(&mut db::DbConn) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, crate::error::AppError>
-    where
-        T: Send + 'static,
-        E: Into<crate::error::AppError> + Send + 'static,
-    {
-        let pool = self.pool.clone();
-        web::block(move || {
-            let mut conn = pool.get()?;
-            work(&mut conn).map_err(Into::into)
-        })
-        .await?
-    }
-}
+pub use crate::state::AppState;
+use crate::state::Contact;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -144,7 +55,7 @@ impl Application {
         let pool = db::build_pool(&db_url, settings.db_pool_size, settings.db_timeout())?;
         let applied = db::migrate(&pool)?;
         tracing::info!(backend = db_url.backend_name(), applied, "database ready");
-        let failure_log = crate::failures::FailureLog::new(&secret, settings.trust_proxy);
+        let failure_log = crate::failures::FailureLog::new(&secret);
         {
             let mut conn = pool.get().map_err(DbError::from)?;
             let filled =
@@ -272,7 +183,7 @@ impl Application {
         .shutdown_timeout(shutdown_timeout)
         .run();
 
-        actix_web::rt::spawn(crate::mail::run_worker(state.clone(), wake_mailer));
+        actix_web::rt::spawn(crate::worker::run_worker(state.clone(), wake_mailer));
         tracing::info!(port, workers, "listening");
         Ok(Application {
             port,

@@ -13,25 +13,7 @@ use askama::Template;
 
 use crate::error::AppError;
 use crate::i18n::{LANG_COOKIE, Lang, Text};
-use crate::startup::AppState;
-
-/// Contact Center channels, from settings; the same on every page.
-#[derive(Debug, Clone)]
-pub struct Contact {
-    pub phone: String,
-    pub whatsapp: String,
-    pub email: String,
-}
-
-impl Contact {
-    /// The phone number as a `tel:` target (digits and a leading +).
-    pub fn phone_tel(&self) -> String {
-        self.phone
-            .chars()
-            .filter(|c| c.is_ascii_digit() || *c == '+')
-            .collect()
-    }
-}
+use crate::state::{AppState, Contact};
 
 /// Marks a response whose body is already a finished page, so the error-page
 /// middleware leaves it alone (e.g. a form returned with status 422).
@@ -200,6 +182,44 @@ pub fn request_lang(req: &HttpRequest) -> (Lang, bool) {
         .cookie(LANG_COOKIE)
         .and_then(|c| Lang::from_code(c.value()));
     (from_cookie.unwrap_or_default(), false)
+}
+
+/// What the failure log and the limits know of a request: the client's
+/// address (the TCP peer, or the first `X-Forwarded-For` entry when
+/// EMETERAI_TRUST_PROXY is on), its user agent and the path.
+pub fn client(req: &HttpRequest, state: &AppState) -> crate::failures::Client {
+    let text = if state.settings.trust_proxy {
+        req.connection_info()
+            .realip_remote_addr()
+            .map(str::to_string)
+    } else {
+        req.peer_addr().map(|a| a.ip().to_string())
+    };
+    let ip = text.and_then(|text| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+    });
+    crate::failures::Client {
+        ip,
+        user_agent: req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        path: req.path().to_string(),
+    }
+}
+
+/// Records a failure this request met, under a new reference code
+/// starting with `prefix` (see `failures::record`).
+pub async fn record_failure(
+    state: &AppState,
+    req: &HttpRequest,
+    prefix: &str,
+    failure: crate::failures::Failure,
+) -> String {
+    crate::failures::record(&state.failure_ctx(), &client(req, state), prefix, failure).await
 }
 
 /// Whether the request's `Accept-Encoding` takes gzip (`gzip` or `*`,

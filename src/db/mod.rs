@@ -153,8 +153,26 @@ pub fn retry_busy<T>(mut f: impl FnMut() -> diesel::QueryResult<T>) -> diesel::Q
     }
 }
 
-pub fn is_busy_message(message: &str) -> bool {
-    message.contains("database is locked") || message.contains("database is busy")
+pub use crate::error::is_busy_message;
+
+/// Runs blocking database work with a pooled connection on the blocking
+/// thread pool (never on the async workers). A connection that cannot be
+/// had in time, like any database error, becomes an `AppError`.
+pub async fn run<T, E>(
+    pool: &Pool,
+    work: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+) -> Result<T, crate::error::AppError>
+where
+    T: Send + 'static,
+    E: Into<crate::error::AppError> + Send + 'static,
+{
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get()?;
+        work(&mut conn).map_err(Into::into)
+    })
+    .await
+    .map_err(crate::error::AppError::unavailable)?
 }
 
 /// Initialises OpenSSL (shared by libpq and the mail client) before any

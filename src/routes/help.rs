@@ -82,7 +82,7 @@ pub async fn terms(ctx: PageCtx) -> Result<HttpResponse, AppError> {
 /// periods are the running settings).
 pub async fn privacy(
     ctx: PageCtx,
-    state: actix_web::web::Data<crate::startup::AppState>,
+    state: actix_web::web::Data<crate::state::AppState>,
 ) -> Result<HttpResponse, AppError> {
     let hours = state.settings.unverified_ttl_hours;
     let unverified_period = match (hours % 24, ctx.lang) {

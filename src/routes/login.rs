@@ -11,7 +11,7 @@ use crate::db::{registrations, sessions};
 use crate::domain::{Email, Problem};
 use crate::error::AppError;
 use crate::failures::{self, Failure, reason};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::PageCtx;
 use crate::web::see_other;
 
@@ -106,7 +106,7 @@ pub async fn post(
     };
     if !crate::session::csrf_valid(&session, &form.csrf_token) {
         let failure = Failure::new(reason::STALE_FORM).email(&form.email);
-        let reference = failures::record(&state, &req, "STL", failure).await;
+        let reference = crate::web::record_failure(&state, &req, "STL", failure).await;
         return retry(ctx, None, true, StatusCode::FORBIDDEN, Some(reference));
     }
     // An empty field is a slip, not a guess: said at once, not counted.
@@ -133,9 +133,9 @@ pub async fn post(
     }
     // Counted before any hashing: parallel guesses meet the limit too.
     let window = chrono::Duration::minutes(state.settings.signin_lock_minutes);
-    match failures::reserve_sign_in(
-        &state,
-        &req,
+    match crate::failures::reserve_sign_in(
+        &state.failure_ctx(),
+        &crate::web::client(&req, &state),
         "citizen",
         &form.email,
         state.settings.signin_attempts,
@@ -168,7 +168,7 @@ pub async fn post(
         }
         failures::SignInGate::Paused { retry_after_secs } => {
             let failure = Failure::new(reason::RATE_LIMITED).email(&form.email);
-            let reference = failures::record(&state, &req, "LIM", failure).await;
+            let reference = crate::web::record_failure(&state, &req, "LIM", failure).await;
             tell_owner_sign_in_paused(&state, &form.email, window).await?;
             return Err(AppError::RateLimited {
                 reference,
@@ -213,7 +213,7 @@ pub async fn post(
     }
     match account {
         Some(account) if matches => {
-            failures::refund_sign_in(&state, "citizen", &form.email).await?;
+            crate::failures::refund_sign_in(&state.failure_ctx(), "citizen", &form.email).await?;
             start_session(&state, &session, &account.id, account.session_epoch).await?;
             tracing::info!("citizen signed in");
             Ok(see_other("/account"))
@@ -228,14 +228,15 @@ pub async fn post(
                     .failures
                     .keyed_hash("email", &form.email.trim().to_lowercase())
             );
-            let stuck = !failures::allow(&state, vec![(tries_key, FREE_SIGN_IN_TRIES)])
-                .await?
-                .is_allowed();
+            let stuck =
+                !failures::allow(&state.failure_ctx(), vec![(tries_key, FREE_SIGN_IN_TRIES)])
+                    .await?
+                    .is_allowed();
             let reference = if stuck {
                 let failure = Failure::new(reason::SIGN_IN_FAILED)
                     .fields(vec!["email", "password"])
                     .email(&form.email);
-                Some(failures::record(&state, &req, "LGN", failure).await)
+                Some(crate::web::record_failure(&state, &req, "LGN", failure).await)
             } else {
                 None
             };

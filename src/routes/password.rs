@@ -12,7 +12,7 @@ use crate::db::accounts::{self, NewToken, PURPOSE_RESET};
 use crate::domain::{Email, Password, Problem};
 use crate::error::AppError;
 use crate::failures::{self, Failure, reason};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::PageCtx;
 use crate::web::see_other;
 
@@ -88,7 +88,7 @@ pub async fn forgot_post(
             Failure::new(why)
                 .email(&form.email)
                 .fields(if stale { vec![] } else { vec!["email"] });
-        let reference = failures::record(&state, &req, prefix, failure).await;
+        let reference = crate::web::record_failure(&state, &req, prefix, failure).await;
         let page = ForgotPage {
             csrf: crate::session::csrf_token(&session),
             email: form.email.clone(),
@@ -103,10 +103,16 @@ pub async fn forgot_post(
     }
     let email = parsed.expect("checked above");
     if let failures::Allowance::Refused { retry_after_secs } =
-        failures::allow_for_client_and_address(&state, &req, "forgot", email.as_str()).await?
+        failures::allow_for_client_and_address(
+            &state.failure_ctx(),
+            &crate::web::client(&req, &state),
+            "forgot",
+            email.as_str(),
+        )
+        .await?
     {
         let failure = Failure::new(reason::RATE_LIMITED).email(email.as_str());
-        let reference = failures::record(&state, &req, "LIM", failure).await;
+        let reference = crate::web::record_failure(&state, &req, "LIM", failure).await;
         return Err(AppError::RateLimited {
             reference,
             retry_after_secs,
@@ -205,7 +211,8 @@ async fn invalid_link(
     state: &web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let reference =
-        failures::record(state, req, "PWD", Failure::new(reason::RESET_LINK_INVALID)).await;
+        crate::web::record_failure(state, req, "PWD", Failure::new(reason::RESET_LINK_INVALID))
+            .await;
     let page = InvalidLinkPage { ctx, reference };
     page.ctx.render(StatusCode::GONE, &page)
 }
@@ -273,7 +280,7 @@ pub async fn reset_post(
             // it, and may call); a password typed wrongly is theirs to fix.
             let (reference, status) = if stale {
                 let failure = Failure::new(reason::STALE_FORM).email(&account.email);
-                let reference = failures::record(&state, &req, "STL", failure).await;
+                let reference = crate::web::record_failure(&state, &req, "STL", failure).await;
                 (Some(reference), StatusCode::FORBIDDEN)
             } else {
                 (None, StatusCode::UNPROCESSABLE_ENTITY)

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use crate::db::registrations::{self, CompleteOutcome, LinkState, Registration, ResendOutcome};
 use crate::domain::{Email, Password, Problem};
 use crate::error::AppError;
-use crate::failures::{self, Failure, reason};
+use crate::failures::{Failure, reason};
 use crate::i18n::Lang;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::PageCtx;
 use crate::web::see_other;
 
@@ -248,7 +248,7 @@ async fn link_state_page(
         _ => None,
     };
     let reference = match failure {
-        Some(failure) => Some(failures::record(state, req, "VER", failure).await),
+        Some(failure) => Some(crate::web::record_failure(state, req, "VER", failure).await),
         None => None,
     };
     let with_mask = |e: String| {
@@ -348,7 +348,7 @@ pub async fn choose(
                     // Typing mistakes are not failures worth a log row; a
                     // stale page is (the citizen met it, and may call).
                     let failure = Failure::new(reason::STALE_FORM).email(&registration.email);
-                    failures::record(&state, &req, "STL", failure).await;
+                    crate::web::record_failure(&state, &req, "STL", failure).await;
                 }
                 let status = if stale {
                     StatusCode::FORBIDDEN

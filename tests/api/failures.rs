@@ -302,7 +302,10 @@ async fn old_failures_are_purged(backend: Backend) {
             .execute(&mut *conn)
             .unwrap();
     }
-    assert_eq!(emeterai::mail::purge_failures(&app.state).await.unwrap(), 1);
+    assert_eq!(
+        emeterai::worker::purge_failures(&app.state).await.unwrap(),
+        1
+    );
     assert_eq!(failure_count(&app), 1);
     failure_row(&app, &recent);
 }

@@ -961,7 +961,7 @@ async fn unverified_accounts_expire_and_free_their_email_and_nik(backend: Backen
             .execute(&mut *conn)
             .unwrap();
     }
-    let (purged, _) = emeterai::mail::purge_expired(&app.state).await.unwrap();
+    let (purged, _) = emeterai::worker::purge_expired(&app.state).await.unwrap();
     assert_eq!(purged, 2, "the waiting registration and the finished one");
     assert_eq!(count_accounts(&app), 1, "the account stays");
     assert_eq!(count_registrations(&app), 0);

@@ -40,7 +40,7 @@ pub async fn get(
     ctx: PageCtx,
     session: Session,
     query: web::Query<Query>,
-    state: web::Data<crate::startup::AppState>,
+    state: web::Data<crate::state::AppState>,
 ) -> Result<HttpResponse, AppError> {
     let notice = match query.notice.as_deref() {
         Some("replaced") => ctx.t.ce_replaced_notice,
@@ -71,7 +71,7 @@ pub async fn get(
 pub fn render(
     ctx: PageCtx,
     session: &Session,
-    state: &crate::startup::AppState,
+    state: &crate::state::AppState,
     notice: &'static str,
     email_problem: Option<Problem>,
     typed_email: String,

@@ -12,7 +12,7 @@ use askama::Template;
 use crate::domain::{BirthDate, Email, FullName, Nik, Npwp, PhoneNumber, Problem};
 use crate::error::AppError;
 use crate::forms::FormErrors;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::PageCtx;
 
 /// A register form that came back, kept (encrypted in the cookie, like the

@@ -20,7 +20,7 @@ use crate::domain::{KtpPhoto, Problem};
 use crate::error::AppError;
 use crate::failures::{self, Failure, reason};
 use crate::forms::{FormErrors, MultipartForm, file_size_label, read_multipart};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::PageCtx;
 
 /// Tries of one form with mistakes that are neither logged nor given a
@@ -177,7 +177,7 @@ pub async fn post(
         // Stale forms and refused photos are logged at once.
         let stuck = failure.reason != reason::VALIDATION
             || !failures::allow(
-                &state,
+                &state.failure_ctx(),
                 vec![(
                     format!(
                         "form-tries:{}",
@@ -189,7 +189,7 @@ pub async fn post(
             .await?
             .is_allowed();
         let reference = if stuck {
-            Some(failures::record(&state, &req, prefix, failure).await)
+            Some(crate::web::record_failure(&state, &req, prefix, failure).await)
         } else {
             None
         };
@@ -310,9 +310,14 @@ pub async fn post(
             // says nothing more than for a new registration.
             let reveal = replaced
                 && !safe
-                && failures::allow_for_client_and_address(&state, &req, "pending", &email)
-                    .await?
-                    .is_allowed();
+                && failures::allow_for_client_and_address(
+                    &state.failure_ctx(),
+                    &crate::web::client(&req, &state),
+                    "pending",
+                    &email,
+                )
+                .await?
+                .is_allowed();
             Ok(see_other(match (replaced, mail_sent) {
                 (true, _) if reveal => "/register/check-email?notice=replaced",
                 (false, false) if !safe => "/register/check-email?notice=cooldown",
@@ -329,7 +334,7 @@ pub async fn post(
             if safe {
                 // The page looks like a success; the guidance goes to the
                 // mailbox, where only its owner reads it.
-                let reference = failures::record(&state, &req, "REG", failure(why)).await;
+                let reference = crate::web::record_failure(&state, &req, "REG", failure(why)).await;
                 queue_guidance_mail(
                     &state,
                     lang,
@@ -347,10 +352,16 @@ pub async fn post(
             // it is rate-limited per client, per address and per NIK.
             let limit = &state.settings;
             let allowance = failures::allow(
-                &state,
+                &state.failure_ctx(),
                 vec![
                     (
-                        format!("taken-ip:{}", failures::client_key(&state, &req)),
+                        format!(
+                            "taken-ip:{}",
+                            failures::client_key(
+                                &state.failures,
+                                &crate::web::client(&req, &state)
+                            )
+                        ),
                         limit.rate_limit_per_ip_hour,
                     ),
                     (
@@ -371,13 +382,14 @@ pub async fn post(
             .await?;
             if let failures::Allowance::Refused { retry_after_secs } = allowance {
                 let reference =
-                    failures::record(&state, &req, "LIM", failure(reason::RATE_LIMITED)).await;
+                    crate::web::record_failure(&state, &req, "LIM", failure(reason::RATE_LIMITED))
+                        .await;
                 return Err(AppError::RateLimited {
                     reference,
                     retry_after_secs,
                 });
             }
-            let reference = failures::record(&state, &req, "REG", failure(why)).await;
+            let reference = crate::web::record_failure(&state, &req, "REG", failure(why)).await;
             tracing::info!(reference = %reference, reason = why, "registration refused: already registered");
             let page = TakenPage {
                 ctx,
@@ -399,13 +411,16 @@ async fn admit_upload(state: &web::Data<AppState>, req: &HttpRequest) -> Result<
         tracing::warn!("upload budget reached: registration refused");
         return Err(AppError::unavailable("upload storage budget reached"));
     }
-    let key = format!("register-ip:{}", failures::client_key(state, req));
+    let key = format!(
+        "register-ip:{}",
+        failures::client_key(&state.failures, &crate::web::client(req, state))
+    );
     let limit = state.settings.registrations_per_ip_hour;
     if let failures::Allowance::Refused { retry_after_secs } =
-        failures::allow(state, vec![(key, limit)]).await?
+        failures::allow(&state.failure_ctx(), vec![(key, limit)]).await?
     {
         let reference =
-            failures::record(state, req, "LIM", Failure::new(reason::RATE_LIMITED)).await;
+            crate::web::record_failure(state, req, "LIM", Failure::new(reason::RATE_LIMITED)).await;
         return Err(AppError::RateLimited {
             reference,
             retry_after_secs,

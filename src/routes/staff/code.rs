@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::db::staff::{self as staff_db, Staff};
 use crate::domain::second_factor::{self, TotpSecret};
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::{PageCtx, see_other};
 
 const PENDING_KEY: &str = "staff_code_for";
@@ -193,8 +193,8 @@ pub async fn post(
     // Wrong codes count against the same kind of limit as wrong passwords,
     // before any is checked.
     let gate = crate::failures::reserve_sign_in(
-        &state,
-        &req,
+        &state.failure_ctx(),
+        &crate::web::client(&req, &state),
         "staff-code",
         &staff.email,
         i64::from(staff_db::MAX_FAILED_LOGINS),
@@ -276,7 +276,7 @@ pub async fn post(
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     };
-    crate::failures::refund_sign_in(&state, "staff-code", &staff.email).await?;
+    crate::failures::refund_sign_in(&state.failure_ctx(), "staff-code", &staff.email).await?;
     session.remove(PENDING_KEY);
     session.remove(ENROL_KEY);
     let cookie = super::session::start_session(&state, &staff, action).await?;

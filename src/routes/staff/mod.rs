@@ -22,7 +22,7 @@ use crate::domain::email_mask;
 use crate::error::AppError;
 use crate::failures::{FailureRow, reason};
 use crate::i18n::{Lang, reason_label};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::PageCtx;
 use crate::web::see_other;
 pub const STAFF_COOKIE: &str = "emeterai_staff";

@@ -55,8 +55,8 @@ pub async fn login_post(
     // Counted before any hashing, atomically: 30 parallel guesses get 5
     // checks, not 30 (the lock below only shows what this enforces).
     let gate = crate::failures::reserve_sign_in(
-        &state,
-        &req,
+        &state.failure_ctx(),
+        &crate::web::client(&req, &state),
         "staff",
         &email,
         i64::from(staff_db::MAX_FAILED_LOGINS),
@@ -88,7 +88,7 @@ pub async fn login_post(
     .await?;
     match found {
         Some(staff) if matches && staff.disabled_at.is_none() => {
-            crate::failures::refund_sign_in(&state, "staff", &email).await?;
+            crate::failures::refund_sign_in(&state.failure_ctx(), "staff", &email).await?;
             let id = staff.id.clone();
             state
                 .db(move |conn| staff_db::login_succeeded(conn, &id))

@@ -1,0 +1,122 @@
+//! What the handlers share, built once per application (`startup.rs`
+//! builds it): settings, the database pool, and the services' parts. The
+//! services below the web layer take the parts they need, never this.
+
+use std::sync::Arc;
+
+use crate::assets::Assets;
+use crate::config::Settings;
+use crate::db::{self, DbUrl, Pool};
+use crate::metrics::Metrics;
+
+/// Contact Center channels, from settings; the same on every page.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    pub phone: String,
+    pub whatsapp: String,
+    pub email: String,
+}
+
+impl Contact {
+    /// The phone number as a `tel:` target (digits and a leading +).
+    pub fn phone_tel(&self) -> String {
+        self.phone
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == '+')
+            .collect()
+    }
+}
+
+/// Everything the handlers share, built once per application.
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: Pool,
+    pub db_url: DbUrl,
+    /// The SQLite file opened at start-up (device, inode).
+    pub sqlite_identity: Option<(u64, u64)>,
+    pub assets: Assets,
+    pub metrics: Metrics,
+    pub contact: Contact,
+    pub secret: Vec<u8>,
+    pub mailer: crate::mail::Mailer,
+    /// Wakes the mail worker when a mail was queued.
+    pub wake_mailer: Arc<tokio::sync::Notify>,
+    pub common_passwords: crate::domain::CommonPasswords,
+    /// Bounds how many KTP photos are decoded at once.
+    pub photo_permits: tokio::sync::Semaphore,
+    /// Runs bcrypt off the request workers, admitting or refusing at once.
+    pub hash_pool: crate::hashing::HashPool,
+    /// A hash to check unknown sign-in addresses against, so they take as
+    /// long as wrong passwords.
+    pub dummy_hash: String,
+    pub failures: crate::failures::FailureLog,
+    /// Bytes of photos no account owns yet, as last measured (by the worker,
+    /// every few seconds): the upload budget compares against this.
+    pub unowned_upload_bytes: std::sync::atomic::AtomicI64,
+    /// Encrypts the staff session cookie (derived from the secret for that
+    /// purpose only).
+    pub staff_cookie_key: actix_web::cookie::Key,
+}
+
+impl AppState {
+    /// What the failure log and the limits need, from this state.
+    pub fn failure_ctx(&self) -> crate::failures::Ctx<'_> {
+        crate::failures::Ctx {
+            pool: &self.pool,
+            log: &self.failures,
+            settings: &self.settings,
+        }
+    }
+
+    /// What password hashing needs, from this state.
+    pub fn hashing(&self) -> crate::passwords::Hashing<'_> {
+        crate::passwords::Hashing {
+            pool: &self.hash_pool,
+            metrics: &self.metrics,
+            cost: self.settings.bcrypt_cost,
+            dummy_hash: &self.dummy_hash,
+        }
+    }
+
+    /// Refuses writes into a SQLite file that was removed, replaced or made
+    /// read-only: no sign-up is acknowledged into a file that is lost.
+    pub fn check_storage(&self) -> Result<(), crate::error::AppError> {
+        match db::sqlite_fault(
+            &self.db_url,
+            self.sqlite_identity,
+            self.settings.min_free_disk_mb,
+        ) {
+            Some(fault) => Err(crate::error::AppError::unavailable(fault)),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the photos waiting for an owner have used up the budget.
+    pub fn upload_budget_reached(&self) -> bool {
+        self.unowned_upload_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= self.settings.upload_budget_mb.saturating_mul(1024 * 1024)
+    }
+
+    /// Measures the photos waiting for an owner (all instances' together).
+    pub async fn refresh_upload_bytes(&self) -> Result<i64, crate::error::AppError> {
+        let bytes = self.db(db::accounts::unowned_upload_bytes).await?;
+        self.unowned_upload_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+        Ok(bytes)
+    }
+
+    /// Runs blocking database work with a pooled connection on the blocking
+    /// thread pool (never on the async workers). A connection that cannot be
+    /// had in time, like any database error, becomes an `AppError`.
+    pub async fn db<T, E>(
+        &self,
+        work: impl FnOnce(&mut db::DbConn) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, crate::error::AppError>
+    where
+        T: Send + 'static,
+        E: Into<crate::error::AppError> + Send + 'static,
+    {
+        db::run(&self.pool, work).await
+    }
+}
