@@ -645,19 +645,20 @@ pub fn rate_allow(
                 }
             });
         }
-        let window_end: Option<NaiveDateTime> = rc::table
+        let row: Option<(NaiveDateTime, i32)> = rc::table
             .find(key)
-            .select(rc::window_end)
+            .select((rc::window_end, rc::count))
             .first(conn)
             .optional()?;
-        match window_end {
+        match row {
             // At the limit within the window.
-            Some(end) if end > now => {
+            Some((end, count)) if end > now && count >= limit => {
                 return Ok(Allowance::Refused {
                     retry_after_secs: (end - now).num_seconds().max(1),
                 });
             }
-            // Ended between our two updates: go round again.
+            // Made by a concurrent first event after our update looked, or
+            // ended between our two updates: go round again and count.
             Some(_) => continue,
             None => {}
         }

@@ -138,7 +138,41 @@ async fn the_upload_budget_refuses_new_photos_when_full(backend: Backend) {
     assert!(metrics.contains("emeterai_upload_budget_bytes 1048576"));
 }
 
+/// A fresh key hit by many requests at once: every one below the limit is
+/// allowed and counted once, including those that raced the key's first
+/// event (they used to be refused as if the limit were reached).
+async fn a_new_key_under_parallel_requests_refuses_nobody(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        let answers = futures_util::future::join_all((0..24).map(|_| {
+            let state = app.state.clone();
+            let key = key.clone();
+            async move {
+                emeterai::failures::allow(&state.failure_ctx(), vec![(key, 1000)])
+                    .await
+                    .unwrap()
+            }
+        }))
+        .await;
+        assert!(
+            answers.iter().all(|a| a.is_allowed()),
+            "round {round}: {answers:?}"
+        );
+        let mut conn = app.state.pool.get().unwrap();
+        let count: i32 = emeterai::schema::rate_counters::table
+            .find(&key)
+            .select(emeterai::schema::rate_counters::count)
+            .first(&mut *conn)
+            .unwrap();
+        assert_eq!(count, 24, "round {round}");
+    }
+}
+
 on_both_backends!(
+    a_new_key_under_parallel_requests_refuses_nobody,
     a_limit_holds_under_parallel_requests_on_two_instances,
     registrations_are_limited_per_client_address,
     the_upload_budget_refuses_new_photos_when_full,
