@@ -92,21 +92,12 @@ fn fill_postgres(url: &str, rows: u64) {
 }
 
 async fn sign_in(client: &reqwest::Client, base: &str) {
-    let page = client
-        .get(format!("{base}/staff/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let marker = r#"name="csrf_token" value=""#;
-    let start = page.find(marker).unwrap() + marker.len();
-    let csrf = &page[start..start + 64];
+    let page = support::page(client, format!("{base}/staff/login")).await;
+    let csrf = support::attr(&page, "csrf_token");
     let response = client
         .post(format!("{base}/staff/login"))
         .form(&[
-            ("csrf_token", csrf),
+            ("csrf_token", csrf.as_str()),
             ("email", "bench@staff.test"),
             ("password", "benchmark staff password"),
         ])

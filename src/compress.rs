@@ -183,7 +183,7 @@ impl Spliced {
 /// The spliced form of a page rendered with placeholders: built on first
 /// use, then shared (at most 256 pages are kept; the set is small: a few
 /// pages in two languages, signed in or not).
-pub fn spliced(template: String, tokens: usize) -> Option<Arc<Spliced>> {
+pub fn spliced(template: &str, tokens: usize) -> Option<Arc<Spliced>> {
     static CACHE: OnceLock<Mutex<HashMap<u64, Arc<Spliced>>>> = OnceLock::new();
     let key = {
         use std::hash::{Hash, Hasher};
@@ -197,7 +197,8 @@ pub fn spliced(template: String, tokens: usize) -> Option<Arc<Spliced>> {
     {
         return Some(found.clone());
     }
-    let built = Arc::new(Spliced::build(template, tokens)?);
+    // Only a page not seen before is copied (and compressed).
+    let built = Arc::new(Spliced::build(template.to_string(), tokens)?);
     if let Ok(mut map) = cache.lock() {
         if map.len() >= 256 {
             map.clear();
@@ -235,7 +236,7 @@ mod tests {
             placeholder(0),
             placeholder(1),
         ) + &"akhir ".repeat(700);
-        let spliced = spliced(template.clone(), 2).unwrap();
+        let spliced = spliced(&template, 2).unwrap();
         for tokens in [
             ["abc123", "x.y.z"],
             ["", "0123456789abcdef".repeat(4).as_str()],
@@ -252,11 +253,11 @@ mod tests {
         // A token in two places cannot be spliced (the page is then
         // compressed whole); both places get it in the plain page.
         let twice = format!("<a>{}</a><b>{}</b>", placeholder(0), placeholder(0));
-        assert!(super::spliced(twice.clone(), 1).is_none());
+        assert!(super::spliced(&twice, 1).is_none());
         assert_eq!(Spliced::plain(&twice, &["t"]), "<a>t</a><b>t</b>");
     }
 
     fn spliced_page_without_tokens() -> Arc<Spliced> {
-        spliced("<p>tetap</p>".repeat(50), 0).unwrap()
+        spliced(&"<p>tetap</p>".repeat(50), 0).unwrap()
     }
 }

@@ -161,7 +161,7 @@ impl PageCtx {
         let template = page.render().map_err(AppError::internal)?;
         let plain = || crate::compress::Spliced::plain(&template, tokens);
         let compressed = if self.gzip {
-            crate::compress::spliced(template.clone(), tokens.len())
+            crate::compress::spliced(&template, tokens.len())
                 .and_then(|s| s.gzip(tokens))
                 .or_else(|| crate::compress::gzip(plain().as_bytes()))
         } else {

@@ -76,6 +76,11 @@ pub fn birth_day(i: usize) -> usize {
     1 + (i / 9999) % 28
 }
 
+/// The text of the page at `url`, opened in `client`.
+pub async fn page(client: &reqwest::Client, url: String) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 /// The value of a hidden field in a page.
 pub fn attr(html: &str, name: &str) -> String {
     let marker = format!(r#"name="{name}" value=""#);
@@ -163,14 +168,7 @@ pub struct SignupForm {
 /// Opens `GET /register` and keeps its CSRF token and submission id.
 pub async fn open_form(base: &str) -> SignupForm {
     let client = browser();
-    let html = client
-        .get(format!("{base}/register"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page(&client, format!("{base}/register")).await;
     SignupForm {
         csrf: attr(&html, "csrf_token"),
         submission: attr(&html, "submission_id"),
@@ -272,14 +270,7 @@ pub async fn choose(
     base: &str,
     link: &str,
 ) -> (bool, usize, std::time::Instant) {
-    let html = client
-        .get(format!("{base}{link}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page(client, format!("{base}{link}")).await;
     let (csrf, token) = (attr(&html, "csrf_token"), attr(&html, "token"));
     let mut busy = 0;
     loop {
