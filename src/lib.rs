@@ -19,6 +19,7 @@ pub mod passwords;
 pub mod reference;
 pub mod routes;
 pub mod schema;
+pub mod services;
 pub mod session;
 pub mod startup;
 pub mod state;

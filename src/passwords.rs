@@ -10,6 +10,7 @@ use crate::metrics::Metrics;
 
 /// What hashing needs: the pool, the cost, the dummy hash for unknown
 /// addresses, and the metrics that count refusals.
+#[derive(Clone, Copy)]
 pub struct Hashing<'a> {
     pub pool: &'a HashPool,
     pub metrics: &'a Metrics,

@@ -78,24 +78,26 @@ impl AppState {
         }
     }
 
-    /// Refuses writes into a SQLite file that was removed, replaced or made
-    /// read-only: no sign-up is acknowledged into a file that is lost.
-    pub fn check_storage(&self) -> Result<(), crate::error::AppError> {
-        match db::sqlite_fault(
-            &self.db_url,
-            self.sqlite_identity,
-            self.settings.min_free_disk_mb,
-        ) {
-            Some(fault) => Err(crate::error::AppError::unavailable(fault)),
-            None => Ok(()),
+    /// What the services need, from this state.
+    pub fn services(&self) -> crate::services::Ctx<'_> {
+        crate::services::Ctx {
+            pool: &self.pool,
+            db_url: &self.db_url,
+            sqlite_identity: self.sqlite_identity,
+            settings: &self.settings,
+            log: &self.failures,
+            wake_mailer: &self.wake_mailer,
+            photo_permits: &self.photo_permits,
+            unowned_upload_bytes: &self.unowned_upload_bytes,
+            hashing: self.hashing(),
+            common_passwords: &self.common_passwords,
         }
     }
 
-    /// Whether the photos waiting for an owner have used up the budget.
-    pub fn upload_budget_reached(&self) -> bool {
-        self.unowned_upload_bytes
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= self.settings.upload_budget_mb.saturating_mul(1024 * 1024)
+    /// Refuses writes into a SQLite file that was removed, replaced or made
+    /// read-only (`services::Ctx::check_storage`).
+    pub fn check_storage(&self) -> Result<(), crate::error::AppError> {
+        self.services().check_storage()
     }
 
     /// Measures the photos waiting for an owner (all instances' together).

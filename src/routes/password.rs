@@ -161,7 +161,13 @@ pub async fn forgot_post(
         // Not verified yet: what that citizen needs is the verification
         // link (sent only if a registration waits for this address).
         None => {
-            crate::routes::verify::resend_verification(&state, &email, ctx.lang).await?;
+            crate::services::verification::resend(
+                &state.services(),
+                &email,
+                ctx.lang,
+                crate::db::now(),
+            )
+            .await?;
         }
     }
     let _ = session.insert(SENT_KEY, email.masked());

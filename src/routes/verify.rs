@@ -10,68 +10,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::db::registrations::{self, CompleteOutcome, LinkState, Registration, ResendOutcome};
-use crate::domain::{Email, Password, Problem};
+use crate::domain::{Email, Problem};
 use crate::error::AppError;
-use crate::failures::{Failure, reason};
-use crate::i18n::Lang;
+use crate::services::verification::{
+    self, Choice, ChosenPassword, LinkState, Registration, ResendOutcome,
+};
 use crate::state::AppState;
 use crate::web::PageCtx;
 use crate::web::see_other;
-
-pub use crate::db::registrations::ResendOutcome as ResendResult;
-
-/// Sends one more verification link to a waiting registration, unless one
-/// went out within the cooldown (one link per cooldown however many
-/// requests arrive at once). Earlier links keep working.
-pub async fn resend_verification(
-    state: &web::Data<AppState>,
-    email: &Email,
-    lang: Lang,
-) -> Result<ResendOutcome, AppError> {
-    let address = email.as_str().to_string();
-    let cooldown = chrono::Duration::seconds(i64::from(state.settings.resend_cooldown_secs));
-    let ttl = chrono::Duration::hours(i64::from(state.settings.verify_token_ttl_hours));
-    let settings = state.settings.clone();
-    let result = state
-        .db(move |conn| {
-            let now = crate::db::now();
-            let (token, token_hash) = crate::domain::link_token::new_link_token();
-            registrations::resend(
-                conn,
-                &address,
-                &token_hash,
-                ttl,
-                cooldown,
-                now,
-                |registration| {
-                    let mail = crate::mail::verification_mail(
-                        &settings,
-                        lang,
-                        &registration.id,
-                        &registration.email,
-                        &registration.full_name,
-                        &token,
-                        now,
-                    );
-                    if let Err(e) = &mail {
-                        tracing::error!(error = %e, "cannot render the verification mail");
-                    }
-                    mail.ok()
-                },
-            )
-        })
-        .await?;
-    match result {
-        ResendOutcome::Sent => {
-            tracing::info!("verification link sent again");
-            state.wake_mailer.notify_one();
-        }
-        ResendOutcome::Cooldown => tracing::info!("verification resend refused: cooldown"),
-        ResendOutcome::NothingWaiting => {}
-    }
-    Ok(result)
-}
 
 #[derive(Deserialize)]
 pub struct ResendForm {
@@ -113,7 +59,8 @@ pub async fn resend(
     // address gets one answer whatever happened (sent, held back by the
     // cooldown, or no registration waiting), which reveals nothing.
     let own = crate::session::pending_email(&session).as_deref() == Some(email.as_str());
-    let outcome = resend_verification(&state, &email, ctx.lang).await?;
+    let outcome =
+        verification::resend(&state.services(), &email, ctx.lang, crate::db::now()).await?;
     crate::session::set_pending_email(&session, email.as_str());
     Ok(see_other(match outcome {
         ResendOutcome::Sent if own => "/register/check-email?notice=sent",
@@ -170,16 +117,8 @@ pub async fn verify(
 ) -> Result<HttpResponse, AppError> {
     let token = query.token.clone().unwrap_or_default();
     let record_open = req.method() == Method::GET;
-    let link = match crate::domain::link_token::link_token_hash(&token) {
-        Some(hash) => {
-            state
-                .db(move |conn| {
-                    registrations::open_link(conn, &hash, crate::db::now(), record_open)
-                })
-                .await?
-        }
-        None => LinkState::Unknown,
-    };
+    let link =
+        verification::open_link(&state.services(), &token, record_open, crate::db::now()).await?;
     match link {
         LinkState::Ready { registration } => choose_page(
             ctx,
@@ -237,20 +176,9 @@ async fn link_state_page(
     link: LinkState,
 ) -> Result<HttpResponse, AppError> {
     let t = ctx.t;
-    let failure = match &link {
-        LinkState::Expired { email } => Some(Failure::new(reason::LINK_EXPIRED).email(email)),
-        LinkState::Unknown => Some(Failure::new(reason::LINK_UNKNOWN)),
-        LinkState::NikTaken { registration } => Some(
-            Failure::new(reason::NIK_TAKEN_AT_LINK)
-                .email(&registration.email)
-                .nik(&registration.nik),
-        ),
-        _ => None,
-    };
-    let reference = match failure {
-        Some(failure) => Some(crate::web::record_failure(state, req, "VER", failure).await),
-        None => None,
-    };
+    let reference =
+        verification::note_link_problem(&state.services(), &crate::web::client(req, state), &link)
+            .await;
     let with_mask = |e: String| {
         let masked = crate::domain::email_mask(&e);
         Some((e, masked))
@@ -309,83 +237,42 @@ pub async fn choose(
     form: web::Form<crate::forms::NewPasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let Some(token_hash) = crate::domain::link_token::link_token_hash(&form.token) else {
-        return link_state_page(&req, ctx, &session, &state, LinkState::Unknown).await;
-    };
-    let lookup = token_hash.clone();
-    let link = state
-        .db(move |conn| registrations::open_link(conn, &lookup, crate::db::now(), false))
-        .await?;
-    let registration = match link {
-        LinkState::Ready { registration } => registration,
-        other => return link_state_page(&req, ctx, &session, &state, other).await,
-    };
     let retry = format!("/verify?token={}", form.token);
-    let stale = !crate::session::csrf_valid(&session, &form.csrf_token);
-    let password_hash = if registration.has_legacy_password() && !stale {
-        // The old form's registrations already chose their password.
-        None
-    } else {
-        let checked = Password::parse_for_owner(
-            &form.password,
-            &form.password_confirm,
-            &registration.email,
-            &registration.nik,
-            &registration.full_name,
-            &state.common_passwords,
-        );
-        match (checked, stale) {
-            (Ok(password), false) => {
-                Some(crate::passwords::hash(&state.hashing(), password, &retry).await?)
-            }
-            (checked, stale) => {
-                let problem = if registration.has_legacy_password() {
-                    None
-                } else {
-                    checked.err()
-                };
-                if stale {
-                    // Typing mistakes are not failures worth a log row; a
-                    // stale page is (the citizen met it, and may call).
-                    let failure = Failure::new(reason::STALE_FORM).email(&registration.email);
-                    crate::web::record_failure(&state, &req, "STL", failure).await;
-                }
-                let status = if stale {
-                    StatusCode::FORBIDDEN
-                } else {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                };
-                return choose_page(
-                    ctx,
-                    &session,
-                    form.token,
-                    &registration,
-                    problem,
-                    stale,
-                    status,
-                );
-            }
-        }
-    };
-    state.check_storage()?;
-    let outcome = state
-        .db(move |conn| {
-            registrations::complete(
-                conn,
-                &token_hash,
-                password_hash.as_deref(),
-                crate::db::now(),
-            )
-        })
-        .await?;
-    match outcome {
-        CompleteOutcome::Completed { account_id, epoch } => {
-            tracing::info!("password chosen; email verified; account created");
+    let fresh = crate::session::csrf_valid(&session, &form.csrf_token);
+    let choice = verification::choose_password(
+        &state.services(),
+        &crate::web::client(&req, &state),
+        &form.token,
+        ChosenPassword {
+            password: &form.password,
+            confirm: &form.password_confirm,
+        },
+        fresh,
+        &retry,
+        crate::db::now(),
+    )
+    .await?;
+    match choice {
+        Choice::Completed { account_id, epoch } => {
             super::login::start_session(&state, &session, &account_id, epoch).await?;
             Ok(see_other("/account?welcome=1"))
         }
-        CompleteOutcome::NotReady(other) => {
-            link_state_page(&req, ctx, &session, &state, *other).await
-        }
+        Choice::Again {
+            registration,
+            problem,
+        } => choose_page(
+            ctx,
+            &session,
+            form.token,
+            &registration,
+            problem,
+            !fresh,
+            if fresh {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::FORBIDDEN
+            },
+        ),
+        Choice::Link(other) => link_state_page(&req, ctx, &session, &state, *other).await,
     }
 }

@@ -287,7 +287,7 @@ impl TestApp {
         let (csrf, submission) = self.open_register_form().await;
         input.csrf_token = csrf;
         input.submission_id = submission;
-        for _ in 0..emeterai::routes::register::post::FREE_FORM_TRIES {
+        for _ in 0..emeterai::services::registration::FREE_FORM_TRIES {
             let response = self.post_register(input).await;
             let html = response.text().await.unwrap();
             assert!(

@@ -422,7 +422,7 @@ async fn draft_photos_are_bounded_per_form_and_session(backend: Backend) {
     form.csrf_token = csrf;
     form.submission_id = submission;
     let mut kept = Vec::new();
-    for _ in 0..emeterai::routes::register::post::DRAFTS_PER_SESSION + 1 {
+    for _ in 0..emeterai::services::registration::DRAFTS_PER_SESSION + 1 {
         let response = app.post_register(&form).await;
         assert_eq!(response.status(), 422);
         let html = response.text().await.unwrap();

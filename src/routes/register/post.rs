@@ -1,7 +1,7 @@
-//! `POST /register`: validate, then store the pending registration, its
+//! `POST /register`: reads the form, checks it, and hands a valid one to
+//! `services::registration` (which stores the pending registration, its
 //! photo, a link and its mail in one transaction, idempotently per
-//! `submission_id`. No password here (it is chosen through the mailed link),
-//! so no hashing: a sign-up costs a few milliseconds.
+//! `submission_id`); a form with mistakes comes back with every answer.
 
 use crate::web::see_other;
 use actix_multipart::Multipart;
@@ -9,26 +9,17 @@ use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::Duration;
 
 use super::{
     DraftPhoto, FIELD_ORDER, RegisterPage, RegisterValues, check_submission_id, new_submission_id,
 };
-use crate::db::accounts::{self, NewUpload};
-use crate::db::registrations::{self, Details, PhotoUpload, Submission, SubmitOutcome};
-use crate::domain::{KtpPhoto, Problem};
+use crate::domain::Problem;
 use crate::error::AppError;
-use crate::failures::{self, Failure, reason};
+use crate::failures::{Failure, reason};
 use crate::forms::{FormErrors, MultipartForm, file_size_label, read_multipart};
+use crate::services::registration::{self, NewPhoto, NewRegistration, SubmitOutcome, Taken};
 use crate::state::AppState;
 use crate::web::PageCtx;
-
-/// Tries of one form with mistakes that are neither logged nor given a
-/// reference code (typos the citizen fixes alone).
-pub const FREE_FORM_TRIES: i64 = 2;
-
-/// Draft photos one browser session may leave within a draft's lifetime.
-pub const DRAFTS_PER_SESSION: i64 = 20;
 
 fn values_of(form: &MultipartForm) -> RegisterValues {
     RegisterValues {
@@ -64,6 +55,8 @@ pub async fn post(
         usize::try_from(state.settings.register_body_limit()).unwrap_or(usize::MAX),
     )
     .await?;
+    let svc = state.services();
+    let client = crate::web::client(&req, &state);
     let lang = ctx.lang;
     let values = values_of(&form);
     let csrf_ok = crate::session::csrf_valid(&session, form.text("csrf_token"));
@@ -81,7 +74,7 @@ pub async fn post(
         "" => None,
         id => draft_photo(&state, id.to_string(), lang).await?,
     };
-    let mut new_photo: Option<(KtpPhoto, String)> = None;
+    let mut new_photo: Option<NewPhoto> = None;
     // Admission (storage, budget, per-client limit) comes before the
     // expensive work, once per request; a post that fails the CSRF or form
     // check gets no decoding at all.
@@ -89,10 +82,10 @@ pub async fn post(
     match form.file.take() {
         Some(_) if !fresh => {}
         Some(file) => {
-            admit_upload(&state, &req).await?;
+            registration::admit_upload(&svc, &client).await?;
             admitted = true;
-            match judge_photo(&state, file.data, file.truncated).await? {
-                Ok(ktp) => new_photo = Some((ktp, photo_name(file.file_name))),
+            match registration::check_photo(&svc, file.data, file.truncated).await? {
+                Ok(ktp) => new_photo = Some(NewPhoto::new(ktp, file.file_name)),
                 Err(problem) => errors.add("ktp_photo", problem),
             }
         }
@@ -133,16 +126,13 @@ pub async fn post(
     else {
         // A new valid photo stays with the draft, so it need not be sent
         // again; a request that failed the CSRF or form check stores nothing.
-        if let Some((ktp, file_name)) = new_photo.take()
-            && draft_allowed(&state, &session).await?
-        {
-            let replaced = photo.take();
-            photo = Some(store_upload(&state, ktp, file_name, now, lang).await?);
-            // One draft photo per form: the one it replaces goes.
-            if let Some(old) = replaced {
-                state
-                    .db(move |conn| accounts::delete_draft_upload(conn, &old.upload_id))
-                    .await?;
+        if let Some(new) = new_photo.take() {
+            let replaces = photo.as_ref().map(|p| p.upload_id.clone());
+            let session_key = crate::session::csrf_token(&session);
+            if let Some(kept) =
+                registration::keep_draft_photo(&svc, &session_key, new, replaces, now).await?
+            {
+                photo = Some(shown(kept, lang));
             }
         }
         // The form comes back with every answer.
@@ -166,33 +156,13 @@ pub async fn post(
         .fields(errors.fields())
         .email(&values.email)
         .nik(&values.nik);
-        let (prefix, status) = if fresh {
-            ("DFT", StatusCode::UNPROCESSABLE_ENTITY)
+        let status = if fresh {
+            StatusCode::UNPROCESSABLE_ENTITY
         } else {
-            ("STL", StatusCode::FORBIDDEN)
+            StatusCode::FORBIDDEN
         };
-        // Typos are for the citizen to fix, not for support: a form with
-        // mistakes is logged (and shows a reference code to quote on the
-        // phone) from its third try in an hour, when the citizen is stuck.
-        // Stale forms and refused photos are logged at once.
-        let stuck = failure.reason != reason::VALIDATION
-            || !failures::allow(
-                &state.failure_ctx(),
-                vec![(
-                    format!(
-                        "form-tries:{}",
-                        state.failures.keyed_hash("submission", &posted_submission)
-                    ),
-                    FREE_FORM_TRIES,
-                )],
-            )
-            .await?
-            .is_allowed();
-        let reference = if stuck {
-            Some(crate::web::record_failure(&state, &req, prefix, failure).await)
-        } else {
-            None
-        };
+        let reference =
+            registration::form_came_back(&svc, &client, failure, &posted_submission).await?;
         let summary = errors.summary(FIELD_ORDER);
         // A still-valid submission id stays, so a retry of the corrected
         // form is still recognised as the same submission.
@@ -225,99 +195,41 @@ pub async fn post(
     };
 
     if !admitted {
-        admit_upload(&state, &req).await?;
+        registration::admit_upload(&svc, &client).await?;
     }
-    let (token, token_hash) = crate::domain::link_token::new_link_token();
-    let registration_id = uuid::Uuid::new_v4().to_string();
-    let mail = crate::mail::verification_mail(
-        &state.settings,
-        lang,
-        &registration_id,
-        email.as_str(),
-        name.as_str(),
-        &token,
+    let (taken_email, taken_nik) = (email.clone(), nik.clone());
+    let outcome = registration::submit(
+        &svc,
+        NewRegistration {
+            submission_key,
+            name,
+            nik,
+            birth,
+            email,
+            phone,
+            npwp,
+            lang,
+            draft_upload_id: photo.as_ref().map(|p| p.upload_id.clone()),
+            new_photo,
+        },
         now,
     )
-    .map_err(AppError::internal)?;
-    let registration_email = email.clone();
-    let registration_nik = nik.as_str().to_string();
-    let nik_hash = state.failures.nik_hash(nik.as_str());
-    let draft_upload_id = photo.as_ref().map(|p| p.upload_id.clone());
-    let ttl = Duration::hours(i64::from(state.settings.verify_token_ttl_hours));
-    let cooldown = Duration::seconds(i64::from(state.settings.resend_cooldown_secs));
-    let outcome = state
-        .db(move |conn| {
-            let upload_id = uuid::Uuid::new_v4().to_string();
-            let new_photo = new_photo.as_ref().map(|(ktp, file_name)| PhotoUpload {
-                id: &upload_id,
-                file_name,
-                content_type: ktp.content_type(),
-                data: ktp.data(),
-            });
-            registrations::submit(
-                conn,
-                &Submission {
-                    submission_id: &submission_key,
-                    new_id: &registration_id,
-                    details: Details {
-                        email: email.as_str().to_string(),
-                        nik: nik.as_str().to_string(),
-                        nik_hash: Some(nik_hash),
-                        full_name: name.as_str().to_string(),
-                        birth_date: birth.to_iso(),
-                        phone: phone.as_str().to_string(),
-                        npwp: npwp.map(|n| n.as_str().to_string()),
-                        lang: lang.code().to_string(),
-                    },
-                    draft_upload_id: draft_upload_id.as_deref().unwrap_or_default(),
-                    new_photo,
-                    token_hash: &token_hash,
-                    token_expires_at: now + ttl,
-                    mail,
-                    cooldown,
-                    now,
-                },
-            )
-        })
-        .await?;
+    .await?;
 
-    let failure = |reason| {
-        Failure::new(reason)
-            .email(registration_email.as_str())
-            .nik(&registration_nik)
-    };
     let safe = state.settings.enumeration_safe;
     match outcome {
         SubmitOutcome::Registered {
             email,
             replaced,
             mail_sent,
-            replay,
             ..
         } => {
-            if replay {
-                tracing::info!("registration submitted again; answering as the first time");
-            } else if mail_sent {
-                tracing::info!(replaced, "registration stored; verification mail queued");
-                state.wake_mailer.notify_one();
-            } else {
-                tracing::info!("registration data replaced; link held back by the cooldown");
-            }
             crate::session::set_pending_email(&session, &email);
             super::forget_register_draft(&session);
             // "Replaced" tells that the address was waiting: limited like
             // the "already registered" answers; past the limit the page
             // says nothing more than for a new registration.
-            let reveal = replaced
-                && !safe
-                && failures::allow_for_client_and_address(
-                    &state.failure_ctx(),
-                    &crate::web::client(&req, &state),
-                    "pending",
-                    &email,
-                )
-                .await?
-                .is_allowed();
+            let reveal = replaced && registration::may_say_replaced(&svc, &client, &email).await?;
             Ok(see_other(match (replaced, mail_sent) {
                 (true, _) if reveal => "/register/check-email?notice=replaced",
                 (false, false) if !safe => "/register/check-email?notice=cooldown",
@@ -326,227 +238,50 @@ pub async fn post(
         }
         SubmitOutcome::EmailTaken | SubmitOutcome::NikTaken => {
             let nik_taken = outcome == SubmitOutcome::NikTaken;
-            let why = if nik_taken {
-                reason::NIK_TAKEN
-            } else {
-                reason::EMAIL_TAKEN
-            };
-            if safe {
-                // The page looks like a success; the guidance goes to the
-                // mailbox, where only its owner reads it.
-                let reference = crate::web::record_failure(&state, &req, "REG", failure(why)).await;
-                queue_guidance_mail(
-                    &state,
-                    lang,
-                    registration_email.as_str(),
-                    nik_taken,
-                    &reference,
-                    now,
-                )
-                .await?;
-                crate::session::set_pending_email(&session, registration_email.as_str());
-                super::forget_register_draft(&session);
-                return Ok(see_other("/register/check-email"));
-            }
-            // Saying "already registered" reveals that an account exists, so
-            // it is rate-limited per client, per address and per NIK.
-            let limit = &state.settings;
-            let allowance = failures::allow(
-                &state.failure_ctx(),
-                vec![
-                    (
-                        format!(
-                            "taken-ip:{}",
-                            failures::client_key(
-                                &state.failures,
-                                &crate::web::client(&req, &state)
-                            )
-                        ),
-                        limit.rate_limit_per_ip_hour,
-                    ),
-                    (
-                        format!(
-                            "taken-email:{}",
-                            state
-                                .failures
-                                .keyed_hash("email", registration_email.as_str())
-                        ),
-                        limit.rate_limit_per_email_hour,
-                    ),
-                    (
-                        format!("taken-nik:{}", state.failures.nik_hash(&registration_nik)),
-                        limit.rate_limit_per_email_hour,
-                    ),
-                ],
+            match registration::taken(
+                &svc,
+                &client,
+                lang,
+                &taken_email,
+                &taken_nik,
+                nik_taken,
+                now,
             )
-            .await?;
-            if let failures::Allowance::Refused { retry_after_secs } = allowance {
-                let reference =
-                    crate::web::record_failure(&state, &req, "LIM", failure(reason::RATE_LIMITED))
-                        .await;
-                return Err(AppError::RateLimited {
-                    reference,
-                    retry_after_secs,
-                });
+            .await?
+            {
+                Taken::Mailed => {
+                    crate::session::set_pending_email(&session, taken_email.as_str());
+                    super::forget_register_draft(&session);
+                    Ok(see_other("/register/check-email"))
+                }
+                Taken::Said { reference } => {
+                    let page = TakenPage {
+                        ctx,
+                        nik: nik_taken,
+                        reference,
+                    };
+                    page.ctx.render(StatusCode::CONFLICT, &page)
+                }
             }
-            let reference = crate::web::record_failure(&state, &req, "REG", failure(why)).await;
-            tracing::info!(reference = %reference, reason = why, "registration refused: already registered");
-            let page = TakenPage {
-                ctx,
-                nik: nik_taken,
-                reference,
-            };
-            page.ctx.render(StatusCode::CONFLICT, &page)
         }
     }
 }
 
-/// Before a photo is stored (with a registration or a draft): the SQLite
-/// file is still the one opened and writable (503 otherwise), the budget
-/// for photos no account owns yet (503 past it), and the per-client hourly
-/// limit (429), counted in the database so it holds across instances.
-async fn admit_upload(state: &web::Data<AppState>, req: &HttpRequest) -> Result<(), AppError> {
-    state.check_storage()?;
-    if state.upload_budget_reached() {
-        tracing::warn!("upload budget reached: registration refused");
-        return Err(AppError::unavailable("upload storage budget reached"));
-    }
-    let key = format!(
-        "register-ip:{}",
-        failures::client_key(&state.failures, &crate::web::client(req, state))
-    );
-    let limit = state.settings.registrations_per_ip_hour;
-    if let failures::Allowance::Refused { retry_after_secs } =
-        failures::allow(&state.failure_ctx(), vec![(key, limit)]).await?
-    {
-        let reference =
-            crate::web::record_failure(state, req, "LIM", Failure::new(reason::RATE_LIMITED)).await;
-        return Err(AppError::RateLimited {
-            reference,
-            retry_after_secs,
-        });
-    }
-    Ok(())
-}
-
-/// Draft photos kept per browser session (on top of the per-address
-/// limit counted at admission) within the hours a draft lives: past it a
-/// form still comes back with every answer, but the photo must be chosen
-/// again.
-async fn draft_allowed(state: &web::Data<AppState>, session: &Session) -> Result<bool, AppError> {
-    let key = format!(
-        "draft-session:{}",
-        state
-            .failures
-            .keyed_hash("session", &crate::session::csrf_token(session))
-    );
-    let decision = state
-        .db(move |conn| {
-            failures::rate_allow(
-                conn,
-                &key,
-                crate::db::now(),
-                chrono::Duration::hours(crate::mail::DRAFT_HOURS),
-                DRAFTS_PER_SESSION,
-            )
-        })
-        .await?;
-    if !decision.is_allowed() {
-        tracing::warn!("draft photo not kept: per-session bound reached");
-    }
-    Ok(decision.is_allowed())
-}
-
-async fn queue_guidance_mail(
-    state: &web::Data<AppState>,
-    lang: crate::i18n::Lang,
-    to: &str,
-    nik: bool,
-    reference: &str,
-    now: chrono::NaiveDateTime,
-) -> Result<(), AppError> {
-    let mail = crate::mail::guidance_mail(&state.settings, lang, to, nik, reference, now)
-        .map_err(AppError::internal)?;
-    state
-        .db(move |conn| crate::db::outbox::insert_mail(conn, &mail))
-        .await?;
-    state.wake_mailer.notify_one();
-    Ok(())
-}
-
-async fn store_upload(
-    state: &web::Data<AppState>,
-    ktp: KtpPhoto,
-    file_name: String,
-    now: chrono::NaiveDateTime,
-    lang: crate::i18n::Lang,
-) -> Result<DraftPhoto, AppError> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let size = ktp.data().len() as i64;
-    let name = file_name;
-    let (upload_id, stored_name) = (id.clone(), name.clone());
-    state
-        .db(move |conn| {
-            accounts::insert_upload(
-                conn,
-                &NewUpload {
-                    id: &upload_id,
-                    file_name: &stored_name,
-                    content_type: ktp.content_type(),
-                    size_bytes: size,
-                    data: ktp.data(),
-                    created_at: now,
-                },
-            )
-        })
-        .await?;
-    Ok(DraftPhoto {
-        upload_id: id,
-        file_name: name,
-        size_label: file_size_label(size, lang),
-    })
-}
-
-/// Decodes and normalises a photo on the blocking pool, at most
-/// `EMETERAI_PHOTO_CONCURRENCY` at once (a flood of camera photos waits its
-/// turn instead of decoding all at once and exhausting memory).
-async fn judge_photo(
-    state: &web::Data<AppState>,
-    data: Vec<u8>,
-    truncated: bool,
-) -> Result<Result<KtpPhoto, Problem>, AppError> {
-    let _permit = state
-        .photo_permits
-        .acquire()
-        .await
-        .map_err(AppError::internal)?;
-    Ok(web::block(move || KtpPhoto::parse(&data, truncated)).await?)
-}
-
-/// The name a photo is shown under: as sent, or "ktp" when the browser
-/// sent none.
-fn photo_name(file_name: String) -> String {
-    if file_name.is_empty() {
-        "ktp".to_string()
-    } else {
-        file_name
+/// A stored draft photo as the form shows it.
+fn shown(stored: registration::StoredPhoto, lang: crate::i18n::Lang) -> DraftPhoto {
+    DraftPhoto {
+        upload_id: stored.id,
+        file_name: stored.file_name,
+        size_label: file_size_label(stored.size_bytes, lang),
     }
 }
 
 pub(super) async fn draft_photo(
-    state: &web::Data<AppState>,
+    state: &AppState,
     id: String,
     lang: crate::i18n::Lang,
 ) -> Result<Option<DraftPhoto>, AppError> {
-    if uuid::Uuid::parse_str(&id).is_err() {
-        return Ok(None);
-    }
-    let found = state
-        .db(move |conn| accounts::find_draft_upload(conn, &id))
-        .await?;
-    Ok(found.map(|u| DraftPhoto {
-        upload_id: u.id,
-        file_name: u.file_name,
-        size_label: file_size_label(u.size_bytes, lang),
-    }))
+    Ok(registration::draft_photo(&state.services(), id)
+        .await?
+        .map(|stored| shown(stored, lang)))
 }

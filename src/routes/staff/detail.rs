@@ -1,5 +1,6 @@
 //! `GET /staff/failures/{reference}`: one failure, its story and actions; its KTP photos.
 use super::*;
+use crate::services::staff::{self as staff_service, ResendOutcome, Story};
 
 // ---------------------------------------------------------------- detail
 
@@ -50,86 +51,19 @@ pub async fn failure(
 ) -> Result<HttpResponse, AppError> {
     let staff = staff_or_login!(req, state);
     let reference = path.into_inner().to_ascii_uppercase();
-    let lookup = reference.clone();
     let lang = ctx.lang;
     let t = ctx.t;
-    let found = state
-        .db(move |conn| -> Result<_, AppError> {
-            let Some(failure) = crate::failures::find(conn, &lookup)? else {
-                return Ok(None);
-            };
-            let notes = staff_db::notes(conn, &lookup)?;
-            let mut related = staff_db::related(
-                conn,
-                failure.email.as_deref(),
-                failure.nik_hash.as_deref(),
-                200,
-            )?;
-            // The citizen's account: by this email, or else by this NIK (an
-            // attempt under another address).
-            let mut account = match &failure.email {
-                Some(email) => crate::db::accounts::find_by_email(conn, email)?,
-                None => None,
-            };
-            if account.is_none()
-                && let Some(hash) = &failure.nik_hash
-            {
-                account = crate::db::accounts::find_by_nik_hash(conn, hash)?;
-            }
-            if let Some(account) = &account
-                && Some(&account.email) != failure.email.as_ref()
-            {
-                related.extend(staff_db::related(conn, Some(&account.email), None, 200)?);
-                related.sort_by(|a, b| {
-                    (b.occurred_at, &b.reference).cmp(&(a.occurred_at, &a.reference))
-                });
-                related.dedup_by(|a, b| a.reference == b.reference);
-            }
-            let mail_address = account
-                .as_ref()
-                .map(|a| a.email.clone())
-                .or(failure.email.clone());
-            let mut registrations = crate::db::registrations::find_related(
-                conn,
-                failure.email.as_deref(),
-                failure.nik_hash.as_deref(),
-            )?;
-            if let Some(account) = &account {
-                registrations.extend(crate::db::registrations::find_related(
-                    conn,
-                    Some(&account.email),
-                    None,
-                )?);
-                registrations.sort_by(|a, b| a.id.cmp(&b.id));
-                registrations.dedup_by(|a, b| a.id == b.id);
-            }
-            let mut mails = match &mail_address {
-                Some(email) => crate::db::outbox::mails_to(conn, email)?,
-                None => Vec::new(),
-            };
-            // Mails to the other addresses a NIK waited under.
-            for registration in &registrations {
-                if Some(&registration.email) != mail_address.as_ref() {
-                    mails.extend(crate::db::outbox::mails_to(conn, &registration.email)?);
-                }
-            }
-            Ok(Some((
-                failure,
-                notes,
-                related,
-                account,
-                mails,
-                registrations,
-            )))
-        })
-        .await?;
-    let Some((failure, notes, mut related, account, mails, registrations)) = found else {
+    let Some(Story {
+        failure,
+        notes,
+        related,
+        account,
+        mails,
+        registrations,
+    }) = staff_service::story(&state.services(), &reference).await?
+    else {
         return Err(AppError::NotFound);
     };
-    // Without an email or NIK there is no wider story: the failure itself.
-    if !related.iter().any(|r| r.reference == failure.reference) {
-        related.push(failure.clone());
-    }
     audit(&state, &staff, "view_failure", reference.clone()).await?;
 
     let mut timeline: Vec<TimelineEntry> = related
@@ -296,76 +230,27 @@ pub async fn failure_action(
     if !crate::session::csrf_valid(&session, &form.csrf_token) {
         return Ok(see_other(&back));
     }
-    let lookup = reference.clone();
-    let failure = state
-        .db(move |conn| crate::failures::find(conn, &lookup))
+    let svc = state.services();
+    let failure = staff_service::find(&svc, &reference)
         .await?
         .ok_or(AppError::NotFound)?;
     let now = crate::db::now();
     let done = match action.as_str() {
         "note" => {
-            let note: String = form.note.trim().chars().take(2000).collect();
-            if note.is_empty() {
+            if !staff_service::add_note(&svc, &reference, &staff.email, &form.note, now).await? {
                 return Ok(see_other(&back));
             }
-            let (r, e) = (reference.clone(), staff.email.clone());
-            state
-                .db(move |conn| staff_db::add_note(conn, &r, &e, &note, now))
-                .await?;
             "note"
         }
         "resolve" => {
-            let (r, e) = (reference.clone(), staff.email.clone());
-            state
-                .db(move |conn| staff_db::resolve(conn, &r, &e, now))
-                .await?;
+            staff_service::resolve(&svc, &reference, &staff.email, now).await?;
             "resolved"
         }
-        "resend" => {
-            // The account as the detail page finds it: by this email, or
-            // else by this NIK.
-            let (email, hash) = (failure.email.clone(), failure.nik_hash.clone());
-            let address = state
-                .db(move |conn| -> Result<Option<String>, AppError> {
-                    let mut account = match &email {
-                        Some(email) => crate::db::accounts::find_by_email(conn, email)?,
-                        None => None,
-                    };
-                    if account.is_none()
-                        && let Some(hash) = &hash
-                    {
-                        account = crate::db::accounts::find_by_nik_hash(conn, hash)?;
-                    }
-                    // No account: the registration waiting under this email,
-                    // or else the newest one waiting under this NIK.
-                    if account.is_none() {
-                        let waiting = crate::db::registrations::find_related(
-                            conn,
-                            email.as_deref(),
-                            hash.as_deref(),
-                        )?;
-                        return Ok(waiting
-                            .into_iter()
-                            .filter(|r| r.completed_at.is_none())
-                            .max_by_key(|r| r.updated_at)
-                            .map(|r| r.email));
-                    }
-                    Ok(account.map(|a| a.email))
-                })
-                .await?;
-            let Some(email) = address
-                .as_deref()
-                .and_then(|e| crate::domain::Email::parse(e).ok())
-            else {
-                return Ok(see_other(&format!("{back}?done=nothing")));
-            };
-            use crate::routes::verify::ResendResult;
-            match crate::routes::verify::resend_verification(&state, &email, Lang::Id).await? {
-                ResendResult::Sent => "resent",
-                ResendResult::Cooldown => "cooldown",
-                ResendResult::NothingWaiting => "nothing",
-            }
-        }
+        "resend" => match staff_service::resend_link(&svc, &failure, now).await? {
+            ResendOutcome::Sent => "resent",
+            ResendOutcome::Cooldown => "cooldown",
+            ResendOutcome::NothingWaiting => "nothing",
+        },
         _ => return Err(AppError::NotFound),
     };
     audit(&state, &staff, &format!("failure_{action}"), reference).await?;
@@ -388,26 +273,7 @@ pub async fn failure_photo(
     };
     let (reference, upload) = path.into_inner();
     let reference = reference.to_ascii_uppercase();
-    if uuid::Uuid::parse_str(&upload).is_err() {
-        return Err(AppError::NotFound);
-    }
-    let (lookup, id) = (reference.clone(), upload.clone());
-    let photo = state
-        .db(move |conn| -> Result<_, AppError> {
-            let Some(failure) = crate::failures::find(conn, &lookup)? else {
-                return Ok(None);
-            };
-            let owners = crate::db::accounts::upload_owners(conn, &id)?;
-            let related = owners.iter().any(|(email, nik_hash)| {
-                failure.email.as_ref() == Some(email)
-                    || (nik_hash.is_some() && failure.nik_hash == *nik_hash)
-            });
-            if !related {
-                return Ok(None);
-            }
-            Ok(crate::db::accounts::find_upload(conn, &id)?)
-        })
-        .await?;
+    let photo = staff_service::photo(&state.services(), &reference, &upload).await?;
     let Some((content_type, data)) = photo else {
         return Err(AppError::NotFound);
     };

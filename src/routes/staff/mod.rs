@@ -131,10 +131,14 @@ async fn audit(
     action: &str,
     target: String,
 ) -> Result<(), AppError> {
-    let (email, action) = (staff.email.clone(), action.to_string());
-    state
-        .db(move |conn| staff_db::audit(conn, &email, &action, &target, crate::db::now()))
-        .await
+    crate::services::staff::audit(
+        &state.services(),
+        &staff.email,
+        action,
+        target,
+        crate::db::now(),
+    )
+    .await
 }
 
 /// For page handlers: the staff member, or a redirect to the sign-in page.

@@ -1,0 +1,96 @@
+//! The services: what the portal does, as plain async functions that take
+//! what they need (a [`Ctx`] with the database pool, the settings and the
+//! failure log; the time as `now`; the values already parsed into
+//! `domain` types) and return outcomes the handlers turn into pages. They
+//! know nothing of HTTP: no actix-web, no session, no `AppState`.
+//!
+//! - [`registration`]: the details-first sign-up, draft photos, the answers
+//!   to an address or NIK already taken.
+//! - [`verification`]: the mailed link, choosing the password, resending.
+//! - [`staff`]: a failure's story for the console, and staff actions.
+//!
+//! The failure log and limits (`failures.rs`), the mail outbox
+//! (`mail.rs` composes, `db/outbox.rs` stores, `worker.rs` delivers) and
+//! password hashing (`passwords.rs`) are services too, older and on their
+//! own.
+
+pub mod registration;
+pub mod staff;
+pub mod verification;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::config::Settings;
+use crate::db::{DbConn, DbUrl, Pool};
+use crate::error::AppError;
+use crate::failures::FailureLog;
+
+/// What the services share: the database and where it lives, the
+/// settings, the failure log, the mail worker's bell and the bounds an
+/// instance keeps in memory. Built by the web layer (`AppState::services`).
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub pool: &'a Pool,
+    pub db_url: &'a DbUrl,
+    /// The SQLite file opened at start-up (device, inode).
+    pub sqlite_identity: Option<(u64, u64)>,
+    pub settings: &'a Settings,
+    pub log: &'a FailureLog,
+    /// Wakes the mail worker when a mail was queued.
+    pub wake_mailer: &'a tokio::sync::Notify,
+    /// Bounds how many KTP photos are decoded at once.
+    pub photo_permits: &'a tokio::sync::Semaphore,
+    /// Bytes of photos no account owns yet, as last measured.
+    pub unowned_upload_bytes: &'a AtomicI64,
+    /// Hashes new passwords off the request workers.
+    pub hashing: crate::passwords::Hashing<'a>,
+    /// Passwords too common to accept.
+    pub common_passwords: &'a crate::domain::CommonPasswords,
+}
+
+impl<'a> Ctx<'a> {
+    /// What the failure log and the limits need.
+    pub fn failures(&self) -> crate::failures::Ctx<'a> {
+        crate::failures::Ctx {
+            pool: self.pool,
+            log: self.log,
+            settings: self.settings,
+        }
+    }
+
+    /// Runs blocking database work on the blocking pool (`db::run`).
+    pub async fn db<T, E>(
+        &self,
+        work: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        E: Into<AppError> + Send + 'static,
+    {
+        crate::db::run(self.pool, work).await
+    }
+
+    /// Refuses writes into a SQLite file that was removed, replaced or made
+    /// read-only: no sign-up is acknowledged into a file that is lost.
+    pub fn check_storage(&self) -> Result<(), AppError> {
+        match crate::db::sqlite_fault(
+            self.db_url,
+            self.sqlite_identity,
+            self.settings.min_free_disk_mb,
+        ) {
+            Some(fault) => Err(AppError::unavailable(fault)),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the photos waiting for an owner have used up the budget.
+    pub fn upload_budget_reached(&self) -> bool {
+        self.unowned_upload_bytes.load(Ordering::Relaxed)
+            >= self.settings.upload_budget_mb.saturating_mul(1024 * 1024)
+    }
+
+    /// Tells the mail worker that a mail waits in the outbox.
+    pub fn mail_queued(&self) {
+        self.wake_mailer.notify_one();
+    }
+}

@@ -1,0 +1,405 @@
+//! Registration, details first: admission and photo checks before the
+//! expensive work, draft photos kept for a form that came back, and the
+//! submission itself (the pending registration, its photo, a link and its
+//! mail in one transaction, idempotent per submission id). No password
+//! here: it is chosen through the mailed link (`verification`).
+
+use chrono::{Duration, NaiveDateTime};
+
+use super::Ctx;
+use crate::db::accounts::{self, NewUpload, UploadInfo};
+use crate::db::registrations::{self, Details, PhotoUpload, Submission};
+use crate::domain::{BirthDate, Email, FullName, KtpPhoto, Nik, Npwp, PhoneNumber, Problem};
+use crate::error::AppError;
+use crate::failures::{self, Allowance, Client, Failure, reason};
+use crate::i18n::Lang;
+
+pub use crate::db::accounts::UploadInfo as StoredPhoto;
+pub use crate::db::registrations::SubmitOutcome;
+
+/// Tries of one form with mistakes that are neither logged nor given a
+/// reference code (typos the citizen fixes alone).
+pub const FREE_FORM_TRIES: i64 = 2;
+
+/// Draft photos one browser session may leave within a draft's lifetime.
+pub const DRAFTS_PER_SESSION: i64 = 20;
+
+/// A photo received with this request, checked, not stored yet.
+pub struct NewPhoto {
+    pub ktp: KtpPhoto,
+    /// The name it is shown under: as sent, or "ktp" when the browser sent
+    /// none.
+    pub file_name: String,
+}
+
+impl NewPhoto {
+    pub fn new(ktp: KtpPhoto, file_name: String) -> Self {
+        let file_name = if file_name.is_empty() {
+            "ktp".to_string()
+        } else {
+            file_name
+        };
+        NewPhoto { ktp, file_name }
+    }
+}
+
+/// A valid form: every field parsed, a photo (new or a draft's), and the
+/// submission's idempotency key.
+pub struct NewRegistration {
+    pub submission_key: String,
+    pub name: FullName,
+    pub nik: Nik,
+    pub birth: BirthDate,
+    pub email: Email,
+    pub phone: PhoneNumber,
+    pub npwp: Option<Npwp>,
+    pub lang: Lang,
+    pub draft_upload_id: Option<String>,
+    pub new_photo: Option<NewPhoto>,
+}
+
+/// Before a photo is stored (with a registration or a draft): the SQLite
+/// file is still the one opened and writable (503 otherwise), the budget
+/// for photos no account owns yet (503 past it), and the per-client hourly
+/// limit (429, with a logged reference), counted in the database so it
+/// holds across instances.
+pub async fn admit_upload(ctx: &Ctx<'_>, client: &Client) -> Result<(), AppError> {
+    ctx.check_storage()?;
+    if ctx.upload_budget_reached() {
+        tracing::warn!("upload budget reached: registration refused");
+        return Err(AppError::unavailable("upload storage budget reached"));
+    }
+    let key = format!("register-ip:{}", failures::client_key(ctx.log, client));
+    let limit = ctx.settings.registrations_per_ip_hour;
+    if let Allowance::Refused { retry_after_secs } =
+        failures::allow(&ctx.failures(), vec![(key, limit)]).await?
+    {
+        let failure = Failure::new(reason::RATE_LIMITED);
+        let reference = failures::record(&ctx.failures(), client, "LIM", failure).await;
+        return Err(AppError::RateLimited {
+            reference,
+            retry_after_secs,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes and normalises a photo on the blocking pool, at most
+/// `EMETERAI_PHOTO_CONCURRENCY` at once (a flood of camera photos waits its
+/// turn instead of decoding all at once and exhausting memory).
+pub async fn check_photo(
+    ctx: &Ctx<'_>,
+    data: Vec<u8>,
+    truncated: bool,
+) -> Result<Result<KtpPhoto, Problem>, AppError> {
+    let _permit = ctx
+        .photo_permits
+        .acquire()
+        .await
+        .map_err(AppError::internal)?;
+    tokio::task::spawn_blocking(move || KtpPhoto::parse(&data, truncated))
+        .await
+        .map_err(AppError::internal)
+}
+
+/// A draft's earlier photo, while no registration or account owns it.
+pub async fn draft_photo(ctx: &Ctx<'_>, id: String) -> Result<Option<StoredPhoto>, AppError> {
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Ok(None);
+    }
+    ctx.db(move |conn| accounts::find_draft_upload(conn, &id))
+        .await
+}
+
+/// Keeps a valid photo with a form that came back, so it need not be sent
+/// again; it replaces the form's earlier draft photo (`replaces`). Each
+/// browser session (`session_key`) may leave `DRAFTS_PER_SESSION` within a
+/// draft's lifetime: past that, `None`, and the photo must be chosen again.
+pub async fn keep_draft_photo(
+    ctx: &Ctx<'_>,
+    session_key: &str,
+    photo: NewPhoto,
+    replaces: Option<String>,
+    now: NaiveDateTime,
+) -> Result<Option<StoredPhoto>, AppError> {
+    let key = format!(
+        "draft-session:{}",
+        ctx.log.keyed_hash("session", session_key)
+    );
+    let decision = ctx
+        .db(move |conn| {
+            failures::rate_allow(
+                conn,
+                &key,
+                now,
+                Duration::hours(crate::mail::DRAFT_HOURS),
+                DRAFTS_PER_SESSION,
+            )
+        })
+        .await?;
+    if !decision.is_allowed() {
+        tracing::warn!("draft photo not kept: per-session bound reached");
+        return Ok(None);
+    }
+    let stored = UploadInfo {
+        id: uuid::Uuid::new_v4().to_string(),
+        file_name: photo.file_name,
+        size_bytes: photo.ktp.data().len() as i64,
+    };
+    let (id, file_name, size) = (
+        stored.id.clone(),
+        stored.file_name.clone(),
+        stored.size_bytes,
+    );
+    ctx.db(move |conn| {
+        accounts::insert_upload(
+            conn,
+            &NewUpload {
+                id: &id,
+                file_name: &file_name,
+                content_type: photo.ktp.content_type(),
+                size_bytes: size,
+                data: photo.ktp.data(),
+                created_at: now,
+            },
+        )
+    })
+    .await?;
+    // One draft photo per form: the one it replaces goes.
+    if let Some(old) = replaces {
+        ctx.db(move |conn| accounts::delete_draft_upload(conn, &old))
+            .await?;
+    }
+    Ok(Some(stored))
+}
+
+/// A form that came back (stale, or with mistakes): logs it, and returns
+/// the reference code the page shows, when support should hear of it.
+/// Typos are for the citizen to fix, not for support: a form with mistakes
+/// is logged from its third try in an hour (`posted_submission` counts the
+/// tries), when the citizen is stuck. Stale forms and refused photos are
+/// logged at once.
+pub async fn form_came_back(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    failure: Failure,
+    posted_submission: &str,
+) -> Result<Option<String>, AppError> {
+    let stuck = failure.reason != reason::VALIDATION
+        || !failures::allow(
+            &ctx.failures(),
+            vec![(
+                format!(
+                    "form-tries:{}",
+                    ctx.log.keyed_hash("submission", posted_submission)
+                ),
+                FREE_FORM_TRIES,
+            )],
+        )
+        .await?
+        .is_allowed();
+    if !stuck {
+        return Ok(None);
+    }
+    let prefix = if failure.reason == reason::STALE_FORM {
+        "STL"
+    } else {
+        "DFT"
+    };
+    Ok(Some(
+        failures::record(&ctx.failures(), client, prefix, failure).await,
+    ))
+}
+
+/// Stores the registration with its photo, a new link and its mail in one
+/// transaction (the same outcome again for the same submission), and wakes
+/// the mail worker when a mail was queued.
+pub async fn submit(
+    ctx: &Ctx<'_>,
+    registration: NewRegistration,
+    now: NaiveDateTime,
+) -> Result<SubmitOutcome, AppError> {
+    let NewRegistration {
+        submission_key,
+        name,
+        nik,
+        birth,
+        email,
+        phone,
+        npwp,
+        lang,
+        draft_upload_id,
+        new_photo,
+    } = registration;
+    let (token, token_hash) = crate::domain::link_token::new_link_token();
+    let registration_id = uuid::Uuid::new_v4().to_string();
+    let mail = crate::mail::verification_mail(
+        ctx.settings,
+        lang,
+        &registration_id,
+        email.as_str(),
+        name.as_str(),
+        &token,
+        now,
+    )
+    .map_err(AppError::internal)?;
+    let nik_hash = ctx.log.nik_hash(nik.as_str());
+    let ttl = Duration::hours(i64::from(ctx.settings.verify_token_ttl_hours));
+    let cooldown = Duration::seconds(i64::from(ctx.settings.resend_cooldown_secs));
+    let outcome = ctx
+        .db(move |conn| {
+            let upload_id = uuid::Uuid::new_v4().to_string();
+            let new_photo = new_photo.as_ref().map(|photo| PhotoUpload {
+                id: &upload_id,
+                file_name: &photo.file_name,
+                content_type: photo.ktp.content_type(),
+                data: photo.ktp.data(),
+            });
+            registrations::submit(
+                conn,
+                &Submission {
+                    submission_id: &submission_key,
+                    new_id: &registration_id,
+                    details: Details {
+                        email: email.as_str().to_string(),
+                        nik: nik.as_str().to_string(),
+                        nik_hash: Some(nik_hash),
+                        full_name: name.as_str().to_string(),
+                        birth_date: birth.to_iso(),
+                        phone: phone.as_str().to_string(),
+                        npwp: npwp.map(|n| n.as_str().to_string()),
+                        lang: lang.code().to_string(),
+                    },
+                    draft_upload_id: draft_upload_id.as_deref().unwrap_or_default(),
+                    new_photo,
+                    token_hash: &token_hash,
+                    token_expires_at: now + ttl,
+                    mail,
+                    cooldown,
+                    now,
+                },
+            )
+        })
+        .await?;
+    if let SubmitOutcome::Registered {
+        replaced,
+        mail_sent,
+        replay,
+        ..
+    } = &outcome
+    {
+        if *replay {
+            tracing::info!("registration submitted again; answering as the first time");
+        } else if *mail_sent {
+            tracing::info!(replaced, "registration stored; verification mail queued");
+            ctx.mail_queued();
+        } else {
+            tracing::info!("registration data replaced; link held back by the cooldown");
+        }
+    }
+    Ok(outcome)
+}
+
+/// Whether the page may say that the address was already waiting (its
+/// data replaced): limited per client and address like the "already
+/// registered" answers, and never with `EMETERAI_ENUMERATION_SAFE`.
+pub async fn may_say_replaced(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    email: &str,
+) -> Result<bool, AppError> {
+    if ctx.settings.enumeration_safe {
+        return Ok(false);
+    }
+    Ok(
+        failures::allow_for_client_and_address(&ctx.failures(), client, "pending", email)
+            .await?
+            .is_allowed(),
+    )
+}
+
+/// What a citizen is told when a verified account already has the address
+/// or the NIK.
+#[derive(Debug)]
+pub enum Taken {
+    /// `EMETERAI_ENUMERATION_SAFE`: the page looks like a success; the
+    /// guidance went to the mailbox, where only its owner reads it.
+    Mailed,
+    /// The page says so, with the logged reference code.
+    Said { reference: String },
+}
+
+/// The answer to a registration whose address (`nik_taken` false) or NIK
+/// a verified account already has. Saying so reveals that an account
+/// exists, so it is rate-limited per client, per address and per NIK
+/// (`AppError::RateLimited` past a limit).
+pub async fn taken(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    lang: Lang,
+    email: &Email,
+    nik: &Nik,
+    nik_taken: bool,
+    now: NaiveDateTime,
+) -> Result<Taken, AppError> {
+    let why = if nik_taken {
+        reason::NIK_TAKEN
+    } else {
+        reason::EMAIL_TAKEN
+    };
+    let failure = |reason| Failure::new(reason).email(email.as_str()).nik(nik.as_str());
+    if ctx.settings.enumeration_safe {
+        let reference = failures::record(&ctx.failures(), client, "REG", failure(why)).await;
+        let mail = crate::mail::guidance_mail(
+            ctx.settings,
+            lang,
+            email.as_str(),
+            nik_taken,
+            &reference,
+            now,
+        )
+        .map_err(AppError::internal)?;
+        ctx.db(move |conn| crate::db::outbox::insert_mail(conn, &mail))
+            .await?;
+        ctx.mail_queued();
+        return Ok(Taken::Mailed);
+    }
+    let limit = ctx.settings;
+    let allowance = failures::allow(
+        &ctx.failures(),
+        vec![
+            (
+                format!("taken-ip:{}", failures::client_key(ctx.log, client)),
+                limit.rate_limit_per_ip_hour,
+            ),
+            (
+                format!(
+                    "taken-email:{}",
+                    ctx.log.keyed_hash("email", email.as_str())
+                ),
+                limit.rate_limit_per_email_hour,
+            ),
+            (
+                format!("taken-nik:{}", ctx.log.nik_hash(nik.as_str())),
+                limit.rate_limit_per_email_hour,
+            ),
+        ],
+    )
+    .await?;
+    if let Allowance::Refused { retry_after_secs } = allowance {
+        let reference = failures::record(
+            &ctx.failures(),
+            client,
+            "LIM",
+            failure(reason::RATE_LIMITED),
+        )
+        .await;
+        return Err(AppError::RateLimited {
+            reference,
+            retry_after_secs,
+        });
+    }
+    let reference = failures::record(&ctx.failures(), client, "REG", failure(why)).await;
+    tracing::info!(reference = %reference, reason = why, "registration refused: already registered");
+    Ok(Taken::Said { reference })
+}
