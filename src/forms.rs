@@ -228,3 +228,31 @@ pub struct SignInForm {
     #[serde(default)]
     pub password: String,
 }
+
+/// A new-password form's problem, on the field it belongs to (the
+/// confirmation's own problems on the confirmation), with its summary.
+pub struct PasswordErrors {
+    pub password: Option<&'static str>,
+    pub confirm: Option<&'static str>,
+    pub summary: Vec<(&'static str, &'static str)>,
+}
+
+impl PasswordErrors {
+    pub fn new(problem: Option<Problem>, lang: Lang) -> Self {
+        let confirm = matches!(
+            problem,
+            Some(Problem::PasswordConfirmEmpty | Problem::PasswordMismatch)
+        );
+        let field = if confirm {
+            "password_confirm"
+        } else {
+            "password"
+        };
+        let text = problem.map(|p| p.text(lang));
+        PasswordErrors {
+            password: text.filter(|_| !confirm),
+            confirm: text.filter(|_| confirm),
+            summary: text.map(|t| vec![(field, t)]).unwrap_or_default(),
+        }
+    }
+}

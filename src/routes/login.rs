@@ -6,18 +6,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::db::accounts::{self, Account};
-use crate::db::{registrations, sessions};
-use crate::domain::{Email, Problem};
+use crate::domain::Problem;
 use crate::error::AppError;
-use crate::failures::{self, Failure, reason};
+use crate::failures::{Failure, reason};
+use crate::services::accounts::{self, Account, SignIn};
 use crate::state::AppState;
 use crate::web::PageCtx;
 use crate::web::see_other;
-
-/// Wrong passwords on one address in an hour that are neither logged nor
-/// given a reference code.
-pub const FREE_SIGN_IN_TRIES: i64 = 2;
 
 #[derive(Template)]
 #[template(path = "login/form.html")]
@@ -131,22 +126,18 @@ pub async fn post(
         };
         return page.ctx.render(StatusCode::UNPROCESSABLE_ENTITY, &page);
     }
-    // Counted before any hashing: parallel guesses meet the limit too.
-    let window = chrono::Duration::minutes(state.settings.signin_lock_minutes);
-    match crate::failures::reserve_sign_in(
-        &state.failure_ctx(),
-        &crate::web::client(&req, &state),
-        "citizen",
+    let client = crate::web::client(&req, &state);
+    match accounts::sign_in(
+        &state.services(),
+        &client,
         &form.email,
-        state.settings.signin_attempts,
-        window,
+        form.password.clone(),
     )
     .await?
     {
-        failures::SignInGate::Open => {}
         // Wrong passwords in a row: each next attempt waits a little longer
         // (the form stays filled; the wait is on the page and in the header).
-        failures::SignInGate::Wait { retry_after_secs } => {
+        SignIn::Wait { retry_after_secs } => {
             let page = LoginPage {
                 csrf: crate::session::csrf_token(&session),
                 email: form.email.clone(),
@@ -164,82 +155,22 @@ pub async fn post(
                 actix_web::http::header::RETRY_AFTER,
                 actix_web::http::header::HeaderValue::from(retry_after_secs),
             );
-            return Ok(response);
+            Ok(response)
         }
-        failures::SignInGate::Paused { retry_after_secs } => {
-            let failure = Failure::new(reason::RATE_LIMITED).email(&form.email);
-            let reference = crate::web::record_failure(&state, &req, "LIM", failure).await;
-            tell_owner_sign_in_paused(&state, &form.email, window).await?;
-            return Err(AppError::RateLimited {
-                reference,
-                retry_after_secs,
-            });
+        SignIn::Unverified { email } => {
+            let page = UnverifiedPage {
+                csrf: crate::session::csrf_token(&session),
+                masked: crate::domain::email_mask(&email),
+                email,
+                ctx,
+            };
+            page.ctx.render(StatusCode::FORBIDDEN, &page)
         }
-    }
-    // An account, or else a registration made with the old form (which
-    // asked for the password at sign-up) still waiting for its link.
-    let found = match Email::parse(&form.email) {
-        Ok(email) => {
-            state
-                .db(move |conn| -> Result<_, diesel::result::Error> {
-                    let account = accounts::find_by_email(conn, email.as_str())?;
-                    let waiting = match account {
-                        Some(_) => None,
-                        None => registrations::find_pending_by_email(conn, email.as_str())?
-                            .filter(|r| r.has_legacy_password()),
-                    };
-                    Ok((account, waiting))
-                })
-                .await?
-        }
-        Err(_) => (None, None),
-    };
-    let (account, waiting) = found;
-    let stored = match (&account, &waiting) {
-        (Some(account), _) => Some(account.password_hash.clone()),
-        (None, Some(registration)) => registration.legacy_password_hash.clone(),
-        (None, None) => None,
-    };
-    let matches =
-        crate::passwords::verify(&state.hashing(), form.password.clone(), stored, "/login").await?;
-    if matches && let (None, Some(registration)) = (&account, waiting) {
-        let page = UnverifiedPage {
-            csrf: crate::session::csrf_token(&session),
-            masked: crate::domain::email_mask(&registration.email),
-            email: registration.email,
-            ctx,
-        };
-        return page.ctx.render(StatusCode::FORBIDDEN, &page);
-    }
-    match account {
-        Some(account) if matches => {
-            crate::failures::refund_sign_in(&state.failure_ctx(), "citizen", &form.email).await?;
-            start_session(&state, &session, &account.id, account.session_epoch).await?;
-            tracing::info!("citizen signed in");
+        SignIn::SignedIn { account_id, epoch } => {
+            start_session(&state, &session, &account_id, epoch).await?;
             Ok(see_other("/account"))
         }
-        _ => {
-            // A mistyped password is for the citizen to fix, not for
-            // support: the failure log (and a reference code to quote)
-            // starts with the third wrong try on an address in an hour.
-            let tries_key = format!(
-                "signin-tries:{}",
-                state
-                    .failures
-                    .keyed_hash("email", &form.email.trim().to_lowercase())
-            );
-            let stuck =
-                !failures::allow(&state.failure_ctx(), vec![(tries_key, FREE_SIGN_IN_TRIES)])
-                    .await?
-                    .is_allowed();
-            let reference = if stuck {
-                let failure = Failure::new(reason::SIGN_IN_FAILED)
-                    .fields(vec!["email", "password"])
-                    .email(&form.email);
-                Some(crate::web::record_failure(&state, &req, "LGN", failure).await)
-            } else {
-                None
-            };
+        SignIn::Wrong { reference } => {
             let t = ctx.t;
             retry(
                 ctx,
@@ -250,49 +181,6 @@ pub async fn post(
             )
         }
     }
-}
-
-/// Mails the owner of the account (if it is one) once per pause: sign-in
-/// is paused after too many wrong passwords, and how to get back in now.
-async fn tell_owner_sign_in_paused(
-    state: &web::Data<AppState>,
-    typed: &str,
-    window: chrono::Duration,
-) -> Result<(), AppError> {
-    let Ok(email) = Email::parse(typed) else {
-        return Ok(());
-    };
-    let once_key = format!(
-        "signin-paused-mail:{}",
-        state.failures.keyed_hash("email", email.as_str())
-    );
-    let settings = state.settings.clone();
-    let queued = state
-        .db(move |conn| -> Result<bool, AppError> {
-            let now = crate::db::now();
-            if !failures::rate_allow(conn, &once_key, now, window, 1)?.is_allowed() {
-                return Ok(false);
-            }
-            let Some(account) = accounts::find_by_email(conn, email.as_str())? else {
-                return Ok(false);
-            };
-            let mail = crate::mail::sign_in_locked_mail(
-                &settings,
-                &account,
-                settings.signin_attempts,
-                window.num_minutes(),
-                now,
-            )
-            .map_err(AppError::internal)?;
-            crate::db::outbox::insert_mail(conn, &mail)?;
-            Ok(true)
-        })
-        .await?;
-    if queued {
-        tracing::warn!("citizen sign-in paused after wrong passwords; owner mailed");
-        state.wake_mailer.notify_one();
-    }
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -312,9 +200,7 @@ pub async fn logout(
         return Ok(see_other("/account"));
     }
     if let Some((_, _, sid)) = crate::session::signed_in(&session) {
-        state
-            .db(move |conn| sessions::revoke(conn, &sid, crate::db::now()))
-            .await?;
+        accounts::end_session(&state.services(), sid, crate::db::now()).await?;
     }
     crate::session::sign_out(&session);
     Ok(see_other("/login?signed_out=1"))
@@ -331,11 +217,8 @@ pub async fn logout_everywhere(
         return Ok(see_other("/account"));
     }
     if let Some(account) = current_account(&session, &state).await? {
-        let ended = state
-            .db(move |conn| {
-                sessions::revoke_all(conn, sessions::KIND_CITIZEN, &account.id, crate::db::now())
-            })
-            .await?;
+        let ended =
+            accounts::end_every_session(&state.services(), account.id, crate::db::now()).await?;
         tracing::info!(ended, "citizen signed out everywhere");
     }
     crate::session::sign_out(&session);
@@ -353,10 +236,6 @@ struct AccountPage {
     welcome: bool,
 }
 
-/// How long a citizen's session lasts at most, and idle.
-pub const SESSION_HOURS: i64 = 12;
-pub const SESSION_IDLE_MINUTES: i64 = 60;
-
 /// Signs the citizen in: a server-side session record, and its id in the
 /// (encrypted) cookie.
 pub async fn start_session(
@@ -365,18 +244,7 @@ pub async fn start_session(
     account_id: &str,
     epoch: i64,
 ) -> Result<(), AppError> {
-    let subject = account_id.to_string();
-    let sid = state
-        .db(move |conn| {
-            sessions::start(
-                conn,
-                sessions::KIND_CITIZEN,
-                &subject,
-                crate::db::now(),
-                chrono::Duration::hours(SESSION_HOURS),
-            )
-        })
-        .await?;
+    let sid = accounts::start_session(&state.services(), account_id, crate::db::now()).await?;
     crate::session::sign_in(session, account_id, epoch, &sid);
     Ok(())
 }
@@ -391,19 +259,7 @@ pub async fn current_account(
     let Some((id, epoch, sid)) = crate::session::signed_in(session) else {
         return Ok(None);
     };
-    let account = state
-        .db(
-            move |conn| -> Result<Option<Account>, diesel::result::Error> {
-                let now = crate::db::now();
-                let idle = chrono::Duration::minutes(SESSION_IDLE_MINUTES);
-                match sessions::check(conn, sessions::KIND_CITIZEN, &sid, now, idle)? {
-                    Some(subject) if subject == id => accounts::find_by_id(conn, &id),
-                    _ => Ok(None),
-                }
-            },
-        )
-        .await?;
-    Ok(account.filter(|a| a.session_epoch == epoch && a.is_verified()))
+    accounts::session_account(&state.services(), id, epoch, sid, crate::db::now()).await
 }
 
 #[derive(Deserialize)]

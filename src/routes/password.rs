@@ -5,13 +5,12 @@ use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::Duration;
 use serde::Deserialize;
 
-use crate::db::accounts::{self, NewToken, PURPOSE_RESET};
-use crate::domain::{Email, Password, Problem};
+use crate::domain::Email;
 use crate::error::AppError;
-use crate::failures::{self, Failure, reason};
+use crate::failures::{Failure, reason};
+use crate::services::accounts::{self, Reset};
 use crate::state::AppState;
 use crate::web::PageCtx;
 use crate::web::see_other;
@@ -102,74 +101,14 @@ pub async fn forgot_post(
         return page.ctx.render(status, &page);
     }
     let email = parsed.expect("checked above");
-    if let failures::Allowance::Refused { retry_after_secs } =
-        failures::allow_for_client_and_address(
-            &state.failure_ctx(),
-            &crate::web::client(&req, &state),
-            "forgot",
-            email.as_str(),
-        )
-        .await?
-    {
-        let failure = Failure::new(reason::RATE_LIMITED).email(email.as_str());
-        let reference = crate::web::record_failure(&state, &req, "LIM", failure).await;
-        return Err(AppError::RateLimited {
-            reference,
-            retry_after_secs,
-        });
-    }
-    let address = email.as_str().to_string();
-    let account = state
-        .db(move |conn| accounts::find_by_email(conn, &address))
-        .await?;
-    match account {
-        Some(account) => {
-            let lang = ctx.lang;
-            let settings = state.settings.clone();
-            state
-                .db(move |conn| -> Result<(), AppError> {
-                    let now = crate::db::now();
-                    let (token, token_hash) = crate::domain::link_token::new_link_token();
-                    let mail = crate::mail::reset_mail(
-                        &settings,
-                        lang,
-                        &account.id,
-                        &account.email,
-                        &account.full_name,
-                        &token,
-                        now,
-                    )
-                    .map_err(AppError::internal)?;
-                    let ttl = Duration::minutes(i64::from(settings.reset_token_ttl_minutes));
-                    accounts::issue_token(
-                        conn,
-                        &NewToken {
-                            token_hash: &token_hash,
-                            account_id: &account.id,
-                            purpose: PURPOSE_RESET,
-                            created_at: now,
-                            expires_at: now + ttl,
-                        },
-                        &mail,
-                    )?;
-                    Ok(())
-                })
-                .await?;
-            tracing::info!("password reset link queued");
-            state.wake_mailer.notify_one();
-        }
-        // Not verified yet: what that citizen needs is the verification
-        // link (sent only if a registration waits for this address).
-        None => {
-            crate::services::verification::resend(
-                &state.services(),
-                &email,
-                ctx.lang,
-                crate::db::now(),
-            )
-            .await?;
-        }
-    }
+    accounts::forgot_password(
+        &state.services(),
+        &crate::web::client(&req, &state),
+        &email,
+        ctx.lang,
+        crate::db::now(),
+    )
+    .await?;
     let _ = session.insert(SENT_KEY, email.masked());
     Ok(see_other("/password/forgot?sent=1"))
 }
@@ -199,26 +138,13 @@ pub struct ResetQuery {
     token: Option<String>,
 }
 
-async fn account_for(
-    state: &web::Data<AppState>,
-    token: &str,
-) -> Result<Option<accounts::Account>, AppError> {
-    let Some(hash) = crate::domain::link_token::link_token_hash(token) else {
-        return Ok(None);
-    };
-    state
-        .db(move |conn| accounts::account_for_token(conn, &hash, PURPOSE_RESET, crate::db::now()))
-        .await
-}
-
 async fn invalid_link(
     req: &HttpRequest,
     ctx: PageCtx,
     state: &web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let reference =
-        crate::web::record_failure(state, req, "PWD", Failure::new(reason::RESET_LINK_INVALID))
-            .await;
+        accounts::note_invalid_reset_link(&state.services(), &crate::web::client(req, state)).await;
     let page = InvalidLinkPage { ctx, reference };
     page.ctx.render(StatusCode::GONE, &page)
 }
@@ -232,7 +158,10 @@ pub async fn reset_get(
     query: web::Query<ResetQuery>,
 ) -> Result<HttpResponse, AppError> {
     let token = query.token.clone().unwrap_or_default();
-    if account_for(&state, &token).await?.is_none() {
+    if accounts::reset_link_account(&state.services(), &token, crate::db::now())
+        .await?
+        .is_none()
+    {
         return invalid_link(&req, ctx, &state).await;
     }
     let page = ResetPage {
@@ -257,65 +186,41 @@ pub async fn reset_post(
     form: web::Form<crate::forms::NewPasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let Some(account) = account_for(&state, &form.token).await? else {
-        return invalid_link(&req, ctx, &state).await;
-    };
-    let stale = !crate::session::csrf_valid(&session, &form.csrf_token);
-    let password = Password::parse_for_owner(
+    let fresh = crate::session::csrf_valid(&session, &form.csrf_token);
+    let outcome = accounts::reset_password(
+        &state.services(),
+        &crate::web::client(&req, &state),
+        &form.token,
         &form.password,
         &form.password_confirm,
-        &account.email,
-        &account.nik,
-        &account.full_name,
-        &state.common_passwords,
-    );
-    let password = match (password, stale) {
-        (Ok(password), false) => password,
-        (result, stale) => {
-            let problem = result.err();
-            let confirm = matches!(
-                problem,
-                Some(Problem::PasswordConfirmEmpty | Problem::PasswordMismatch)
-            );
-            let field = if confirm {
-                "password_confirm"
-            } else {
-                "password"
-            };
-            // As on the link page: a stale page is logged (the citizen met
-            // it, and may call); a password typed wrongly is theirs to fix.
-            let (reference, status) = if stale {
-                let failure = Failure::new(reason::STALE_FORM).email(&account.email);
-                let reference = crate::web::record_failure(&state, &req, "STL", failure).await;
-                (Some(reference), StatusCode::FORBIDDEN)
-            } else {
-                (None, StatusCode::UNPROCESSABLE_ENTITY)
-            };
-            let text = problem.map(|p| p.text(ctx.lang));
+        fresh,
+        crate::db::now(),
+    )
+    .await?;
+    match outcome {
+        Reset::LinkInvalid => invalid_link(&req, ctx, &state).await,
+        Reset::Done => {
+            crate::session::sign_out(&session);
+            Ok(see_other("/login?reset=1"))
+        }
+        Reset::Again { problem, reference } => {
+            let errors = crate::forms::PasswordErrors::new(problem, ctx.lang);
             let page = ResetPage {
                 csrf: crate::session::csrf_token(&session),
                 token: form.token,
-                password_error: text.filter(|_| !confirm),
-                confirm_error: text.filter(|_| confirm),
-                summary: text.map(|t| vec![(field, t)]).unwrap_or_default(),
-                stale,
+                password_error: errors.password,
+                confirm_error: errors.confirm,
+                summary: errors.summary,
+                stale: !fresh,
                 reference,
                 ctx,
             };
-            return page.ctx.render(status, &page);
+            let status = if fresh {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            page.ctx.render(status, &page)
         }
-    };
-    let retry = format!("/password/reset?token={}", form.token);
-    let password_hash = crate::passwords::hash(&state.hashing(), password, &retry).await?;
-    let hash =
-        crate::domain::link_token::link_token_hash(&form.token).expect("checked by account_for");
-    let changed = state
-        .db(move |conn| accounts::reset_password(conn, &hash, &password_hash, crate::db::now()))
-        .await?;
-    if !changed {
-        return invalid_link(&req, ctx, &state).await;
     }
-    tracing::info!("password reset; every session of the account ended");
-    crate::session::sign_out(&session);
-    Ok(see_other("/login?reset=1"))
 }

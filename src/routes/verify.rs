@@ -142,25 +142,16 @@ fn choose_page(
     stale: bool,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
-    let confirm = matches!(
-        problem,
-        Some(Problem::PasswordConfirmEmpty | Problem::PasswordMismatch)
-    );
-    let field = if confirm {
-        "password_confirm"
-    } else {
-        "password"
-    };
-    let text = problem.map(|p| p.text(ctx.lang));
+    let errors = crate::forms::PasswordErrors::new(problem, ctx.lang);
     let page = ChoosePage {
         csrf: crate::session::csrf_token(session),
         token,
         name: registration.full_name.clone(),
         masked_email: crate::domain::email_mask(&registration.email),
         legacy: registration.has_legacy_password(),
-        password_error: text.filter(|_| !confirm),
-        confirm_error: text.filter(|_| confirm),
-        summary: text.map(|t| vec![(field, t)]).unwrap_or_default(),
+        password_error: errors.password,
+        confirm_error: errors.confirm,
+        summary: errors.summary,
         stale,
         ctx,
     };

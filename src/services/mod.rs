@@ -7,6 +7,8 @@
 //! - [`registration`]: the details-first sign-up, draft photos, the answers
 //!   to an address or NIK already taken.
 //! - [`verification`]: the mailed link, choosing the password, resending.
+//! - [`accounts`]: signing in, the session records, signing out, the
+//!   password reset.
 //! - [`staff`]: a failure's story for the console, and staff actions.
 //!
 //! The failure log and limits (`failures.rs`), the mail outbox
@@ -14,6 +16,7 @@
 //! password hashing (`passwords.rs`) are services too, older and on their
 //! own.
 
+pub mod accounts;
 pub mod registration;
 pub mod staff;
 pub mod verification;

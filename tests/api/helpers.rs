@@ -302,7 +302,7 @@ impl TestApp {
     /// remember it does: the first tries are neither logged nor given a
     /// reference code; the third is. The last answer.
     pub async fn login_stuck(&self, email: &str, password: &str) -> reqwest::Response {
-        for _ in 0..emeterai::routes::login::FREE_SIGN_IN_TRIES {
+        for _ in 0..emeterai::services::accounts::FREE_SIGN_IN_TRIES {
             let html = self.login(email, password).await.text().await.unwrap();
             assert!(
                 reference_code(&html).is_none(),
