@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::assets::Assets;
 use crate::config::Settings;
-use crate::db::{self, DbUrl, Pool};
+use crate::db::{DbUrl, Pool};
 use crate::metrics::Metrics;
 
 /// Contact Center channels, from settings; the same on every page.
@@ -94,31 +94,8 @@ impl AppState {
         }
     }
 
-    /// Refuses writes into a SQLite file that was removed, replaced or made
-    /// read-only (`services::Ctx::check_storage`).
-    pub fn check_storage(&self) -> Result<(), crate::error::AppError> {
-        self.services().check_storage()
-    }
-
     /// Measures the photos waiting for an owner (all instances' together).
     pub async fn refresh_upload_bytes(&self) -> Result<i64, crate::error::AppError> {
-        let bytes = self.db(db::accounts::unowned_upload_bytes).await?;
-        self.unowned_upload_bytes
-            .store(bytes, std::sync::atomic::Ordering::Relaxed);
-        Ok(bytes)
-    }
-
-    /// Runs blocking database work with a pooled connection on the blocking
-    /// thread pool (never on the async workers). A connection that cannot be
-    /// had in time, like any database error, becomes an `AppError`.
-    pub async fn db<T, E>(
-        &self,
-        work: impl FnOnce(&mut db::DbConn) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, crate::error::AppError>
-    where
-        T: Send + 'static,
-        E: Into<crate::error::AppError> + Send + 'static,
-    {
-        db::run(&self.pool, work).await
+        self.services().refresh_upload_bytes().await
     }
 }

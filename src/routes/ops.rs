@@ -16,19 +16,7 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /readyz`: the database is reachable; 503 when it is not, so a load
 /// balancer stops sending citizens to this instance.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let check_state = state.clone();
-    let result = web::block(move || {
-        crate::db::check_ready(
-            &check_state.pool,
-            &check_state.db_url,
-            check_state.sqlite_identity,
-            check_state.settings.min_free_disk_mb,
-            std::time::Duration::from_secs(2),
-        )
-    })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|r| r);
+    let result = state.services().ready().await;
     match result {
         Ok(()) => HttpResponse::Ok()
             .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))

@@ -9,15 +9,20 @@
 //! - [`verification`]: the mailed link, choosing the password, resending.
 //! - [`accounts`]: signing in, the session records, signing out, the
 //!   password reset.
-//! - [`staff`]: a failure's story for the console, and staff actions.
+//! - [`staff`]: the console's sign-in, the failure log as staff read and
+//!   act on it, the audit log.
+//! - [`outbox`]: delivering the mail outbox with retries (`mail.rs`
+//!   composes and sends; the worker calls it).
+//! - [`retention`]: purging what has expired.
 //!
-//! The failure log and limits (`failures.rs`), the mail outbox
-//! (`mail.rs` composes, `db/outbox.rs` stores, `worker.rs` delivers) and
-//! password hashing (`passwords.rs`) are services too, older and on their
+//! The failure log and limits (`failures.rs`) and password hashing
+//! (`passwords.rs`, `hashing.rs`) are services too, older and on their
 //! own.
 
 pub mod accounts;
+pub mod outbox;
 pub mod registration;
+pub mod retention;
 pub mod staff;
 pub mod verification;
 
@@ -90,6 +95,33 @@ impl<'a> Ctx<'a> {
     pub fn upload_budget_reached(&self) -> bool {
         self.unowned_upload_bytes.load(Ordering::Relaxed)
             >= self.settings.upload_budget_mb.saturating_mul(1024 * 1024)
+    }
+
+    /// Measures the photos waiting for an owner (all instances' together)
+    /// for `upload_budget_reached`; the worker does every few seconds.
+    pub async fn refresh_upload_bytes(&self) -> Result<i64, AppError> {
+        let bytes = self.db(crate::db::accounts::unowned_upload_bytes).await?;
+        self.unowned_upload_bytes.store(bytes, Ordering::Relaxed);
+        Ok(bytes)
+    }
+
+    /// Whether this instance can serve: the SQLite file is the one opened,
+    /// still there and writable, and a connection answers a query within
+    /// two seconds. The cause when not.
+    pub async fn ready(&self) -> Result<(), String> {
+        let (pool, url) = (self.pool.clone(), self.db_url.clone());
+        let (identity, min_free_mb) = (self.sqlite_identity, self.settings.min_free_disk_mb);
+        tokio::task::spawn_blocking(move || {
+            crate::db::check_ready(
+                &pool,
+                &url,
+                identity,
+                min_free_mb,
+                std::time::Duration::from_secs(2),
+            )
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 
     /// Tells the mail worker that a mail waits in the outbox.

@@ -303,7 +303,9 @@ async fn old_failures_are_purged(backend: Backend) {
             .unwrap();
     }
     assert_eq!(
-        emeterai::worker::purge_failures(&app.state).await.unwrap(),
+        emeterai::services::retention::purge_failures(&app.state.services(), emeterai::db::now())
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(failure_count(&app), 1);

@@ -961,7 +961,10 @@ async fn unverified_accounts_expire_and_free_their_email_and_nik(backend: Backen
             .execute(&mut *conn)
             .unwrap();
     }
-    let (purged, _) = emeterai::worker::purge_expired(&app.state).await.unwrap();
+    let (purged, _) =
+        emeterai::services::retention::purge_expired(&app.state.services(), emeterai::db::now())
+            .await
+            .unwrap();
     assert_eq!(purged, 2, "the waiting registration and the finished one");
     assert_eq!(count_accounts(&app), 1, "the account stays");
     assert_eq!(count_registrations(&app), 0);

@@ -20,9 +20,7 @@ pub async fn audit_log(
 ) -> Result<HttpResponse, AppError> {
     let lang = ctx.lang;
     let staff = staff_or_login!(req, state);
-    let entries = state
-        .db(move |conn| staff_db::recent_audit(conn, 500))
-        .await?;
+    let entries = crate::services::staff::recent_audit(&state.services(), 500).await?;
     let page = AuditPage {
         csrf: crate::session::csrf_token(&session),
         staff,

@@ -15,9 +15,9 @@ use askama::Template;
 use chrono::Duration;
 use serde::Deserialize;
 
-use crate::db::staff::{self as staff_db, Staff};
-use crate::domain::second_factor::{self, TotpSecret};
+use crate::domain::second_factor::TotpSecret;
 use crate::error::AppError;
+use crate::services::staff::sign_in::{self, CodeCheck, Staff};
 use crate::state::AppState;
 use crate::web::{PageCtx, see_other};
 
@@ -55,10 +55,7 @@ async fn pending(
     if until < chrono::Utc::now().timestamp() {
         return Ok(None);
     }
-    let found = state
-        .db(move |conn| staff_db::find_by_id(conn, &id))
-        .await?;
-    Ok(found.filter(|s| s.disabled_at.is_none() && s.session_epoch == epoch))
+    sign_in::staff_member(&state.services(), id, epoch).await
 }
 
 #[derive(Template)]
@@ -190,93 +187,40 @@ pub async fn post(
             StatusCode::FORBIDDEN,
         );
     }
-    // Wrong codes count against the same kind of limit as wrong passwords,
-    // before any is checked.
-    let gate = crate::failures::reserve_sign_in(
-        &state.failure_ctx(),
+    let enrolment = staff.totp_secret.is_none().then(|| enrol_secret(&session));
+    let checked = sign_in::check_code(
+        &state.services(),
         &crate::web::client(&req, &state),
-        "staff-code",
-        &staff.email,
-        i64::from(staff_db::MAX_FAILED_LOGINS),
-        Duration::minutes(staff_db::LOCK_MINUTES),
+        &staff,
+        &form.code,
+        enrolment.as_ref(),
+        crate::db::now(),
     )
     .await?;
-    if gate.retry_after().is_some() {
-        return super::session::refused_sign_in(ctx, gate, |ctx, error, status| {
-            render(ctx, &session, &staff, Some(error), status)
-        });
-    }
-    let now = chrono::Utc::now().timestamp().max(0) as u64;
-    let accepted = match &staff.totp_secret {
-        Some(stored) => {
-            let secret = TotpSecret::from_base32(stored);
-            let step = secret.and_then(|s| s.matching_step(&form.code, now));
-            let id = staff.id.clone();
-            let hash = second_factor::recovery_code_hash(&form.code);
-            state
-                .db(
-                    move |conn| -> Result<Option<&'static str>, diesel::result::Error> {
-                        if let Some(step) = step
-                            && staff_db::accept_totp_step(conn, &id, step)?
-                        {
-                            return Ok(Some("sign_in"));
-                        }
-                        if let Some(hash) = hash
-                            && staff_db::use_recovery_code(conn, &id, &hash, crate::db::now())?
-                        {
-                            return Ok(Some("sign_in_recovery_code"));
-                        }
-                        Ok(None)
-                    },
-                )
-                .await?
-                .map(|action| (action, None))
+    let (action, codes) = match checked {
+        CodeCheck::Refused(gate) => {
+            return super::session::refused_sign_in(ctx, gate, |ctx, error, status| {
+                render(ctx, &session, &staff, Some(error), status)
+            });
         }
-        None => {
-            let secret = enrol_secret(&session);
-            match secret.matching_step(&form.code, now) {
-                Some(step) => {
-                    let codes = second_factor::new_recovery_codes();
-                    let hashes: Vec<String> = codes
-                        .iter()
-                        .filter_map(|c| second_factor::recovery_code_hash(c))
-                        .collect();
-                    let (id, text) = (staff.id.clone(), secret.as_base32().to_string());
-                    let enrolled = state
-                        .db(move |conn| {
-                            staff_db::enrol_second_factor(
-                                conn,
-                                &id,
-                                &text,
-                                Some(step),
-                                &hashes,
-                                true,
-                            )
-                        })
-                        .await?;
-                    if !enrolled {
-                        // Enrolled meanwhile (another tab): ask for a code.
-                        session.remove(ENROL_KEY);
-                        return Ok(see_other("/staff/login/code"));
-                    }
-                    Some(("second_factor_enrolled", Some(codes)))
-                }
-                None => None,
-            }
+        CodeCheck::Wrong => {
+            let t = ctx.t;
+            return render(
+                ctx,
+                &session,
+                &staff,
+                Some(t.staff_code_wrong),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
         }
+        CodeCheck::EnrolledMeanwhile => {
+            // Enrolled meanwhile (another tab): ask for a code.
+            session.remove(ENROL_KEY);
+            return Ok(see_other("/staff/login/code"));
+        }
+        CodeCheck::Accepted { action } => (action, None),
+        CodeCheck::Enrolled { codes } => ("second_factor_enrolled", Some(codes)),
     };
-    let Some((action, codes)) = accepted else {
-        tracing::info!("staff second factor refused");
-        let t = ctx.t;
-        return render(
-            ctx,
-            &session,
-            &staff,
-            Some(t.staff_code_wrong),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
-    };
-    crate::failures::refund_sign_in(&state.failure_ctx(), "staff-code", &staff.email).await?;
     session.remove(PENDING_KEY);
     session.remove(ENROL_KEY);
     let cookie = super::session::start_session(&state, &staff, action).await?;

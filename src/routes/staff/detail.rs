@@ -1,6 +1,6 @@
 //! `GET /staff/failures/{reference}`: one failure, its story and actions; its KTP photos.
 use super::*;
-use crate::services::staff::{self as staff_service, ResendOutcome, Story};
+use crate::services::staff::failures::{self as staff_service, ResendOutcome, Story};
 
 // ---------------------------------------------------------------- detail
 

@@ -67,9 +67,9 @@ pub async fn failures_csv(
         let mut cursor: Option<Cursor> = None;
         loop {
             let (filter, after) = (filter.clone(), cursor.clone());
-            let batch = state
-                .db(move |conn| staff_db::page(conn, &filter, after.as_ref(), CSV_BATCH))
-                .await;
+            let batch =
+                crate::services::staff::failures::page(&state.services(), filter, after, CSV_BATCH)
+                    .await;
             let rows = match batch {
                 Ok(rows) => rows,
                 Err(error) => {

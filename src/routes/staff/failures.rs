@@ -143,9 +143,13 @@ pub async fn failures(
     let (rows, error) = match filter {
         Ok(filter) => {
             let cursor_for_query = cursor.clone();
-            let rows = state
-                .db(move |conn| staff_db::page(conn, &filter, cursor_for_query.as_ref(), PAGE_SIZE))
-                .await?;
+            let rows = crate::services::staff::failures::page(
+                &state.services(),
+                filter,
+                cursor_for_query,
+                PAGE_SIZE,
+            )
+            .await?;
             (rows, None)
         }
         Err(message) => (Vec::new(), Some(message)),

@@ -17,18 +17,16 @@ use askama::Template;
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
 use serde::Deserialize;
 
-use crate::db::staff::{self as staff_db, Cursor, FailureFilter};
 use crate::domain::email_mask;
 use crate::error::AppError;
 use crate::failures::{FailureRow, reason};
 use crate::i18n::{Lang, reason_label};
+use crate::services::staff::failures::{Cursor, FailureFilter};
+use crate::services::staff::sign_in::{SESSION_HOURS, Staff};
 use crate::state::AppState;
 use crate::web::PageCtx;
 use crate::web::see_other;
 pub const STAFF_COOKIE: &str = "emeterai_staff";
-const SESSION_HOURS: i64 = 8;
-/// Staff sessions end sooner when idle than citizens' (personal data).
-const SESSION_IDLE_MINUTES: i64 = 20;
 const PAGE_SIZE: i64 = 50;
 /// Indonesia's western time zone, in which staff read times and days.
 const WIB_HOURS: i64 = 7;
@@ -91,29 +89,18 @@ pub async fn current_staff(
     if expires < chrono::Utc::now().timestamp() {
         return Ok(None);
     }
-    let (id, sid) = (id.to_string(), sid.to_string());
-    let found = state
-        .db(move |conn| -> Result<_, diesel::result::Error> {
-            let now = crate::db::now();
-            let idle = Duration::minutes(SESSION_IDLE_MINUTES);
-            match crate::db::sessions::check(
-                conn,
-                crate::db::sessions::KIND_STAFF,
-                &sid,
-                now,
-                idle,
-            )? {
-                Some(subject) if subject == id => staff_db::find_by_id(conn, &id),
-                _ => Ok(None),
-            }
-        })
-        .await?;
-    Ok(found
-        .filter(|s| s.disabled_at.is_none() && s.session_epoch == epoch)
-        .map(|s| StaffUser {
-            id: s.id,
-            email: s.email,
-        }))
+    let found = crate::services::staff::sign_in::session_staff(
+        &state.services(),
+        id.to_string(),
+        epoch,
+        sid.to_string(),
+        crate::db::now(),
+    )
+    .await?;
+    Ok(found.map(|s| StaffUser {
+        id: s.id,
+        email: s.email,
+    }))
 }
 
 /// The server-side session id in the staff cookie, if any.

@@ -1,5 +1,6 @@
 //! Staff sign-in (password, then the second factor in `code.rs`) and sign-out.
 use super::*;
+use crate::services::staff::sign_in::{self, PasswordCheck};
 
 // ---------------------------------------------------------------- sign-in
 
@@ -51,48 +52,20 @@ pub async fn login_post(
         let t = ctx.t;
         return retry(ctx, t.reg_stale, StatusCode::FORBIDDEN);
     }
-    let email = form.email.trim().to_lowercase();
-    // Counted before any hashing, atomically: 30 parallel guesses get 5
-    // checks, not 30 (the lock below only shows what this enforces).
-    let gate = crate::failures::reserve_sign_in(
-        &state.failure_ctx(),
+    let checked = sign_in::check_password(
+        &state.services(),
         &crate::web::client(&req, &state),
-        "staff",
-        &email,
-        i64::from(staff_db::MAX_FAILED_LOGINS),
-        Duration::minutes(staff_db::LOCK_MINUTES),
-    )
-    .await?;
-    if gate.retry_after().is_some() {
-        return refused_sign_in(ctx, gate, retry);
-    }
-    let lookup = email.clone();
-    let found = state
-        .db(move |conn| staff_db::find_by_email(conn, &lookup))
-        .await?;
-    let now = crate::db::now();
-    if let Some(staff) = &found
-        && staff.is_locked(now)
-    {
-        tracing::warn!("staff sign-in refused: account locked");
-        let t = ctx.t;
-        return retry(ctx, t.staff_locked, StatusCode::TOO_MANY_REQUESTS);
-    }
-    let stored = found.as_ref().map(|s| s.password_hash.clone());
-    let matches = crate::passwords::verify(
-        &state.hashing(),
+        &form.email,
         form.password.clone(),
-        stored,
-        "/staff/login",
+        crate::db::now(),
     )
     .await?;
-    match found {
-        Some(staff) if matches && staff.disabled_at.is_none() => {
-            crate::failures::refund_sign_in(&state.failure_ctx(), "staff", &email).await?;
-            let id = staff.id.clone();
-            state
-                .db(move |conn| staff_db::login_succeeded(conn, &id))
-                .await?;
+    let t = ctx.t;
+    match checked {
+        PasswordCheck::Refused(gate) => refused_sign_in(ctx, gate, retry),
+        PasswordCheck::Locked => retry(ctx, t.staff_locked, StatusCode::TOO_MANY_REQUESTS),
+        PasswordCheck::Wrong => retry(ctx, t.login_wrong, StatusCode::UNPROCESSABLE_ENTITY),
+        PasswordCheck::Right(staff) => {
             if state.settings.staff_second_factor_required() {
                 // The password was right; the code comes next (or enrolment).
                 super::code::await_code(&session, &staff);
@@ -102,16 +75,6 @@ pub async fn login_post(
             let mut response = see_other("/staff/failures");
             response.add_cookie(&cookie).map_err(AppError::internal)?;
             Ok(response)
-        }
-        other => {
-            if let Some(staff) = other {
-                state
-                    .db(move |conn| staff_db::login_failed(conn, &staff.id, now))
-                    .await?;
-            }
-            tracing::info!("staff sign-in refused");
-            let t = ctx.t;
-            retry(ctx, t.login_wrong, StatusCode::UNPROCESSABLE_ENTITY)
         }
     }
 }
@@ -123,7 +86,6 @@ pub(super) fn refused_sign_in(
     gate: crate::failures::SignInGate,
     page: impl FnOnce(PageCtx, &'static str, StatusCode) -> Result<HttpResponse, AppError>,
 ) -> Result<HttpResponse, AppError> {
-    tracing::warn!("staff sign-in refused: too many attempts");
     let t = ctx.t;
     let retry_after_secs = gate.retry_after().unwrap_or(1);
     let message = match gate {
@@ -142,27 +104,10 @@ pub(super) fn refused_sign_in(
 /// cookie that carries it.
 pub(super) async fn start_session(
     state: &web::Data<AppState>,
-    staff: &staff_db::Staff,
+    staff: &Staff,
     action: &str,
 ) -> Result<Cookie<'static>, AppError> {
-    let user = StaffUser {
-        id: staff.id.clone(),
-        email: staff.email.clone(),
-    };
-    audit(state, &user, action, String::new()).await?;
-    tracing::info!("staff signed in");
-    let subject = staff.id.clone();
-    let sid = state
-        .db(move |conn| {
-            crate::db::sessions::start(
-                conn,
-                crate::db::sessions::KIND_STAFF,
-                &subject,
-                crate::db::now(),
-                Duration::hours(SESSION_HOURS),
-            )
-        })
-        .await?;
+    let sid = sign_in::start_session(&state.services(), staff, action, crate::db::now()).await?;
     let expires = (chrono::Utc::now() + Duration::hours(SESSION_HOURS)).timestamp();
     let value = format!("{}|{}|{}|{sid}", staff.id, staff.session_epoch, expires);
     Ok(staff_cookie(
@@ -189,9 +134,7 @@ pub async fn logout(
     }
     // The session's record ends too: a copy of the cookie opens nothing.
     if let Some(sid) = staff_session_id(&req, &state) {
-        let ended = state
-            .db(move |conn| crate::db::sessions::revoke(conn, &sid, crate::db::now()))
-            .await;
+        let ended = sign_in::end_session(&state.services(), sid, crate::db::now()).await;
         if let Err(e) = ended {
             tracing::warn!(error = %crate::error::error_chain(&e), "staff session not ended");
         }

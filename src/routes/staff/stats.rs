@@ -85,15 +85,12 @@ pub async fn stats(
         Ok((from, to)) => (from, to, None),
         Err(e) => (today - Duration::days(6), today, Some(e)),
     };
-    let counts = state
-        .db(move |conn| {
-            staff_db::counts_by_day(
-                conn,
-                wib_day_start(from),
-                wib_day_start(to + Duration::days(1)),
-            )
-        })
-        .await?;
+    let counts = crate::services::staff::failures::counts_by_day(
+        &state.services(),
+        wib_day_start(from),
+        wib_day_start(to + Duration::days(1)),
+    )
+    .await?;
 
     // day -> reason -> n, every day of the range present.
     let mut by_day: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();

@@ -1,21 +1,21 @@
-//! What support staff do with a failure: read its story (the citizen's
-//! other failures, registrations, account and mails), note, resolve, send
-//! the verification link again, open the KTP photo. Every action is
-//! audited (`audit`). Who may do it (the staff session) is the web
-//! layer's business.
+//! What support staff read and do in the failure log: pages of it (and
+//! the export), counts by day, one failure's story (the citizen's other
+//! failures, registrations, account and mails); note, resolve, send the
+//! verification link again, open the KTP photo.
 
 use chrono::NaiveDateTime;
 
-use super::Ctx;
 use crate::db::DbConn;
 use crate::db::accounts::Account;
 use crate::db::failures::FailureRow;
 use crate::db::outbox::Mail;
 use crate::db::registrations::Registration;
-use crate::db::staff::{self as staff_db, Note};
+use crate::db::staff::{self as staff_db, DayCount, Note};
 use crate::error::AppError;
 use crate::i18n::Lang;
+use crate::services::Ctx;
 
+pub use crate::db::staff::{Cursor, FailureFilter};
 pub use crate::services::verification::ResendOutcome;
 
 /// The most related failures read for one story.
@@ -39,16 +39,25 @@ pub struct Story {
     pub registrations: Vec<Registration>,
 }
 
-/// Writes one line of the audit log.
-pub async fn audit(
+/// Up to `limit` failures matching `filter`, newest first, after
+/// `cursor` (the last row of the page before).
+pub async fn page(
     ctx: &Ctx<'_>,
-    staff_email: &str,
-    action: &str,
-    target: String,
-    now: NaiveDateTime,
-) -> Result<(), AppError> {
-    let (email, action) = (staff_email.to_string(), action.to_string());
-    ctx.db(move |conn| staff_db::audit(conn, &email, &action, &target, now))
+    filter: FailureFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+) -> Result<Vec<FailureRow>, AppError> {
+    ctx.db(move |conn| staff_db::page(conn, &filter, cursor.as_ref(), limit))
+        .await
+}
+
+/// Failures per day and reason, from `from` up to `to` (UTC).
+pub async fn counts_by_day(
+    ctx: &Ctx<'_>,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Result<Vec<DayCount>, AppError> {
+    ctx.db(move |conn| staff_db::counts_by_day(conn, from, to))
         .await
 }
 
@@ -203,7 +212,7 @@ pub async fn resend_link(
         .as_deref()
         .and_then(|e| crate::domain::Email::parse(e).ok())
     {
-        Some(email) => super::verification::resend(ctx, &email, Lang::Id, now).await,
+        Some(email) => crate::services::verification::resend(ctx, &email, Lang::Id, now).await,
         None => Ok(ResendOutcome::NothingWaiting),
     }
 }

@@ -1,0 +1,248 @@
+//! Staff sign-in: the password, then the authenticator app's code (or a
+//! recovery code; or, for a staff member without one, the app's
+//! enrolment), then a staff session record. Attempts are counted before
+//! any check, in the database, per client and per account.
+
+use chrono::{Duration, NaiveDateTime};
+
+use crate::db::sessions;
+use crate::db::staff::{self as staff_db, LOCK_MINUTES, MAX_FAILED_LOGINS};
+use crate::domain::second_factor::{self, TotpSecret};
+use crate::error::AppError;
+use crate::failures::{self, Client, SignInGate};
+use crate::services::Ctx;
+
+pub use crate::db::staff::Staff;
+
+/// How long a staff session lasts at most.
+pub const SESSION_HOURS: i64 = 8;
+/// Staff sessions end sooner when idle than citizens' (personal data).
+pub const SESSION_IDLE_MINUTES: i64 = 20;
+
+/// The limits' scopes: the password and the code count apart.
+const PASSWORD_SCOPE: &str = "staff";
+const CODE_SCOPE: &str = "staff-code";
+
+/// What a staff password led to.
+#[derive(Debug)]
+pub enum PasswordCheck {
+    /// Too soon after the last attempt, or paused.
+    Refused(SignInGate),
+    /// The account is locked after wrong passwords.
+    Locked,
+    /// Wrong address or password (or a disabled account).
+    Wrong,
+    /// Right: the second factor (or the session) comes next.
+    Right(Box<Staff>),
+}
+
+/// Checks a staff member's password. Counted before any hashing,
+/// atomically: 30 parallel guesses get 5 checks, not 30 (the account's
+/// lock only shows what this enforces).
+pub async fn check_password(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    typed_email: &str,
+    password: String,
+    now: NaiveDateTime,
+) -> Result<PasswordCheck, AppError> {
+    let email = typed_email.trim().to_lowercase();
+    let gate = failures::reserve_sign_in(
+        &ctx.failures(),
+        client,
+        PASSWORD_SCOPE,
+        &email,
+        i64::from(MAX_FAILED_LOGINS),
+        Duration::minutes(LOCK_MINUTES),
+    )
+    .await?;
+    if gate.retry_after().is_some() {
+        tracing::warn!("staff sign-in refused: too many attempts");
+        return Ok(PasswordCheck::Refused(gate));
+    }
+    let lookup = email.clone();
+    let found = ctx
+        .db(move |conn| staff_db::find_by_email(conn, &lookup))
+        .await?;
+    if let Some(staff) = &found
+        && staff.is_locked(now)
+    {
+        tracing::warn!("staff sign-in refused: account locked");
+        return Ok(PasswordCheck::Locked);
+    }
+    let stored = found.as_ref().map(|s| s.password_hash.clone());
+    let matches = crate::passwords::verify(&ctx.hashing, password, stored, "/staff/login").await?;
+    match found {
+        Some(staff) if matches && staff.disabled_at.is_none() => {
+            failures::refund_sign_in(&ctx.failures(), PASSWORD_SCOPE, &email).await?;
+            let id = staff.id.clone();
+            ctx.db(move |conn| staff_db::login_succeeded(conn, &id))
+                .await?;
+            Ok(PasswordCheck::Right(Box::new(staff)))
+        }
+        other => {
+            if let Some(staff) = other {
+                ctx.db(move |conn| staff_db::login_failed(conn, &staff.id, now))
+                    .await?;
+            }
+            tracing::info!("staff sign-in refused");
+            Ok(PasswordCheck::Wrong)
+        }
+    }
+}
+
+/// The staff member `id`, while the account is enabled and its session
+/// epoch is still `epoch`.
+pub async fn staff_member(
+    ctx: &Ctx<'_>,
+    id: String,
+    epoch: i64,
+) -> Result<Option<Staff>, AppError> {
+    let found = ctx.db(move |conn| staff_db::find_by_id(conn, &id)).await?;
+    Ok(found.filter(|s| s.disabled_at.is_none() && s.session_epoch == epoch))
+}
+
+/// What a second-factor code led to.
+#[derive(Debug)]
+pub enum CodeCheck {
+    /// Too soon after the last attempt, or paused.
+    Refused(SignInGate),
+    /// Neither the app's current code nor an unused recovery code.
+    Wrong,
+    /// Accepted: start the session, audited as `action`.
+    Accepted { action: &'static str },
+    /// The app is enrolled; the recovery codes, to show once.
+    Enrolled { codes: Vec<String> },
+    /// Another tab enrolled meanwhile: ask for a code.
+    EnrolledMeanwhile,
+}
+
+/// Checks the code of a staff member who gave the right password: against
+/// the stored app secret (each time step once) or the recovery codes; or,
+/// without a stored secret, against `enrolment` (the secret being shown),
+/// which is then stored with new recovery codes. Wrong codes count against
+/// the same kind of limit as wrong passwords, before any is checked.
+pub async fn check_code(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    staff: &Staff,
+    code: &str,
+    enrolment: Option<&TotpSecret>,
+    now: NaiveDateTime,
+) -> Result<CodeCheck, AppError> {
+    let gate = failures::reserve_sign_in(
+        &ctx.failures(),
+        client,
+        CODE_SCOPE,
+        &staff.email,
+        i64::from(MAX_FAILED_LOGINS),
+        Duration::minutes(LOCK_MINUTES),
+    )
+    .await?;
+    if gate.retry_after().is_some() {
+        tracing::warn!("staff sign-in refused: too many attempts");
+        return Ok(CodeCheck::Refused(gate));
+    }
+    let unix = now.and_utc().timestamp().max(0) as u64;
+    let checked = match (&staff.totp_secret, enrolment) {
+        (Some(stored), _) => {
+            let step = TotpSecret::from_base32(stored).and_then(|s| s.matching_step(code, unix));
+            let id = staff.id.clone();
+            let hash = second_factor::recovery_code_hash(code);
+            ctx.db(
+                move |conn| -> Result<Option<&'static str>, diesel::result::Error> {
+                    if let Some(step) = step
+                        && staff_db::accept_totp_step(conn, &id, step)?
+                    {
+                        return Ok(Some("sign_in"));
+                    }
+                    if let Some(hash) = hash
+                        && staff_db::use_recovery_code(conn, &id, &hash, now)?
+                    {
+                        return Ok(Some("sign_in_recovery_code"));
+                    }
+                    Ok(None)
+                },
+            )
+            .await?
+            .map(|action| CodeCheck::Accepted { action })
+        }
+        (None, Some(secret)) => match secret.matching_step(code, unix) {
+            Some(step) => {
+                let codes = second_factor::new_recovery_codes();
+                let hashes: Vec<String> = codes
+                    .iter()
+                    .filter_map(|c| second_factor::recovery_code_hash(c))
+                    .collect();
+                let (id, text) = (staff.id.clone(), secret.as_base32().to_string());
+                let enrolled = ctx
+                    .db(move |conn| {
+                        staff_db::enrol_second_factor(conn, &id, &text, Some(step), &hashes, true)
+                    })
+                    .await?;
+                if !enrolled {
+                    return Ok(CodeCheck::EnrolledMeanwhile);
+                }
+                Some(CodeCheck::Enrolled { codes })
+            }
+            None => None,
+        },
+        (None, None) => None,
+    };
+    let Some(accepted) = checked else {
+        tracing::info!("staff second factor refused");
+        return Ok(CodeCheck::Wrong);
+    };
+    failures::refund_sign_in(&ctx.failures(), CODE_SCOPE, &staff.email).await?;
+    Ok(accepted)
+}
+
+/// Starts a staff session: its audit row (`action`) and its record; the
+/// record's id goes in the cookie.
+pub async fn start_session(
+    ctx: &Ctx<'_>,
+    staff: &Staff,
+    action: &str,
+    now: NaiveDateTime,
+) -> Result<String, AppError> {
+    super::audit(ctx, &staff.email, action, String::new(), now).await?;
+    tracing::info!("staff signed in");
+    let subject = staff.id.clone();
+    ctx.db(move |conn| {
+        sessions::start(
+            conn,
+            sessions::KIND_STAFF,
+            &subject,
+            now,
+            Duration::hours(SESSION_HOURS),
+        )
+    })
+    .await
+}
+
+/// The staff member a cookie's session (`id`, `epoch`, session id `sid`)
+/// still opens: the record not revoked, idle or too old; the account
+/// enabled and its epoch unchanged.
+pub async fn session_staff(
+    ctx: &Ctx<'_>,
+    id: String,
+    epoch: i64,
+    sid: String,
+    now: NaiveDateTime,
+) -> Result<Option<Staff>, AppError> {
+    let found = ctx
+        .db(move |conn| -> Result<_, diesel::result::Error> {
+            let idle = Duration::minutes(SESSION_IDLE_MINUTES);
+            match sessions::check(conn, sessions::KIND_STAFF, &sid, now, idle)? {
+                Some(subject) if subject == id => staff_db::find_by_id(conn, &id),
+                _ => Ok(None),
+            }
+        })
+        .await?;
+    Ok(found.filter(|s| s.disabled_at.is_none() && s.session_epoch == epoch))
+}
+
+/// Ends one staff session (its record: a copy of the cookie opens nothing).
+pub async fn end_session(ctx: &Ctx<'_>, sid: String, now: NaiveDateTime) -> Result<(), AppError> {
+    ctx.db(move |conn| sessions::revoke(conn, &sid, now)).await
+}
