@@ -51,7 +51,7 @@ pub struct ErrorReference {
 /// The failure-log reason for an error status, for the statuses that are
 /// recorded (a citizen met them while trying to get through).
 fn recorded_reason(status: StatusCode) -> Option<&'static str> {
-    use crate::failures::reason;
+    use crate::services::failures::reason;
     match status.as_u16() {
         400 => Some(reason::BAD_REQUEST),
         413 => Some(reason::UPLOAD_REJECTED),
@@ -236,11 +236,11 @@ pub fn error_page<B: MessageBody + 'static>(
         .cloned();
     match (record, state) {
         (Some(reason), Some(state)) => Ok(ErrorHandlerResponse::Future(Box::pin(async move {
-            crate::failures::record_as(
+            crate::services::failures::record_as(
                 &state.failure_ctx(),
                 &crate::web::client(&req, &state),
                 &reference,
-                crate::failures::Failure::new(reason),
+                crate::services::failures::Failure::new(reason),
             )
             .await;
             Ok(ServiceResponse::new(req, response).map_into_right_body())

@@ -55,7 +55,7 @@ impl Application {
         let pool = db::build_pool(&db_url, settings.db_pool_size, settings.db_timeout())?;
         let applied = db::migrate(&pool)?;
         tracing::info!(backend = db_url.backend_name(), applied, "database ready");
-        let failure_log = crate::failures::FailureLog::new(&secret);
+        let failure_log = crate::services::failures::FailureLog::new(&secret);
         {
             let mut conn = pool.get().map_err(DbError::from)?;
             let filled =

@@ -49,7 +49,7 @@ pub struct AppState {
     /// A hash to check unknown sign-in addresses against, so they take as
     /// long as wrong passwords.
     pub dummy_hash: String,
-    pub failures: crate::failures::FailureLog,
+    pub failures: crate::services::failures::FailureLog,
     /// Bytes of photos no account owns yet, as last measured (by the worker,
     /// every few seconds): the upload budget compares against this.
     pub unowned_upload_bytes: std::sync::atomic::AtomicI64,
@@ -60,8 +60,8 @@ pub struct AppState {
 
 impl AppState {
     /// What the failure log and the limits need, from this state.
-    pub fn failure_ctx(&self) -> crate::failures::Ctx<'_> {
-        crate::failures::Ctx {
+    pub fn failure_ctx(&self) -> crate::services::failures::Ctx<'_> {
+        crate::services::failures::Ctx {
             pool: &self.pool,
             log: &self.failures,
             settings: &self.settings,
@@ -69,8 +69,8 @@ impl AppState {
     }
 
     /// What password hashing needs, from this state.
-    pub fn hashing(&self) -> crate::passwords::Hashing<'_> {
-        crate::passwords::Hashing {
+    pub fn hashing(&self) -> crate::services::passwords::Hashing<'_> {
+        crate::services::passwords::Hashing {
             pool: &self.hash_pool,
             metrics: &self.metrics,
             cost: self.settings.bcrypt_cost,

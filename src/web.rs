@@ -187,7 +187,7 @@ pub fn request_lang(req: &HttpRequest) -> (Lang, bool) {
 /// What the failure log and the limits know of a request: the client's
 /// address (the TCP peer, or the first `X-Forwarded-For` entry when
 /// EMETERAI_TRUST_PROXY is on), its user agent and the path.
-pub fn client(req: &HttpRequest, state: &AppState) -> crate::failures::Client {
+pub fn client(req: &HttpRequest, state: &AppState) -> crate::services::failures::Client {
     let text = if state.settings.trust_proxy {
         req.connection_info()
             .realip_remote_addr()
@@ -200,7 +200,7 @@ pub fn client(req: &HttpRequest, state: &AppState) -> crate::failures::Client {
             .ok()
             .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
     });
-    crate::failures::Client {
+    crate::services::failures::Client {
         ip,
         user_agent: req
             .headers()
@@ -217,9 +217,10 @@ pub async fn record_failure(
     state: &AppState,
     req: &HttpRequest,
     prefix: &str,
-    failure: crate::failures::Failure,
+    failure: crate::services::failures::Failure,
 ) -> String {
-    crate::failures::record(&state.failure_ctx(), &client(req, state), prefix, failure).await
+    crate::services::failures::record(&state.failure_ctx(), &client(req, state), prefix, failure)
+        .await
 }
 
 /// Whether the request's `Accept-Encoding` takes gzip (`gzip` or `*`,

@@ -40,7 +40,7 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
         if state.failures.buffered() > 0 {
             let flush_state = state.clone();
             if let Ok(written) = web::block(move || {
-                crate::failures::flush_buffered(&flush_state.pool, &flush_state.failures)
+                crate::services::failures::flush_buffered(&flush_state.pool, &flush_state.failures)
             })
             .await
                 && written > 0

@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use crate::domain::Problem;
 use crate::error::AppError;
-use crate::failures::{Failure, reason};
 use crate::services::accounts::{self, Account, SignIn};
+use crate::services::failures::{Failure, reason};
 use crate::state::AppState;
 use crate::web::PageCtx;
 use crate::web::see_other;

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use crate::domain::Email;
 use crate::error::AppError;
-use crate::failures::{Failure, reason};
 use crate::services::accounts::{self, Reset};
+use crate::services::failures::{Failure, reason};
 use crate::state::AppState;
 use crate::web::PageCtx;
 use crate::web::see_other;

@@ -9,8 +9,8 @@ use crate::db::accounts::{self, NewToken, PURPOSE_RESET};
 use crate::db::{registrations, sessions};
 use crate::domain::{Email, Password, Problem};
 use crate::error::AppError;
-use crate::failures::{self, Allowance, Client, Failure, SignInGate, reason};
 use crate::i18n::Lang;
+use crate::services::failures::{self, Allowance, Client, Failure, SignInGate, reason};
 
 pub use crate::db::accounts::Account;
 
@@ -95,7 +95,8 @@ pub async fn sign_in(
         (None, Some(registration)) => registration.legacy_password_hash.clone(),
         (None, None) => None,
     };
-    let matches = crate::passwords::verify(&ctx.hashing, password, stored, "/login").await?;
+    let matches =
+        crate::services::passwords::verify(&ctx.hashing, password, stored, "/login").await?;
     if matches && let (None, Some(registration)) = (&account, waiting) {
         return Ok(SignIn::Unverified {
             email: registration.email,
@@ -374,7 +375,7 @@ pub async fn reset_password(
         }
     };
     let retry = format!("/password/reset?token={token}");
-    let password_hash = crate::passwords::hash(&ctx.hashing, password, &retry).await?;
+    let password_hash = crate::services::passwords::hash(&ctx.hashing, password, &retry).await?;
     let hash = crate::domain::link_token::link_token_hash(token).expect("checked above");
     let changed = ctx
         .db(move |conn| accounts::reset_password(conn, &hash, &password_hash, now))

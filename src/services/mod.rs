@@ -14,13 +14,15 @@
 //! - [`outbox`]: delivering the mail outbox with retries (`mail.rs`
 //!   composes and sends; the worker calls it).
 //! - [`retention`]: purging what has expired.
-//!
-//! The failure log and limits (`failures.rs`) and password hashing
-//! (`passwords.rs`, `hashing.rs`) are services too, older and on their
-//! own.
+//! - [`failures`]: the failure log (reference codes) and every limit,
+//!   counted atomically in the database.
+//! - [`passwords`]: bcrypt on the hashing pool (`hashing.rs`), admitted
+//!   or refused at once.
 
 pub mod accounts;
+pub mod failures;
 pub mod outbox;
+pub mod passwords;
 pub mod registration;
 pub mod retention;
 pub mod staff;
@@ -31,7 +33,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use crate::config::Settings;
 use crate::db::{DbConn, DbUrl, Pool};
 use crate::error::AppError;
-use crate::failures::FailureLog;
+use crate::services::failures::FailureLog;
 
 /// What the services share: the database and where it lives, the
 /// settings, the failure log, the mail worker's bell and the bounds an
@@ -51,15 +53,15 @@ pub struct Ctx<'a> {
     /// Bytes of photos no account owns yet, as last measured.
     pub unowned_upload_bytes: &'a AtomicI64,
     /// Hashes new passwords off the request workers.
-    pub hashing: crate::passwords::Hashing<'a>,
+    pub hashing: passwords::Hashing<'a>,
     /// Passwords too common to accept.
     pub common_passwords: &'a crate::domain::CommonPasswords,
 }
 
 impl<'a> Ctx<'a> {
     /// What the failure log and the limits need.
-    pub fn failures(&self) -> crate::failures::Ctx<'a> {
-        crate::failures::Ctx {
+    pub fn failures(&self) -> failures::Ctx<'a> {
+        failures::Ctx {
             pool: self.pool,
             log: self.log,
             settings: self.settings,

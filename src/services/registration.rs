@@ -11,8 +11,8 @@ use crate::db::accounts::{self, NewUpload, UploadInfo};
 use crate::db::registrations::{self, Details, PhotoUpload, Submission};
 use crate::domain::{BirthDate, Email, FullName, KtpPhoto, Nik, Npwp, PhoneNumber, Problem};
 use crate::error::AppError;
-use crate::failures::{self, Allowance, Client, Failure, reason};
 use crate::i18n::Lang;
+use crate::services::failures::{self, Allowance, Client, Failure, reason};
 
 pub use crate::db::accounts::UploadInfo as StoredPhoto;
 pub use crate::db::registrations::SubmitOutcome;

@@ -23,6 +23,6 @@ pub async fn purge_expired(ctx: &Ctx<'_>, now: NaiveDateTime) -> Result<(usize, 
 /// Deletes failure-log rows older than EMETERAI_FAILURE_RETENTION_DAYS.
 pub async fn purge_failures(ctx: &Ctx<'_>, now: NaiveDateTime) -> Result<usize, AppError> {
     let retention = Duration::days(i64::from(ctx.settings.failure_retention_days));
-    ctx.db(move |conn| crate::failures::purge(conn, now - retention, now))
+    ctx.db(move |conn| crate::services::failures::purge(conn, now - retention, now))
         .await
 }

@@ -9,8 +9,8 @@ use super::Ctx;
 use crate::db::registrations::{self, CompleteOutcome};
 use crate::domain::{Email, Password, Problem};
 use crate::error::AppError;
-use crate::failures::{self, Client, Failure, reason};
 use crate::i18n::Lang;
+use crate::services::failures::{self, Client, Failure, reason};
 
 pub use crate::db::registrations::{LinkState, Registration, ResendOutcome};
 
@@ -158,7 +158,7 @@ pub async fn choose_password(
         );
         match checked {
             Ok(password) if fresh => {
-                Some(crate::passwords::hash(&ctx.hashing, password, retry).await?)
+                Some(crate::services::passwords::hash(&ctx.hashing, password, retry).await?)
             }
             checked => {
                 if !fresh {

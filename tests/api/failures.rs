@@ -2,8 +2,8 @@
 //! contact channels, and leaves one row in the failure log.
 
 use diesel::prelude::*;
-use emeterai::failures::FailureRow;
 use emeterai::schema::failures;
+use emeterai::services::failures::FailureRow;
 
 use crate::helpers::{Backend, Registration, TestApp, attr_after, reference_code};
 use crate::on_both_backends;

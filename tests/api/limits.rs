@@ -151,7 +151,7 @@ async fn a_new_key_under_parallel_requests_refuses_nobody(backend: Backend) {
             let state = app.state.clone();
             let key = key.clone();
             async move {
-                emeterai::failures::allow(&state.failure_ctx(), vec![(key, 1000)])
+                emeterai::services::failures::allow(&state.failure_ctx(), vec![(key, 1000)])
                     .await
                     .unwrap()
             }

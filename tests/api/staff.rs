@@ -2,8 +2,8 @@
 
 use chrono::{Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use emeterai::failures::NewFailureRow;
 use emeterai::schema::{failures, staff_audit};
+use emeterai::services::failures::NewFailureRow;
 
 use crate::helpers::{Backend, Registration, TestApp, attr_after};
 use crate::on_both_backends;

@@ -15,8 +15,8 @@ use super::{
 };
 use crate::domain::Problem;
 use crate::error::AppError;
-use crate::failures::{Failure, reason};
 use crate::forms::{FormErrors, MultipartForm, file_size_label, read_multipart};
+use crate::services::failures::{Failure, reason};
 use crate::services::registration::{self, NewPhoto, NewRegistration, SubmitOutcome, Taken};
 use crate::state::AppState;
 use crate::web::PageCtx;

@@ -19,8 +19,8 @@ use serde::Deserialize;
 
 use crate::domain::email_mask;
 use crate::error::AppError;
-use crate::failures::{FailureRow, reason};
 use crate::i18n::{Lang, reason_label};
+use crate::services::failures::{FailureRow, reason};
 use crate::services::staff::failures::{Cursor, FailureFilter};
 use crate::services::staff::sign_in::{SESSION_HOURS, Staff};
 use crate::state::AppState;

@@ -64,7 +64,7 @@ pub async fn counts_by_day(
 /// One failure by its reference code.
 pub async fn find(ctx: &Ctx<'_>, reference: &str) -> Result<Option<FailureRow>, AppError> {
     let reference = reference.to_string();
-    ctx.db(move |conn| crate::failures::find(conn, &reference))
+    ctx.db(move |conn| crate::services::failures::find(conn, &reference))
         .await
 }
 
@@ -90,7 +90,7 @@ fn citizen_account(
 pub async fn story(ctx: &Ctx<'_>, reference: &str) -> Result<Option<Story>, AppError> {
     let lookup = reference.to_string();
     ctx.db(move |conn| -> Result<_, AppError> {
-        let Some(failure) = crate::failures::find(conn, &lookup)? else {
+        let Some(failure) = crate::services::failures::find(conn, &lookup)? else {
             return Ok(None);
         };
         let notes = staff_db::notes(conn, &lookup)?;
@@ -230,7 +230,7 @@ pub async fn photo(
     }
     let (lookup, id) = (reference.to_string(), upload.to_string());
     ctx.db(move |conn| -> Result<_, AppError> {
-        let Some(failure) = crate::failures::find(conn, &lookup)? else {
+        let Some(failure) = crate::services::failures::find(conn, &lookup)? else {
             return Ok(None);
         };
         let owners = crate::db::accounts::upload_owners(conn, &id)?;

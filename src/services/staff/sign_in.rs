@@ -9,8 +9,8 @@ use crate::db::sessions;
 use crate::db::staff::{self as staff_db, LOCK_MINUTES, MAX_FAILED_LOGINS};
 use crate::domain::second_factor::{self, TotpSecret};
 use crate::error::AppError;
-use crate::failures::{self, Client, SignInGate};
 use crate::services::Ctx;
+use crate::services::failures::{self, Client, SignInGate};
 
 pub use crate::db::staff::Staff;
 
@@ -71,7 +71,8 @@ pub async fn check_password(
         return Ok(PasswordCheck::Locked);
     }
     let stored = found.as_ref().map(|s| s.password_hash.clone());
-    let matches = crate::passwords::verify(&ctx.hashing, password, stored, "/staff/login").await?;
+    let matches =
+        crate::services::passwords::verify(&ctx.hashing, password, stored, "/staff/login").await?;
     match found {
         Some(staff) if matches && staff.disabled_at.is_none() => {
             failures::refund_sign_in(&ctx.failures(), PASSWORD_SCOPE, &email).await?;
