@@ -237,7 +237,7 @@ pub fn error_page<B: MessageBody + 'static>(
     match (record, state) {
         (Some(reason), Some(state)) => Ok(ErrorHandlerResponse::Future(Box::pin(async move {
             crate::services::failures::record_as(
-                &state.failure_ctx(),
+                &state.services(),
                 &crate::web::client(&req, &state),
                 &reference,
                 crate::services::failures::Failure::new(reason),

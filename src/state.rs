@@ -59,15 +59,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// What the failure log and the limits need, from this state.
-    pub fn failure_ctx(&self) -> crate::services::failures::Ctx<'_> {
-        crate::services::failures::Ctx {
-            pool: &self.pool,
-            log: &self.failures,
-            settings: &self.settings,
-        }
-    }
-
     /// What password hashing needs, from this state.
     pub fn hashing(&self) -> crate::services::passwords::Hashing<'_> {
         crate::services::passwords::Hashing {

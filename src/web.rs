@@ -219,8 +219,7 @@ pub async fn record_failure(
     prefix: &str,
     failure: crate::services::failures::Failure,
 ) -> String {
-    crate::services::failures::record(&state.failure_ctx(), &client(req, state), prefix, failure)
-        .await
+    crate::services::failures::record(&state.services(), &client(req, state), prefix, failure).await
 }
 
 /// Whether the request's `Accept-Encoding` takes gzip (`gzip` or `*`,

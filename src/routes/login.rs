@@ -200,7 +200,7 @@ pub async fn logout(
         return Ok(see_other("/account"));
     }
     if let Some((_, _, sid)) = crate::session::signed_in(&session) {
-        accounts::end_session(&state.services(), sid, crate::db::now()).await?;
+        crate::services::sessions::end(&state.services(), sid, crate::db::now()).await?;
     }
     crate::session::sign_out(&session);
     Ok(see_other("/login?signed_out=1"))
@@ -244,7 +244,13 @@ pub async fn start_session(
     account_id: &str,
     epoch: i64,
 ) -> Result<(), AppError> {
-    let sid = accounts::start_session(&state.services(), account_id, crate::db::now()).await?;
+    let sid = crate::services::sessions::start(
+        &state.services(),
+        &crate::services::sessions::CITIZEN,
+        account_id,
+        crate::db::now(),
+    )
+    .await?;
     crate::session::sign_in(session, account_id, epoch, &sid);
     Ok(())
 }

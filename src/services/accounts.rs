@@ -18,10 +18,6 @@ pub use crate::db::accounts::Account;
 /// given a reference code.
 pub const FREE_SIGN_IN_TRIES: i64 = 2;
 
-/// How long a citizen's session lasts at most, and idle.
-pub const SESSION_HOURS: i64 = 12;
-pub const SESSION_IDLE_MINUTES: i64 = 60;
-
 /// The limits' scope for citizens (staff have their own).
 const SCOPE: &str = "citizen";
 
@@ -52,7 +48,7 @@ pub async fn sign_in(
 ) -> Result<SignIn, AppError> {
     let window = Duration::minutes(ctx.settings.signin_lock_minutes);
     match failures::reserve_sign_in(
-        &ctx.failures(),
+        ctx,
         client,
         SCOPE,
         typed_email,
@@ -65,7 +61,7 @@ pub async fn sign_in(
         SignInGate::Wait { retry_after_secs } => return Ok(SignIn::Wait { retry_after_secs }),
         SignInGate::Paused { retry_after_secs } => {
             let failure = Failure::new(reason::RATE_LIMITED).email(typed_email);
-            let reference = failures::record(&ctx.failures(), client, "LIM", failure).await;
+            let reference = failures::record(ctx, client, "LIM", failure).await;
             tell_owner_sign_in_paused(ctx, typed_email, window).await?;
             return Err(AppError::RateLimited {
                 reference,
@@ -104,7 +100,7 @@ pub async fn sign_in(
     }
     match account {
         Some(account) if matches => {
-            failures::refund_sign_in(&ctx.failures(), SCOPE, typed_email).await?;
+            failures::refund_sign_in(ctx, SCOPE, typed_email).await?;
             tracing::info!("citizen signed in");
             Ok(SignIn::SignedIn {
                 account_id: account.id,
@@ -120,14 +116,14 @@ pub async fn sign_in(
                 ctx.log
                     .keyed_hash("email", &typed_email.trim().to_lowercase())
             );
-            let stuck = !failures::allow(&ctx.failures(), vec![(tries_key, FREE_SIGN_IN_TRIES)])
+            let stuck = !failures::allow(ctx, vec![(tries_key, FREE_SIGN_IN_TRIES)])
                 .await?
                 .is_allowed();
             let reference = if stuck {
                 let failure = Failure::new(reason::SIGN_IN_FAILED)
                     .fields(vec!["email", "password"])
                     .email(typed_email);
-                Some(failures::record(&ctx.failures(), client, "LGN", failure).await)
+                Some(failures::record(ctx, client, "LGN", failure).await)
             } else {
                 None
             };
@@ -179,29 +175,9 @@ async fn tell_owner_sign_in_paused(
     Ok(())
 }
 
-/// A new session record for the account; its id goes in the cookie.
-pub async fn start_session(
-    ctx: &Ctx<'_>,
-    account_id: &str,
-    now: NaiveDateTime,
-) -> Result<String, AppError> {
-    let subject = account_id.to_string();
-    ctx.db(move |conn| {
-        sessions::start(
-            conn,
-            sessions::KIND_CITIZEN,
-            &subject,
-            now,
-            Duration::hours(SESSION_HOURS),
-        )
-    })
-    .await
-}
-
 /// The account a cookie's session (`account_id`, `epoch`, session id
-/// `sid`) still opens, or `None` when the session ended: its record
-/// revoked (sign-out, sign out everywhere, password change), idle or too
-/// old, or the account's epoch moved on.
+/// `sid`) still opens, or `None` when the session ended (see `sessions`)
+/// or the account's epoch moved on.
 pub async fn session_account(
     ctx: &Ctx<'_>,
     account_id: String,
@@ -209,25 +185,16 @@ pub async fn session_account(
     sid: String,
     now: NaiveDateTime,
 ) -> Result<Option<Account>, AppError> {
-    let account = ctx
-        .db(
-            move |conn| -> Result<Option<Account>, diesel::result::Error> {
-                let idle = Duration::minutes(SESSION_IDLE_MINUTES);
-                match sessions::check(conn, sessions::KIND_CITIZEN, &sid, now, idle)? {
-                    Some(subject) if subject == account_id => {
-                        accounts::find_by_id(conn, &account_id)
-                    }
-                    _ => Ok(None),
-                }
-            },
-        )
-        .await?;
+    let account = super::sessions::subject(
+        ctx,
+        &super::sessions::CITIZEN,
+        sid,
+        account_id,
+        now,
+        accounts::find_by_id,
+    )
+    .await?;
     Ok(account.filter(|a| a.session_epoch == epoch && a.is_verified()))
-}
-
-/// Ends one session (its record, so a copy of the cookie opens nothing).
-pub async fn end_session(ctx: &Ctx<'_>, sid: String, now: NaiveDateTime) -> Result<(), AppError> {
-    ctx.db(move |conn| sessions::revoke(conn, &sid, now)).await
 }
 
 /// Ends every session of the account, on every device; how many ended.
@@ -252,11 +219,10 @@ pub async fn forgot_password(
     now: NaiveDateTime,
 ) -> Result<(), AppError> {
     if let Allowance::Refused { retry_after_secs } =
-        failures::allow_for_client_and_address(&ctx.failures(), client, "forgot", email.as_str())
-            .await?
+        failures::allow_for_client_and_address(ctx, client, "forgot", email.as_str()).await?
     {
         let failure = Failure::new(reason::RATE_LIMITED).email(email.as_str());
-        let reference = failures::record(&ctx.failures(), client, "LIM", failure).await;
+        let reference = failures::record(ctx, client, "LIM", failure).await;
         return Err(AppError::RateLimited {
             reference,
             retry_after_secs,
@@ -366,7 +332,7 @@ pub async fn reset_password(
                 None
             } else {
                 let failure = Failure::new(reason::STALE_FORM).email(&account.email);
-                Some(failures::record(&ctx.failures(), client, "STL", failure).await)
+                Some(failures::record(ctx, client, "STL", failure).await)
             };
             return Ok(Reset::Again {
                 problem: checked.err(),
@@ -389,11 +355,5 @@ pub async fn reset_password(
 
 /// Logs a reset link that does not work; the reference code for the page.
 pub async fn note_invalid_reset_link(ctx: &Ctx<'_>, client: &Client) -> String {
-    failures::record(
-        &ctx.failures(),
-        client,
-        "PWD",
-        Failure::new(reason::RESET_LINK_INVALID),
-    )
-    .await
+    failures::record(ctx, client, "PWD", Failure::new(reason::RESET_LINK_INVALID)).await
 }

@@ -18,33 +18,11 @@ use diesel::prelude::*;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::config::Settings;
+use super::Ctx;
 use crate::db::{DbConn, Pool};
 use crate::domain::mask_nik;
 use crate::error::AppError;
 use crate::schema::failures;
-
-/// What the failure log and the limits need: the database, the log (its
-/// key and buffer) and the limits' settings.
-#[derive(Clone, Copy)]
-pub struct Ctx<'a> {
-    pub pool: &'a Pool,
-    pub log: &'a FailureLog,
-    pub settings: &'a Settings,
-}
-
-impl Ctx<'_> {
-    async fn db<T, E>(
-        &self,
-        work: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, AppError>
-    where
-        T: Send + 'static,
-        E: Into<AppError> + Send + 'static,
-    {
-        crate::db::run(self.pool, work).await
-    }
-}
 
 /// Who met a failure, as far as the web layer tells: the client's address
 /// (already resolved through a trusted proxy or not), user agent and path.

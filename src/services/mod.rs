@@ -14,6 +14,7 @@
 //! - [`outbox`]: delivering the mail outbox with retries (`mail.rs`
 //!   composes and sends; the worker calls it).
 //! - [`retention`]: purging what has expired.
+//! - [`sessions`]: the server-side session records of citizens and staff.
 //! - [`failures`]: the failure log (reference codes) and every limit,
 //!   counted atomically in the database.
 //! - [`passwords`]: bcrypt on the hashing pool (`hashing.rs`), admitted
@@ -25,6 +26,7 @@ pub mod outbox;
 pub mod passwords;
 pub mod registration;
 pub mod retention;
+pub mod sessions;
 pub mod staff;
 pub mod verification;
 
@@ -59,15 +61,6 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    /// What the failure log and the limits need.
-    pub fn failures(&self) -> failures::Ctx<'a> {
-        failures::Ctx {
-            pool: self.pool,
-            log: self.log,
-            settings: self.settings,
-        }
-    }
-
     /// Runs blocking database work on the blocking pool (`db::run`).
     pub async fn db<T, E>(
         &self,

@@ -72,10 +72,10 @@ pub async fn admit_upload(ctx: &Ctx<'_>, client: &Client) -> Result<(), AppError
     let key = format!("register-ip:{}", failures::client_key(ctx.log, client));
     let limit = ctx.settings.registrations_per_ip_hour;
     if let Allowance::Refused { retry_after_secs } =
-        failures::allow(&ctx.failures(), vec![(key, limit)]).await?
+        failures::allow(ctx, vec![(key, limit)]).await?
     {
         let failure = Failure::new(reason::RATE_LIMITED);
-        let reference = failures::record(&ctx.failures(), client, "LIM", failure).await;
+        let reference = failures::record(ctx, client, "LIM", failure).await;
         return Err(AppError::RateLimited {
             reference,
             retry_after_secs,
@@ -187,7 +187,7 @@ pub async fn form_came_back(
 ) -> Result<Option<String>, AppError> {
     let stuck = failure.reason != reason::VALIDATION
         || !failures::allow(
-            &ctx.failures(),
+            ctx,
             vec![(
                 format!(
                     "form-tries:{}",
@@ -206,9 +206,7 @@ pub async fn form_came_back(
     } else {
         "DFT"
     };
-    Ok(Some(
-        failures::record(&ctx.failures(), client, prefix, failure).await,
-    ))
+    Ok(Some(failures::record(ctx, client, prefix, failure).await))
 }
 
 /// Stores the registration with its photo, a new link and its mail in one
@@ -312,7 +310,7 @@ pub async fn may_say_replaced(
         return Ok(false);
     }
     Ok(
-        failures::allow_for_client_and_address(&ctx.failures(), client, "pending", email)
+        failures::allow_for_client_and_address(ctx, client, "pending", email)
             .await?
             .is_allowed(),
     )
@@ -349,7 +347,7 @@ pub async fn taken(
     };
     let failure = |reason| Failure::new(reason).email(email.as_str()).nik(nik.as_str());
     if ctx.settings.enumeration_safe {
-        let reference = failures::record(&ctx.failures(), client, "REG", failure(why)).await;
+        let reference = failures::record(ctx, client, "REG", failure(why)).await;
         let mail = crate::mail::guidance_mail(
             ctx.settings,
             lang,
@@ -366,7 +364,7 @@ pub async fn taken(
     }
     let limit = ctx.settings;
     let allowance = failures::allow(
-        &ctx.failures(),
+        ctx,
         vec![
             (
                 format!("taken-ip:{}", failures::client_key(ctx.log, client)),
@@ -387,19 +385,13 @@ pub async fn taken(
     )
     .await?;
     if let Allowance::Refused { retry_after_secs } = allowance {
-        let reference = failures::record(
-            &ctx.failures(),
-            client,
-            "LIM",
-            failure(reason::RATE_LIMITED),
-        )
-        .await;
+        let reference = failures::record(ctx, client, "LIM", failure(reason::RATE_LIMITED)).await;
         return Err(AppError::RateLimited {
             reference,
             retry_after_secs,
         });
     }
-    let reference = failures::record(&ctx.failures(), client, "REG", failure(why)).await;
+    let reference = failures::record(ctx, client, "REG", failure(why)).await;
     tracing::info!(reference = %reference, reason = why, "registration refused: already registered");
     Ok(Taken::Said { reference })
 }

@@ -95,7 +95,7 @@ pub async fn note_link_problem(ctx: &Ctx<'_>, client: &Client, link: &LinkState)
             .nik(&registration.nik),
         LinkState::Done { .. } | LinkState::Ready { .. } => return None,
     };
-    Some(failures::record(&ctx.failures(), client, "VER", failure).await)
+    Some(failures::record(ctx, client, "VER", failure).await)
 }
 
 /// The password as typed on the link's page, twice.
@@ -165,7 +165,7 @@ pub async fn choose_password(
                     // Typing mistakes are not failures worth a log row; a
                     // stale page is (the citizen met it, and may call).
                     let failure = Failure::new(reason::STALE_FORM).email(&registration.email);
-                    failures::record(&ctx.failures(), client, "STL", failure).await;
+                    failures::record(ctx, client, "STL", failure).await;
                 }
                 let problem = if registration.has_legacy_password() {
                     None

@@ -21,8 +21,9 @@ use crate::domain::email_mask;
 use crate::error::AppError;
 use crate::i18n::{Lang, reason_label};
 use crate::services::failures::{FailureRow, reason};
+use crate::services::sessions::STAFF as STAFF_SESSION;
 use crate::services::staff::failures::{Cursor, FailureFilter};
-use crate::services::staff::sign_in::{SESSION_HOURS, Staff};
+use crate::services::staff::sign_in::Staff;
 use crate::state::AppState;
 use crate::web::PageCtx;
 use crate::web::see_other;
@@ -39,7 +40,7 @@ fn staff_cookie(key: &Key, value: String, secure: bool) -> Cookie<'static> {
             .http_only(true)
             .secure(secure)
             .same_site(SameSite::Strict)
-            .max_age(CookieDuration::hours(SESSION_HOURS))
+            .max_age(CookieDuration::hours(STAFF_SESSION.hours))
             .finish(),
     );
     jar.get(STAFF_COOKIE).cloned().expect("cookie just added")

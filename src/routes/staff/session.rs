@@ -108,7 +108,7 @@ pub(super) async fn start_session(
     action: &str,
 ) -> Result<Cookie<'static>, AppError> {
     let sid = sign_in::start_session(&state.services(), staff, action, crate::db::now()).await?;
-    let expires = (chrono::Utc::now() + Duration::hours(SESSION_HOURS)).timestamp();
+    let expires = (chrono::Utc::now() + Duration::hours(STAFF_SESSION.hours)).timestamp();
     let value = format!("{}|{}|{}|{sid}", staff.id, staff.session_epoch, expires);
     Ok(staff_cookie(
         &state.staff_cookie_key,
@@ -134,7 +134,7 @@ pub async fn logout(
     }
     // The session's record ends too: a copy of the cookie opens nothing.
     if let Some(sid) = staff_session_id(&req, &state) {
-        let ended = sign_in::end_session(&state.services(), sid, crate::db::now()).await;
+        let ended = crate::services::sessions::end(&state.services(), sid, crate::db::now()).await;
         if let Err(e) = ended {
             tracing::warn!(error = %crate::error::error_chain(&e), "staff session not ended");
         }

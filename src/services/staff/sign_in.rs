@@ -5,19 +5,13 @@
 
 use chrono::{Duration, NaiveDateTime};
 
-use crate::db::sessions;
 use crate::db::staff::{self as staff_db, LOCK_MINUTES, MAX_FAILED_LOGINS};
 use crate::domain::second_factor::{self, TotpSecret};
 use crate::error::AppError;
-use crate::services::Ctx;
 use crate::services::failures::{self, Client, SignInGate};
+use crate::services::{Ctx, sessions};
 
 pub use crate::db::staff::Staff;
-
-/// How long a staff session lasts at most.
-pub const SESSION_HOURS: i64 = 8;
-/// Staff sessions end sooner when idle than citizens' (personal data).
-pub const SESSION_IDLE_MINUTES: i64 = 20;
 
 /// The limits' scopes: the password and the code count apart.
 const PASSWORD_SCOPE: &str = "staff";
@@ -48,7 +42,7 @@ pub async fn check_password(
 ) -> Result<PasswordCheck, AppError> {
     let email = typed_email.trim().to_lowercase();
     let gate = failures::reserve_sign_in(
-        &ctx.failures(),
+        ctx,
         client,
         PASSWORD_SCOPE,
         &email,
@@ -75,7 +69,7 @@ pub async fn check_password(
         crate::services::passwords::verify(&ctx.hashing, password, stored, "/staff/login").await?;
     match found {
         Some(staff) if matches && staff.disabled_at.is_none() => {
-            failures::refund_sign_in(&ctx.failures(), PASSWORD_SCOPE, &email).await?;
+            failures::refund_sign_in(ctx, PASSWORD_SCOPE, &email).await?;
             let id = staff.id.clone();
             ctx.db(move |conn| staff_db::login_succeeded(conn, &id))
                 .await?;
@@ -132,7 +126,7 @@ pub async fn check_code(
     now: NaiveDateTime,
 ) -> Result<CodeCheck, AppError> {
     let gate = failures::reserve_sign_in(
-        &ctx.failures(),
+        ctx,
         client,
         CODE_SCOPE,
         &staff.email,
@@ -194,7 +188,7 @@ pub async fn check_code(
         tracing::info!("staff second factor refused");
         return Ok(CodeCheck::Wrong);
     };
-    failures::refund_sign_in(&ctx.failures(), CODE_SCOPE, &staff.email).await?;
+    failures::refund_sign_in(ctx, CODE_SCOPE, &staff.email).await?;
     Ok(accepted)
 }
 
@@ -208,17 +202,7 @@ pub async fn start_session(
 ) -> Result<String, AppError> {
     super::audit(ctx, &staff.email, action, String::new(), now).await?;
     tracing::info!("staff signed in");
-    let subject = staff.id.clone();
-    ctx.db(move |conn| {
-        sessions::start(
-            conn,
-            sessions::KIND_STAFF,
-            &subject,
-            now,
-            Duration::hours(SESSION_HOURS),
-        )
-    })
-    .await
+    sessions::start(ctx, &sessions::STAFF, &staff.id, now).await
 }
 
 /// The staff member a cookie's session (`id`, `epoch`, session id `sid`)
@@ -231,19 +215,7 @@ pub async fn session_staff(
     sid: String,
     now: NaiveDateTime,
 ) -> Result<Option<Staff>, AppError> {
-    let found = ctx
-        .db(move |conn| -> Result<_, diesel::result::Error> {
-            let idle = Duration::minutes(SESSION_IDLE_MINUTES);
-            match sessions::check(conn, sessions::KIND_STAFF, &sid, now, idle)? {
-                Some(subject) if subject == id => staff_db::find_by_id(conn, &id),
-                _ => Ok(None),
-            }
-        })
-        .await?;
+    let found =
+        sessions::subject(ctx, &sessions::STAFF, sid, id, now, staff_db::find_by_id).await?;
     Ok(found.filter(|s| s.disabled_at.is_none() && s.session_epoch == epoch))
-}
-
-/// Ends one staff session (its record: a copy of the cookie opens nothing).
-pub async fn end_session(ctx: &Ctx<'_>, sid: String, now: NaiveDateTime) -> Result<(), AppError> {
-    ctx.db(move |conn| sessions::revoke(conn, &sid, now)).await
 }
