@@ -439,6 +439,14 @@ impl SignInGate {
 /// until the account's limit pauses sign-in for the rest of its window.
 pub const FREE_SIGN_IN_ATTEMPTS: i32 = 3;
 
+/// When the attempt after the `count`-th of a window may come: `None` for
+/// at once. (Not `now`: a parallel attempt that read the clock a moment
+/// earlier would find itself too soon and be told to wait.)
+fn not_before_after(count: i32, now: NaiveDateTime) -> Option<NaiveDateTime> {
+    let delay = sign_in_delay(count);
+    (delay > chrono::Duration::zero()).then(|| now + delay)
+}
+
 /// The wait after the `count`-th attempt of a window.
 pub fn sign_in_delay(count: i32) -> chrono::Duration {
     if count < FREE_SIGN_IN_ATTEMPTS {
@@ -501,7 +509,7 @@ pub fn paced_allow(
             .optional()?;
         match row {
             None => {
-                if first_event(conn, key, now + window, Some(now + sign_in_delay(1)))? {
+                if first_event(conn, key, now + window, not_before_after(1, now))? {
                     return Ok(SignInGate::Open);
                 }
             }
@@ -511,7 +519,7 @@ pub fn paced_allow(
                         .set((
                             rc::count.eq(1),
                             rc::window_end.eq(now + window),
-                            rc::not_before.eq(now + sign_in_delay(1)),
+                            rc::not_before.eq(not_before_after(1, now)),
                         ))
                         .execute(conn)
                 })?;
@@ -536,7 +544,7 @@ pub fn paced_allow(
                     )
                     .set((
                         rc::count.eq(count + 1),
-                        rc::not_before.eq(now + sign_in_delay(count + 1)),
+                        rc::not_before.eq(not_before_after(count + 1, now)),
                     ))
                     .execute(conn)
                 })?;

@@ -151,7 +151,7 @@ async fn a_new_key_under_parallel_requests_refuses_nobody(backend: Backend) {
             let state = app.state.clone();
             let key = key.clone();
             async move {
-                emeterai::services::failures::allow(&state.failure_ctx(), vec![(key, 1000)])
+                emeterai::services::failures::allow(&state.services(), vec![(key, 1000)])
                     .await
                     .unwrap()
             }
@@ -440,3 +440,28 @@ async fn draft_photos_are_bounded_per_form_and_session(backend: Backend) {
 }
 
 on_both_backends!(draft_photos_are_bounded_per_form_and_session);
+
+/// Two sign-in attempts at once, the free ones of a window: the one that
+/// read the clock a moment earlier but is counted second is not told to
+/// wait (a double-pressed "Masuk" got 429 "wait a second").
+async fn a_parallel_free_attempt_is_not_told_to_wait(backend: Backend) {
+    use emeterai::services::failures::{SignInGate, paced_allow};
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut conn = app.state.pool.get().unwrap();
+    let window = chrono::Duration::minutes(15);
+    let later = emeterai::db::now();
+    let earlier = later - chrono::Duration::milliseconds(5);
+    // The first attempt opens the window; then two more, each counted
+    // after an attempt whose clock was read later.
+    for now in [later, earlier, earlier - chrono::Duration::milliseconds(5)] {
+        let gate = paced_allow(&mut conn, "signin-test:parallel", now, window, 10).unwrap();
+        assert!(matches!(gate, SignInGate::Open), "{gate:?}");
+    }
+    // Past the free attempts the pace holds: the next one waits.
+    let gate = paced_allow(&mut conn, "signin-test:parallel", later, window, 10).unwrap();
+    assert!(matches!(gate, SignInGate::Wait { .. }), "{gate:?}");
+}
+
+on_both_backends!(a_parallel_free_attempt_is_not_told_to_wait);
