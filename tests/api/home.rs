@@ -194,6 +194,11 @@ async fn terms_privacy_and_photo_help_are_linked_from_the_form(backend: Backend)
         let (status, html) = app.get_html(&format!("{path}?lang=id")).await;
         assert_eq!(status, 200, "{path}");
         assert!(html.contains(id), "{html}");
+        // Reached from the footer too, each leads on to the form.
+        assert!(
+            html.contains("<a href=\"/register\">Buat akun e\u{2011}Meterai</a>"),
+            "{path}: {html}"
+        );
         let (status, html) = app.get_html(&format!("{path}?lang=en")).await;
         assert_eq!(status, 200, "{path}");
         assert!(html.contains(en), "{html}");
