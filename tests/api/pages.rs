@@ -57,6 +57,10 @@ async fn every_listed_page_answers_as_listed(backend: Backend) {
         if !page.path.starts_with("/staff") {
             assert!(html.contains("1500 159"), "{}: contact channels", page.name);
         }
+        // The service's name never breaks at its hyphen on a narrow phone
+        // (a non-breaking hyphen in the text the page shows).
+        let body = &html[html.find("<body").expect("a body")..];
+        assert!(!body.contains("e-Meterai"), "{}: breakable e-Meterai", page.name);
     }
 }
 
