@@ -103,7 +103,10 @@ fn staff(settings: emeterai::config::Settings, command: StaffCommand) -> Result<
             })?;
             println!("staff account created: {}", email.as_str());
             if settings.staff_second_factor_required() {
-                enrol_second_factor(&mut conn, email.as_str())?;
+                let secret = settings.load_secret().map_err(|e| e.to_string())?;
+                let log = emeterai::services::failures::FailureLog::new(&secret);
+                let key = emeterai::services::staff::sign_in::sealing_key(&log);
+                enrol_second_factor(&mut conn, email.as_str(), &key)?;
             }
         }
         StaffCommand::List => {
@@ -144,7 +147,11 @@ fn staff(settings: emeterai::config::Settings, command: StaffCommand) -> Result<
 /// Enrols a new staff member's authenticator app from the command line:
 /// prints the key (and its otpauth:// address for a QR code generator) and
 /// the recovery codes, which are shown nowhere else.
-fn enrol_second_factor(conn: &mut db::DbConn, email: &str) -> Result<(), String> {
+fn enrol_second_factor(
+    conn: &mut db::DbConn,
+    email: &str,
+    key: &emeterai::domain::second_factor::SealingKey,
+) -> Result<(), String> {
     use emeterai::domain::second_factor::{self, TotpSecret};
     let staff = emeterai::db::staff::find_by_email(conn, email)
         .map_err(|e| e.to_string())?
@@ -155,15 +162,11 @@ fn enrol_second_factor(conn: &mut db::DbConn, email: &str) -> Result<(), String>
         .iter()
         .filter_map(|c| second_factor::recovery_code_hash(c))
         .collect();
-    emeterai::db::staff::enrol_second_factor(
-        conn,
-        &staff.id,
-        secret.as_base32(),
-        None,
-        &hashes,
-        false,
-    )
-    .map_err(|e| e.to_string())?;
+    let sealed = key
+        .seal(&secret, &staff.id)
+        .ok_or("cannot seal the TOTP secret")?;
+    emeterai::db::staff::enrol_second_factor(conn, &staff.id, &sealed, None, &hashes, false)
+        .map_err(|e| e.to_string())?;
     println!();
     println!("Second factor: add this key to the authenticator app (TOTP, 6 digits, 30 s):");
     println!("  key: {}", secret.grouped());

@@ -129,6 +129,7 @@ impl Application {
             staff_cookie_key: actix_web::cookie::Key::derive_from(
                 failure_log.keyed_hash("staff-cookie", "v1").as_bytes(),
             ),
+            totp_key: crate::services::staff::sign_in::sealing_key(&failure_log),
             failures: failure_log,
             unowned_upload_bytes: std::sync::atomic::AtomicI64::new(0),
             settings,

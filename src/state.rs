@@ -56,6 +56,9 @@ pub struct AppState {
     /// Encrypts the staff session cookie (derived from the secret for that
     /// purpose only).
     pub staff_cookie_key: actix_web::cookie::Key,
+    /// Seals staff TOTP secrets at rest (derived from the secret for that
+    /// purpose only).
+    pub totp_key: crate::domain::second_factor::SealingKey,
 }
 
 impl AppState {
@@ -82,6 +85,7 @@ impl AppState {
             unowned_upload_bytes: &self.unowned_upload_bytes,
             hashing: self.hashing(),
             common_passwords: &self.common_passwords,
+            totp_key: &self.totp_key,
         }
     }
 

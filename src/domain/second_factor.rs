@@ -95,6 +95,78 @@ impl TotpSecret {
     }
 }
 
+/// Stored secrets that are sealed start with this (older rows hold the
+/// secret in clear).
+const SEALED_PREFIX: &str = "v1:";
+/// AES-GCM's nonce length, in bytes.
+const NONCE_BYTES: usize = 12;
+
+/// Seals staff TOTP secrets for the database (AES-256-GCM, a random nonce,
+/// the staff id as associated data so a sealed secret cannot be moved to
+/// another row): a copy of the database alone does not give the codes.
+pub struct SealingKey(aes_gcm::Aes256Gcm);
+
+impl SealingKey {
+    pub fn new(key: &[u8; 32]) -> SealingKey {
+        use aes_gcm::KeyInit;
+        SealingKey(aes_gcm::Aes256Gcm::new(key.into()))
+    }
+
+    /// The secret as stored for `owner`: `v1:` and the hex of the nonce and
+    /// ciphertext. `None` only if encryption itself fails.
+    pub fn seal(&self, secret: &TotpSecret, owner: &str) -> Option<String> {
+        use aes_gcm::aead::{Aead, Payload};
+        let nonce: [u8; NONCE_BYTES] = rand::random();
+        let sealed = self
+            .0
+            .encrypt(
+                (&nonce).into(),
+                Payload {
+                    msg: secret.0.as_bytes(),
+                    aad: owner.as_bytes(),
+                },
+            )
+            .ok()?;
+        Some(format!(
+            "{SEALED_PREFIX}{}{}",
+            hex::encode(nonce),
+            hex::encode(sealed)
+        ))
+    }
+
+    /// The secret stored for `owner`, sealed or (stored before sealing) in
+    /// clear; `None` when it cannot be opened: sealed under another key
+    /// (the portal's secret changed), for another owner, or altered.
+    pub fn open(&self, stored: &str, owner: &str) -> Option<TotpSecret> {
+        use aes_gcm::aead::{Aead, Payload};
+        let Some(sealed) = stored.strip_prefix(SEALED_PREFIX) else {
+            return TotpSecret::from_base32(stored);
+        };
+        let bytes = hex::decode(sealed).ok()?;
+        if bytes.len() <= NONCE_BYTES {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_BYTES);
+        let nonce: &[u8; NONCE_BYTES] = nonce.try_into().ok()?;
+        let plain = self
+            .0
+            .decrypt(
+                nonce.into(),
+                Payload {
+                    msg: sealed,
+                    aad: owner.as_bytes(),
+                },
+            )
+            .ok()?;
+        TotpSecret::from_base32(std::str::from_utf8(&plain).ok()?)
+    }
+
+    /// Whether a stored secret is sealed (not an older row in clear).
+    pub fn is_sealed(stored: &str) -> bool {
+        stored.starts_with(SEALED_PREFIX)
+    }
+}
+
 /// New recovery codes, as shown once ("abcde-fghjk", 50 bits each).
 pub fn new_recovery_codes() -> Vec<String> {
     use rand::Rng;
@@ -141,6 +213,34 @@ mod tests {
         assert_eq!(secret.matching_step("287082", 59 + 30), Some(1));
         assert_eq!(secret.matching_step("287082", 59 + 60), None);
         assert_eq!(secret.matching_step("28708", 59), None);
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_with_their_key_and_owner() {
+        let key = SealingKey::new(&[7; 32]);
+        let secret = TotpSecret::generate();
+        let sealed = key.seal(&secret, "staff-1").unwrap();
+        assert!(SealingKey::is_sealed(&sealed));
+        assert!(!sealed.contains(secret.as_base32()));
+        // A new nonce each time.
+        assert_ne!(sealed, key.seal(&secret, "staff-1").unwrap());
+        let opened = key.open(&sealed, "staff-1").unwrap();
+        assert_eq!(opened.as_base32(), secret.as_base32());
+        // Another owner, another key, or one changed character: nothing.
+        assert!(key.open(&sealed, "staff-2").is_none());
+        assert!(SealingKey::new(&[8; 32]).open(&sealed, "staff-1").is_none());
+        let last = sealed.chars().last().unwrap();
+        let altered = format!(
+            "{}{}",
+            &sealed[..sealed.len() - 1],
+            if last == '0' { '1' } else { '0' }
+        );
+        assert!(key.open(&altered, "staff-1").is_none());
+        assert!(key.open("v1:00", "staff-1").is_none());
+        // A row stored before sealing still opens.
+        let clear = key.open(secret.as_base32(), "staff-1").unwrap();
+        assert_eq!(clear.as_base32(), secret.as_base32());
+        assert!(!SealingKey::is_sealed(secret.as_base32()));
     }
 
     #[test]

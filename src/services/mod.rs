@@ -58,6 +58,8 @@ pub struct Ctx<'a> {
     pub hashing: passwords::Hashing<'a>,
     /// Passwords too common to accept.
     pub common_passwords: &'a crate::domain::CommonPasswords,
+    /// Seals staff TOTP secrets at rest.
+    pub totp_key: &'a crate::domain::second_factor::SealingKey,
 }
 
 impl<'a> Ctx<'a> {

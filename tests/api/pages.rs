@@ -60,7 +60,11 @@ async fn every_listed_page_answers_as_listed(backend: Backend) {
         // The service's name never breaks at its hyphen on a narrow phone
         // (a non-breaking hyphen in the text the page shows).
         let body = &html[html.find("<body").expect("a body")..];
-        assert!(!body.contains("e-Meterai"), "{}: breakable e-Meterai", page.name);
+        assert!(
+            !body.contains("e-Meterai"),
+            "{}: breakable e-Meterai",
+            page.name
+        );
     }
 }
 

@@ -69,6 +69,32 @@ pub(crate) async fn staff_sign_in(
     staff_code_step(app, client, &current_code(app, email)).await
 }
 
+/// The staff member's stored TOTP secret is sealed, not `key` in clear.
+fn assert_sealed(app: &TestApp, email: &str, key: &str) {
+    let mut conn = app.state.pool.get().unwrap();
+    let stored = emeterai::db::staff::find_by_email(&mut conn, email)
+        .unwrap()
+        .unwrap()
+        .totp_secret
+        .unwrap();
+    assert!(stored.starts_with("v1:"), "{stored}");
+    assert!(!stored.to_uppercase().contains(key), "{stored}");
+}
+
+/// A secret stored in clear by an older portal still signs in, and is
+/// sealed from then on (and still signs in, sealed).
+async fn a_secret_stored_in_clear_is_sealed_at_the_next_sign_in(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    create_staff(&app, STAFF_EMAIL, STAFF_PASSWORD);
+    let response = staff_sign_in(&app, &app.new_browser(), STAFF_EMAIL, STAFF_PASSWORD).await;
+    assert_eq!(response.headers()["location"], "/staff/failures");
+    assert_sealed(&app, STAFF_EMAIL, STAFF_TOTP_KEY);
+    let response = staff_sign_in(&app, &app.new_browser(), STAFF_EMAIL, STAFF_PASSWORD).await;
+    assert_eq!(response.headers()["location"], "/staff/failures");
+}
+
 /// The first step only: email and password.
 pub(crate) async fn staff_password_step(
     app: &TestApp,
@@ -884,6 +910,8 @@ async fn the_first_sign_in_enrols_the_authenticator(backend: Backend) {
     assert_eq!(response.status(), 200);
     let page = response.text().await.unwrap();
     assert!(page.contains("Kode pemulihan Anda"), "{page}");
+    // The secret is stored sealed: the database alone does not give it.
+    assert_sealed(&app, STAFF_EMAIL, &key);
     let shown: Vec<&str> = page.split("<li><code>").skip(1).map(|c| &c[..11]).collect();
     assert_eq!(shown.len(), 10);
     // Signed in by that answer.
@@ -924,6 +952,7 @@ async fn the_second_factor_can_be_turned_off(backend: Backend) {
 on_both_backends!(
     the_second_factor_is_asked_for_and_used_once,
     the_first_sign_in_enrols_the_authenticator,
+    a_secret_stored_in_clear_is_sealed_at_the_next_sign_in,
     the_second_factor_can_be_turned_off,
 );
 
@@ -975,6 +1004,20 @@ fn staff_cli_adds_lists_and_disables() {
         .unwrap();
     let key: String = key_line.trim_start()[5..].split_whitespace().collect();
     assert!(emeterai::domain::second_factor::TotpSecret::from_base32(&key).is_some());
+    // Stored sealed, not as printed.
+    {
+        use diesel::prelude::*;
+        let mut conn = diesel::SqliteConnection::establish(
+            dir.path().join("data/emeterai.sqlite3").to_str().unwrap(),
+        )
+        .unwrap();
+        let stored: Option<String> = emeterai::schema::staff::table
+            .select(emeterai::schema::staff::totp_secret)
+            .first(&mut conn)
+            .unwrap();
+        let stored = stored.unwrap();
+        assert!(stored.starts_with("v1:") && !stored.contains(&key), "{stored}");
+    }
     let codes_from = out.find("Recovery codes").unwrap();
     assert_eq!(
         out[codes_from..]

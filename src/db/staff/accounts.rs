@@ -158,6 +158,22 @@ pub fn enrol_second_factor(
     })
 }
 
+/// Replaces a secret stored in clear (before sealing) by its sealed form,
+/// unless it changed meanwhile.
+pub fn seal_second_factor(
+    conn: &mut DbConn,
+    id: &str,
+    clear: &str,
+    sealed: &str,
+) -> QueryResult<bool> {
+    crate::db::retry_busy(|| {
+        diesel::update(staff::table.find(id).filter(staff::totp_secret.eq(clear)))
+            .set(staff::totp_secret.eq(sealed))
+            .execute(conn)
+    })
+    .map(|n| n == 1)
+}
+
 /// Accepts a TOTP code's step once: a conditional update, so the same code
 /// replayed, or sent twice at once to two instances, signs in only once.
 pub fn accept_totp_step(conn: &mut DbConn, id: &str, step: i64) -> QueryResult<bool> {

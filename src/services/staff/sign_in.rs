@@ -6,7 +6,7 @@
 use chrono::{Duration, NaiveDateTime};
 
 use crate::db::staff::{self as staff_db, LOCK_MINUTES, MAX_FAILED_LOGINS};
-use crate::domain::second_factor::{self, TotpSecret};
+use crate::domain::second_factor::{self, SealingKey, TotpSecret};
 use crate::error::AppError;
 use crate::services::failures::{self, Client, SignInGate};
 use crate::services::{Ctx, sessions};
@@ -16,6 +16,16 @@ pub use crate::db::staff::Staff;
 /// The limits' scopes: the password and the code count apart.
 const PASSWORD_SCOPE: &str = "staff";
 const CODE_SCOPE: &str = "staff-code";
+
+/// The key that seals staff TOTP secrets at rest: a keyed hash of the
+/// portal's secret for that purpose only (32 bytes), so it changes with
+/// the secret.
+pub fn sealing_key(log: &failures::FailureLog) -> SealingKey {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(log.keyed_hash("totp-at-rest", "v1"), &mut key)
+        .expect("a keyed hash is 32 bytes of hex");
+    SealingKey::new(&key)
+}
 
 /// What a staff password led to.
 #[derive(Debug)]
@@ -141,11 +151,27 @@ pub async fn check_code(
     let unix = now.and_utc().timestamp().max(0) as u64;
     let checked = match (&staff.totp_secret, enrolment) {
         (Some(stored), _) => {
-            let step = TotpSecret::from_base32(stored).and_then(|s| s.matching_step(code, unix));
+            // A secret that cannot be opened (the portal's secret changed)
+            // leaves the recovery codes, or `emeterai staff
+            // reset-second-factor`.
+            let secret = ctx.totp_key.open(stored, &staff.id);
+            if secret.is_none() {
+                tracing::warn!("staff TOTP secret cannot be opened; recovery codes only");
+            }
+            // A secret stored in clear before sealing is sealed now.
+            let reseal = secret
+                .as_ref()
+                .filter(|_| !SealingKey::is_sealed(stored))
+                .and_then(|s| ctx.totp_key.seal(s, &staff.id))
+                .map(|sealed| (stored.clone(), sealed));
+            let step = secret.and_then(|s| s.matching_step(code, unix));
             let id = staff.id.clone();
             let hash = second_factor::recovery_code_hash(code);
             ctx.db(
                 move |conn| -> Result<Option<&'static str>, diesel::result::Error> {
+                    if let Some((clear, sealed)) = reseal {
+                        staff_db::seal_second_factor(conn, &id, &clear, &sealed)?;
+                    }
                     if let Some(step) = step
                         && staff_db::accept_totp_step(conn, &id, step)?
                     {
@@ -169,7 +195,11 @@ pub async fn check_code(
                     .iter()
                     .filter_map(|c| second_factor::recovery_code_hash(c))
                     .collect();
-                let (id, text) = (staff.id.clone(), secret.as_base32().to_string());
+                let id = staff.id.clone();
+                let text = ctx
+                    .totp_key
+                    .seal(secret, &id)
+                    .ok_or_else(|| AppError::internal("cannot seal the TOTP secret"))?;
                 let enrolled = ctx
                     .db(move |conn| {
                         staff_db::enrol_second_factor(conn, &id, &text, Some(step), &hashes, true)
