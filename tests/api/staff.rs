@@ -1016,7 +1016,10 @@ fn staff_cli_adds_lists_and_disables() {
             .first(&mut conn)
             .unwrap();
         let stored = stored.unwrap();
-        assert!(stored.starts_with("v1:") && !stored.contains(&key), "{stored}");
+        assert!(
+            stored.starts_with("v1:") && !stored.contains(&key),
+            "{stored}"
+        );
     }
     let codes_from = out.find("Recovery codes").unwrap();
     assert_eq!(
