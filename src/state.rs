@@ -62,16 +62,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// What password hashing needs, from this state.
-    pub fn hashing(&self) -> crate::services::passwords::Hashing<'_> {
-        crate::services::passwords::Hashing {
-            pool: &self.hash_pool,
-            metrics: &self.metrics,
-            cost: self.settings.bcrypt_cost,
-            dummy_hash: &self.dummy_hash,
-        }
-    }
-
     /// What the services need, from this state.
     pub fn services(&self) -> crate::services::Ctx<'_> {
         crate::services::Ctx {
@@ -83,7 +73,12 @@ impl AppState {
             wake_mailer: &self.wake_mailer,
             photo_permits: &self.photo_permits,
             unowned_upload_bytes: &self.unowned_upload_bytes,
-            hashing: self.hashing(),
+            hashing: crate::services::passwords::Hashing {
+                pool: &self.hash_pool,
+                metrics: &self.metrics,
+                cost: self.settings.bcrypt_cost,
+                dummy_hash: &self.dummy_hash,
+            },
             common_passwords: &self.common_passwords,
             totp_key: &self.totp_key,
         }
