@@ -67,6 +67,10 @@ ports=("$(free_port)" "$(free_port)" "$(free_port)")
 front=$(free_port)
 mail_port=$(free_port)
 secret=$(head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# One key file for every instance, as in production (README "Data at rest").
+hex32() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+printf 'kek 1 %s\nindex %s\n' "$(hex32)" "$(hex32)" >"$out/keys.txt"
+chmod 600 "$out/keys.txt"
 
 DATABASE_URL="$url" "$bin" migrate >"$out/migrate.log" 2>&1
 
@@ -78,6 +82,7 @@ start_instance() {
   EMETERAI_SECRET_KEY="$secret" \
   EMETERAI_BASE_URL="http://127.0.0.1:$front" \
   EMETERAI_DATA_DIR="$out/data$n" \
+  EMETERAI_KEY_FILE="$out/keys.txt" \
   EMETERAI_MAIL_API_URL="http://127.0.0.1:$mail_port/send" \
   EMETERAI_MAIL_POLL_SECS=1 \
   EMETERAI_MAIL_RETRY_BASE_SECS=1 \

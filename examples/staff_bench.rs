@@ -36,7 +36,17 @@ const REASONS: [&str; 6] = [
     "link_expired",
 ];
 
+/// The newest row's time: the rows reach 90 days back from now (inside
+/// the failure log's retention on whatever day the benchmark runs).
+fn newest() -> String {
+    emeterai::clock::Clock::system()
+        .now()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
 fn fill_sqlite(url: &str, rows: u64) {
+    let newest = newest();
     let mut conn = diesel::SqliteConnection::establish(url).unwrap();
     let reasons = REASONS
         .iter()
@@ -50,7 +60,7 @@ fn fill_sqlite(url: &str, rows: u64) {
          WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {rows})
          INSERT INTO failures (reference, occurred_at, reason, fields, email, nik_masked, nik_hash, client_ip, user_agent, path)
          SELECT 'BEN-' || substr('0000' || (i / 10000), -4) || '-' || substr('0000' || (i % 10000), -4),
-                datetime('2026-11-24 00:00:00', '-' || (i * 7 % 7776000) || ' seconds'),
+                datetime('{newest}', '-' || (i * 7 % 7776000) || ' seconds'),
                 CASE i % 6 {reasons} END,
                 CASE WHEN i % 6 = 0 THEN 'nik,phone' ELSE '' END,
                 'warga' || (i % 200000) || '@example.com',
@@ -66,6 +76,7 @@ fn fill_sqlite(url: &str, rows: u64) {
 }
 
 fn fill_postgres(url: &str, rows: u64) {
+    let newest = newest();
     let mut conn = diesel::PgConnection::establish(url).unwrap();
     let reasons = REASONS
         .iter()
@@ -76,7 +87,7 @@ fn fill_postgres(url: &str, rows: u64) {
     conn.batch_execute(&format!(
         "INSERT INTO failures (reference, occurred_at, reason, fields, email, nik_masked, nik_hash, client_ip, user_agent, path)
          SELECT 'BEN-' || lpad((i / 10000)::text, 4, '0') || '-' || lpad((i % 10000)::text, 4, '0'),
-                timestamp '2026-11-24 00:00:00' - (i * 7 % 7776000) * interval '1 second',
+                timestamp '{newest}' - (i * 7 % 7776000) * interval '1 second',
                 CASE i % 6 {reasons} END,
                 CASE WHEN i % 6 = 0 THEN 'nik,phone' ELSE '' END,
                 'warga' || (i % 200000) || '@example.com',
@@ -147,8 +158,13 @@ async fn main() {
     {
         let mut conn = state.pool.get().unwrap();
         let hash = bcrypt::hash("benchmark staff password", 4).unwrap();
-        emeterai::db::staff::create(&mut conn, "bench@staff.test", &hash, emeterai::mail::now())
-            .unwrap();
+        emeterai::db::staff::create(
+            &mut conn,
+            "bench@staff.test",
+            &hash,
+            emeterai::clock::Clock::system().now(),
+        )
+        .unwrap();
     }
 
     let client = reqwest::Client::builder()
@@ -173,12 +189,19 @@ async fn main() {
         }
         .encode()
     };
+    // A week ending a week ago.
+    let today = emeterai::clock::Clock::system().today_in_indonesia();
+    let week = format!(
+        "from={}&to={}",
+        today - chrono::Days::new(14),
+        today - chrono::Days::new(7)
+    );
     let cases = [
         ("newest, no filter", "/staff/failures".to_string()),
         ("reason", "/staff/failures?reason=validation".to_string()),
         (
             "reason + 7 days",
-            "/staff/failures?reason=stale_form&from=2026-11-10&to=2026-11-17".to_string(),
+            format!("/staff/failures?reason=stale_form&{week}"),
         ),
         (
             "search email",

@@ -32,6 +32,27 @@ pub enum Command {
     /// Maintain stored KTP photos.
     #[command(subcommand)]
     Photos(PhotosCommand),
+    /// The keys that seal citizens' data at rest (EMETERAI_KEY_FILE).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new key-encryption key version to the key file. New data keys
+    /// are wrapped under it by every instance started afterwards; restart
+    /// the instances (one at a time), then run `emeterai keys rewrap`.
+    Rotate,
+    /// Re-wrap every data key still under an older key-encryption key
+    /// version with the newest, in batches (resumable, safe to stop; the
+    /// running instances do the same in the background), with a progress
+    /// bar.
+    Rewrap,
+    /// Seal the KTP photos stored in clear by versions before sealing, in
+    /// batches (the running instances do the same in the background).
+    SealExisting,
+    /// Data keys per key-encryption key version, and photos still in clear.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]

@@ -71,6 +71,13 @@ pub struct Settings {
     )]
     pub secret_key: Option<String>,
 
+    /// The key file: the key-encryption key versions that wrap the data
+    /// keys sealing citizens' data at rest, and the blind-index key. Keep it
+    /// off the database host and out of its backups. Required in
+    /// production; in development `EMETERAI_DATA_DIR/keys.txt`, generated.
+    #[arg(long, env = "EMETERAI_KEY_FILE", value_name = "EMETERAI_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+
     /// Directory for the SQLite database and the development secret key.
     #[arg(
         long,
@@ -316,6 +323,12 @@ pub enum ConfigError {
         "EMETERAI_MAIL_API_URL or EMETERAI_SMTP_URL must be set when EMETERAI_ENV=production (without one, mail with its links would go to the log)"
     )]
     MissingMailTransport,
+    #[error(
+        "EMETERAI_KEY_FILE must be set when EMETERAI_ENV=production (the key file that seals citizens' data at rest)"
+    )]
+    MissingKeyFile,
+    #[error("EMETERAI_KEY_FILE ({path}): {reason}")]
+    KeyFile { path: PathBuf, reason: String },
     #[error("cannot keep the development secret key in {path}: {source}")]
     SecretFile {
         path: PathBuf,
@@ -393,6 +406,56 @@ impl Settings {
         let path = self.data_dir.join("secret.key");
         read_or_create_secret(&path).map_err(|source| ConfigError::SecretFile { path, source })
     }
+}
+
+impl Settings {
+    /// Where the key file is: the setting, or in development the data
+    /// directory's `keys.txt`.
+    pub fn key_file_path(&self) -> Result<PathBuf, ConfigError> {
+        match &self.key_file {
+            Some(path) => Ok(path.clone()),
+            None if self.environment == Environment::Production => Err(ConfigError::MissingKeyFile),
+            None => Ok(self.data_dir.join("keys.txt")),
+        }
+    }
+
+    /// The key ring sealing citizens' data: read from the key file; in
+    /// development a missing default file is generated (mode 0600).
+    pub fn load_keys(&self) -> Result<crate::domain::sealed::KeyRing, ConfigError> {
+        let path = self.key_file_path()?;
+        let fail = |reason: String| ConfigError::KeyFile {
+            path: path.clone(),
+            reason,
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.key_file.is_none() => {
+                let text = crate::domain::sealed::KeyRing::new_file_text();
+                write_private(&path, &text).map_err(|e| fail(e.to_string()))?;
+                text
+            }
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        crate::domain::sealed::KeyRing::parse(&text).map_err(|e| fail(e.to_string()))
+    }
+}
+
+/// Writes a file only its owner may read (keys).
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    use std::io::Write;
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
 
 fn read_or_create_secret(path: &Path) -> std::io::Result<Vec<u8>> {

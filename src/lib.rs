@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod cli;
+pub mod clock;
 pub mod compress;
 pub mod config;
 pub mod db;

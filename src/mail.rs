@@ -392,8 +392,6 @@ fn outbox_mail(
     }
 }
 
-pub use crate::db::now;
-
 /// Hours a draft's photo (a form that came back with errors) is kept.
 pub const DRAFT_HOURS: i64 = 6;
 

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use emeterai::cli::{Cli, Command, PhotosCommand, StaffCommand};
+use emeterai::cli::{Cli, Command, KeysCommand, PhotosCommand, StaffCommand};
 use emeterai::db;
 use emeterai::startup::Application;
 
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Migrate => migrate(cli.settings),
         Command::Staff(command) => staff(cli.settings, command),
         Command::Photos(PhotosCommand::Reencode) => reencode_photos(cli.settings),
+        Command::Keys(command) => keys(cli.settings, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -53,12 +54,119 @@ fn migrate(settings: emeterai::config::Settings) -> Result<(), String> {
     Ok(())
 }
 
+fn keys(settings: emeterai::config::Settings, command: KeysCommand) -> Result<(), String> {
+    use std::io::Write;
+    let path = settings.key_file_path().map_err(|e| e.to_string())?;
+    if let KeysCommand::Rotate = command {
+        let ring = settings.load_keys().map_err(|e| e.to_string())?;
+        let (version, line) = ring.next_version_line();
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = format!("{}\n{line}", text.trim_end());
+        emeterai::config::write_private(&path, &text)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        println!(
+            "key-encryption key version {version} added to {}; restart the instances, then run `emeterai keys rewrap`",
+            path.display()
+        );
+        return Ok(());
+    }
+    let ring = settings.load_keys().map_err(|e| e.to_string())?;
+    let url = db::DbUrl::parse(&settings.database_url).map_err(|e| e.to_string())?;
+    let pool = db::build_pool(&url, 1, settings.db_timeout()).map_err(|e| e.to_string())?;
+    db::migrate(&pool).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let clock = emeterai::clock::Clock::system();
+    let status = |conn: &mut db::DbConn| -> Result<(i64, i64, i64), String> {
+        let by_version = db::keys::count_by_version(conn).map_err(|e| e.to_string())?;
+        let total: i64 = by_version.iter().map(|(_, n)| n).sum();
+        let newest: i64 = by_version
+            .iter()
+            .filter(|(v, _)| *v == ring.newest())
+            .map(|(_, n)| n)
+            .sum();
+        let clear = db::keys::clear_photo_count(conn).map_err(|e| e.to_string())?;
+        Ok((total, newest, clear))
+    };
+    // One line, redrawn: `[#####.....] 50% 500/1000 what`.
+    let bar = |done: i64, total: i64, what: &str| {
+        let share = if total == 0 {
+            1.0
+        } else {
+            done as f64 / total as f64
+        };
+        let filled = (share * 30.0).round() as usize;
+        print!(
+            "\r[{}{}] {:>3}% {done}/{total} {what}",
+            "#".repeat(filled),
+            ".".repeat(30 - filled),
+            (share * 100.0).round() as i64
+        );
+        let _ = std::io::stdout().flush();
+    };
+    match command {
+        KeysCommand::Rotate => unreachable!("handled above"),
+        KeysCommand::Status => {
+            for (version, count) in
+                db::keys::count_by_version(&mut conn).map_err(|e| e.to_string())?
+            {
+                println!("key-encryption key version {version}: {count} data key(s)");
+            }
+            let (_, _, clear) = status(&mut conn)?;
+            println!(
+                "photos in clear: {clear}; key file {} has version(s) {:?}, newest {}",
+                path.display(),
+                ring.versions(),
+                ring.newest()
+            );
+        }
+        KeysCommand::Rewrap => {
+            let (total, mut done, _) = status(&mut conn)?;
+            bar(done, total, "data keys under the newest version");
+            loop {
+                let n = db::keys::rewrap_batch(&mut conn, &ring, 500).map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                done += n as i64;
+                bar(done, total, "data keys under the newest version");
+            }
+            println!();
+            let (total, newest, _) = status(&mut conn)?;
+            println!(
+                "{newest} of {total} data key(s) under version {}",
+                ring.newest()
+            );
+        }
+        KeysCommand::SealExisting => {
+            let (_, _, clear) = status(&mut conn)?;
+            let mut done = 0;
+            bar(0, clear, "photos sealed");
+            loop {
+                let n = db::keys::seal_clear_photos(&mut conn, &ring, 100, clock.now())
+                    .map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                done += n as i64;
+                bar(done, clear, "photos sealed");
+            }
+            println!();
+            let (_, _, left) = status(&mut conn)?;
+            println!("{done} photo(s) sealed; {left} left in clear");
+        }
+    }
+    Ok(())
+}
+
 fn reencode_photos(settings: emeterai::config::Settings) -> Result<(), String> {
     let url = db::DbUrl::parse(&settings.database_url).map_err(|e| e.to_string())?;
     let pool = db::build_pool(&url, 1, settings.db_timeout()).map_err(|e| e.to_string())?;
     db::migrate(&pool).map_err(|e| e.to_string())?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let report = db::accounts::reencode_photos(&mut conn).map_err(|e| e.to_string())?;
+    let keys = settings.load_keys().map_err(|e| e.to_string())?;
+    let now = emeterai::clock::Clock::system().now();
+    let report = db::accounts::reencode_photos(&mut conn, &keys, now).map_err(|e| e.to_string())?;
     println!(
         "{} photo(s) re-encoded, {} already normalised, {} unreadable (left as they were)",
         report.reencoded, report.already_normalized, report.unreadable
@@ -72,7 +180,7 @@ fn staff(settings: emeterai::config::Settings, command: StaffCommand) -> Result<
     let pool = db::build_pool(&url, 1, settings.db_timeout()).map_err(|e| e.to_string())?;
     db::migrate(&pool).map_err(|e| e.to_string())?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let now = emeterai::db::now();
+    let now = emeterai::clock::Clock::system().now();
     match command {
         StaffCommand::Add { email } => {
             let email = emeterai::domain::Email::parse(&email)

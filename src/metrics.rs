@@ -27,6 +27,11 @@ fn latency_histogram() -> Histogram {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KekLabels {
+    pub kek_version: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HashClassLabels {
     pub class: String,
 }
@@ -42,6 +47,9 @@ pub struct Metrics {
     pool_connections: Gauge,
     pool_idle: Gauge,
     pool_max: Gauge,
+    data_keys: Family<KekLabels, Gauge>,
+    photos_in_clear: Gauge,
+    kek_newest: Gauge,
 }
 
 impl Default for Metrics {
@@ -109,7 +117,28 @@ impl Metrics {
             "The budget for those bytes; new uploads are refused (503) beyond it",
             upload_budget_bytes.clone(),
         );
+        let data_keys = Family::<KekLabels, Gauge>::default();
+        registry.register(
+            "data_keys",
+            "Data keys by the key-encryption key version that wraps them (rotation: all under the newest)",
+            data_keys.clone(),
+        );
+        let photos_in_clear = Gauge::default();
+        registry.register(
+            "photos_in_clear",
+            "KTP photos stored in clear by an earlier version, not yet sealed",
+            photos_in_clear.clone(),
+        );
+        let kek_newest = Gauge::default();
+        registry.register(
+            "kek_newest_version",
+            "The key-encryption key version this instance wraps new data keys under",
+            kek_newest.clone(),
+        );
         Metrics {
+            data_keys,
+            photos_in_clear,
+            kek_newest,
             registry,
             upload_bytes,
             upload_budget_bytes,
@@ -121,6 +150,20 @@ impl Metrics {
             pool_idle,
             pool_max,
         }
+    }
+
+    /// What the key maintenance last measured (`services::keys`).
+    pub fn set_keys(&self, newest: i32, by_version: &[(i32, i64)], in_clear: i64) {
+        self.kek_newest.set(i64::from(newest));
+        self.data_keys.clear();
+        for (version, count) in by_version {
+            self.data_keys
+                .get_or_create(&KekLabels {
+                    kek_version: *version,
+                })
+                .set(*count);
+        }
+        self.photos_in_clear.set(in_clear);
     }
 
     pub fn hash_rejected(&self, class: crate::hashing::Class) {

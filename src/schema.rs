@@ -9,6 +9,16 @@ diesel::table! {
         size_bytes -> BigInt,
         data -> Binary,
         created_at -> Timestamp,
+        data_key_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    data_keys (id) {
+        id -> Text,
+        kek_version -> Integer,
+        wrapped -> Binary,
+        created_at -> Timestamp,
     }
 }
 
@@ -193,6 +203,7 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(
     ktp_uploads,
+    data_keys,
     accounts,
     account_tokens,
     registration_submissions,

@@ -51,6 +51,7 @@ impl Application {
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
         settings.check()?;
         let secret = settings.load_secret()?;
+        let keys = Arc::new(settings.load_keys()?);
         let db_url = DbUrl::parse(&settings.database_url)?;
         let pool = db::build_pool(&db_url, settings.db_pool_size, settings.db_timeout())?;
         let applied = db::migrate(&pool)?;
@@ -138,6 +139,8 @@ impl Application {
             db_url,
             assets: Assets::load(),
             metrics: Metrics::new(),
+            clock: crate::clock::Clock::system(),
+            keys,
             contact,
             secret,
         });

@@ -36,6 +36,10 @@ pub struct AppState {
     pub sqlite_identity: Option<(u64, u64)>,
     pub assets: Assets,
     pub metrics: Metrics,
+    /// Seals citizens' data at rest (`domain/sealed.rs`), from the key file.
+    pub keys: Arc<crate::domain::sealed::KeyRing>,
+    /// The one clock (tests move it; see `clock.rs`).
+    pub clock: crate::clock::Clock,
     pub contact: Contact,
     pub secret: Vec<u8>,
     pub mailer: crate::mail::Mailer,
@@ -69,6 +73,8 @@ impl AppState {
             db_url: &self.db_url,
             sqlite_identity: self.sqlite_identity,
             settings: &self.settings,
+            clock: &self.clock,
+            keys: &self.keys,
             log: &self.failures,
             wake_mailer: &self.wake_mailer,
             photo_permits: &self.photo_permits,

@@ -21,7 +21,38 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
     let purge_every = Duration::from_secs(3600);
     let mut last_purge: Option<std::time::Instant> = None;
     let mut last_measure: Option<std::time::Instant> = None;
+    let mut next_keys = std::time::Instant::now();
     loop {
+        // Seal what earlier versions stored in clear, and re-wrap data keys
+        // after a rotation: a batch every few seconds while work is left,
+        // else once a minute (and the metrics then).
+        if std::time::Instant::now() >= next_keys {
+            match crate::services::keys::maintain(&state.services()).await {
+                Ok(progress) => {
+                    state.metrics.set_keys(
+                        state.keys.newest(),
+                        &progress.by_version,
+                        progress.in_clear,
+                    );
+                    if progress.sealed + progress.rewrapped > 0 {
+                        tracing::info!(
+                            sealed = progress.sealed,
+                            rewrapped = progress.rewrapped,
+                            in_clear = progress.in_clear,
+                            "key maintenance"
+                        );
+                    }
+                    let more = progress.sealed as i64 == crate::services::keys::SEAL_BATCH
+                        || progress.rewrapped as i64 == crate::services::keys::REWRAP_BATCH;
+                    next_keys =
+                        std::time::Instant::now() + Duration::from_secs(if more { 5 } else { 60 });
+                }
+                Err(error) => {
+                    tracing::warn!(error = %crate::error::error_chain(&error), "key maintenance failed; will try again");
+                    next_keys = std::time::Instant::now() + Duration::from_secs(60);
+                }
+            }
+        }
         if last_measure.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
             if let Err(error) = state.refresh_upload_bytes().await {
                 tracing::warn!(error = %crate::error::error_chain(&error), "cannot measure the upload budget; will try again");
@@ -52,14 +83,14 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
             }
         }
         if last_purge.is_none_or(|t| t.elapsed() >= purge_every) {
-            match retention::purge_failures(&state.services(), crate::db::now()).await {
+            match retention::purge_failures(&state.services(), state.clock.now()).await {
                 Ok(deleted) if deleted > 0 => tracing::info!(deleted, "purged old failure records"),
                 Ok(_) => {}
                 Err(error) => {
                     tracing::warn!(error = %crate::error::error_chain(&error), "failure-log purge failed; will try again")
                 }
             }
-            match retention::purge_expired(&state.services(), crate::db::now()).await {
+            match retention::purge_expired(&state.services(), state.clock.now()).await {
                 Ok((accounts, drafts)) if accounts + drafts > 0 => {
                     tracing::info!(accounts, drafts, "purged expired registrations")
                 }

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use super::DbConn;
 use super::outbox::{NewMail, insert_mail};
+use crate::domain::sealed::KeyRing;
 use crate::schema::{account_tokens, accounts, ktp_uploads};
 
 #[derive(Debug, Clone, Queryable)]
@@ -57,8 +58,10 @@ pub struct NewUpload<'a> {
     pub file_name: &'a str,
     pub content_type: &'a str,
     pub size_bytes: i64,
+    /// Sealed under `data_key_id` (`db::keys::seal_photo`).
     pub data: &'a [u8],
     pub created_at: NaiveDateTime,
+    pub data_key_id: Option<&'a str>,
 }
 
 /// What a draft shows about a photo already received.
@@ -69,11 +72,19 @@ pub struct UploadInfo {
     pub size_bytes: i64,
 }
 
-pub fn insert_upload(conn: &mut DbConn, upload: &NewUpload<'_>) -> QueryResult<()> {
-    diesel::insert_into(ktp_uploads::table)
-        .values(upload)
-        .execute(conn)
-        .map(|_| ())
+/// Stores a sealed photo and its data key, together.
+pub fn insert_upload(
+    conn: &mut DbConn,
+    upload: &NewUpload<'_>,
+    key: &crate::domain::sealed::WrappedKey,
+) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        super::keys::insert(conn, key, upload.created_at)?;
+        diesel::insert_into(ktp_uploads::table)
+            .values(upload)
+            .execute(conn)
+            .map(|_| ())
+    })
 }
 
 /// Bytes of KTP photos no account owns: drafts and registrations waiting
@@ -101,7 +112,11 @@ pub struct ReencodeReport {
 /// Re-encodes every stored KTP photo that is not yet normalised (photos
 /// from before decoding was required: up to 1 MB, any of JPEG/PNG/BMP, with
 /// their EXIF), one at a time so memory stays small.
-pub fn reencode_photos(conn: &mut DbConn) -> QueryResult<ReencodeReport> {
+pub fn reencode_photos(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    now: NaiveDateTime,
+) -> Result<ReencodeReport, crate::error::AppError> {
     let mut report = ReencodeReport::default();
     let mut after = String::new();
     loop {
@@ -116,7 +131,7 @@ pub fn reencode_photos(conn: &mut DbConn) -> QueryResult<ReencodeReport> {
         };
         after = last.clone();
         for id in ids {
-            let Some((_, data)) = find_upload(conn, &id)? else {
+            let Some((_, data)) = find_upload(conn, ring, &id)? else {
                 continue;
             };
             if crate::domain::KtpPhoto::is_normalized(&data) {
@@ -125,13 +140,22 @@ pub fn reencode_photos(conn: &mut DbConn) -> QueryResult<ReencodeReport> {
             }
             match crate::domain::KtpPhoto::parse(&data, false) {
                 Ok(photo) => {
-                    diesel::update(ktp_uploads::table.find(&id))
-                        .set((
-                            ktp_uploads::data.eq(photo.data()),
-                            ktp_uploads::content_type.eq(photo.content_type()),
-                            ktp_uploads::size_bytes.eq(photo.data().len() as i64),
-                        ))
-                        .execute(conn)?;
+                    // Sealed again under a new data key; the old one is
+                    // shredded with the other unused keys.
+                    let (key, sealed) = super::keys::seal_photo(ring, &id, photo.data());
+                    super::retry_busy(|| {
+                        conn.transaction(|conn| {
+                            super::keys::insert(conn, &key, now)?;
+                            diesel::update(ktp_uploads::table.find(&id))
+                                .set((
+                                    ktp_uploads::data.eq(&sealed),
+                                    ktp_uploads::data_key_id.eq(&key.id),
+                                    ktp_uploads::content_type.eq(photo.content_type()),
+                                    ktp_uploads::size_bytes.eq(photo.data().len() as i64),
+                                ))
+                                .execute(conn)
+                        })
+                    })?;
                     report.reencoded += 1;
                 }
                 Err(problem) => {
@@ -143,13 +167,22 @@ pub fn reencode_photos(conn: &mut DbConn) -> QueryResult<ReencodeReport> {
     }
 }
 
-/// A stored photo: its content type and bytes.
-pub fn find_upload(conn: &mut DbConn, id: &str) -> QueryResult<Option<(String, Vec<u8>)>> {
-    ktp_uploads::table
+/// A stored photo: its content type and bytes, opened.
+pub fn find_upload(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    id: &str,
+) -> Result<Option<(String, Vec<u8>)>, crate::error::AppError> {
+    let Some((content_type, stored)) = ktp_uploads::table
         .find(id)
         .select((ktp_uploads::content_type, ktp_uploads::data))
-        .first(conn)
-        .optional()
+        .first::<(String, Vec<u8>)>(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let data = super::keys::open_photo(conn, ring, id, stored)?;
+    Ok(Some((content_type, data)))
 }
 
 /// Whose photo an upload is: (email, NIK hash) of the account and the
@@ -189,9 +222,14 @@ pub fn find_draft_upload(conn: &mut DbConn, id: &str) -> QueryResult<Option<Uplo
 /// one statement, so a photo a registration or account took meanwhile is
 /// left alone.
 pub fn delete_draft_upload(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
-    use crate::schema::registrations;
+    use crate::schema::{data_keys, registrations};
     super::retry_busy(|| {
-        diesel::delete(
+        let key: Option<Option<String>> = ktp_uploads::table
+            .find(id)
+            .select(ktp_uploads::data_key_id)
+            .first(conn)
+            .optional()?;
+        let deleted = diesel::delete(
             ktp_uploads::table
                 .filter(ktp_uploads::id.eq(id))
                 .filter(diesel::dsl::not(
@@ -201,7 +239,14 @@ pub fn delete_draft_upload(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
                     registrations::table.select(registrations::ktp_upload_id),
                 ))),
         )
-        .execute(conn)
+        .execute(conn)?;
+        // Its data key goes with it: the photo is shredded.
+        if deleted == 1
+            && let Some(Some(key)) = key
+        {
+            diesel::delete(data_keys::table.find(key)).execute(conn)?;
+        }
+        Ok(deleted)
     })
 }
 

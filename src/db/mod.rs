@@ -16,6 +16,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub mod accounts;
 pub mod failures;
+pub mod keys;
 pub mod outbox;
 pub mod registrations;
 pub mod sessions;
@@ -290,11 +291,6 @@ pub fn check_ready(
     let mut conn = pool.get_timeout(timeout).map_err(|e| e.to_string())?;
     conn.batch_execute("SELECT 1 FROM __diesel_schema_migrations LIMIT 1")
         .map_err(|e| e.to_string())
-}
-
-/// Now, in UTC, as the database stores times.
-pub fn now() -> chrono::NaiveDateTime {
-    chrono::Utc::now().naive_utc()
 }
 
 #[cfg(test)]

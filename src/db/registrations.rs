@@ -67,7 +67,10 @@ pub struct PhotoUpload<'a> {
     pub id: &'a str,
     pub file_name: &'a str,
     pub content_type: &'a str,
+    /// Sealed under `key` (`db::keys::seal_photo`), with its plain size.
     pub data: &'a [u8],
+    pub size_bytes: i64,
+    pub key: &'a crate::domain::sealed::WrappedKey,
 }
 
 /// Everything one `POST /register` writes.
@@ -176,14 +179,16 @@ fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, 
         }
         let upload_id = match &sub.new_photo {
             Some(photo) => {
+                super::keys::insert(conn, photo.key, sub.now)?;
                 diesel::insert_into(ktp_uploads::table)
                     .values((
                         ktp_uploads::id.eq(photo.id),
                         ktp_uploads::file_name.eq(photo.file_name),
                         ktp_uploads::content_type.eq(photo.content_type),
-                        ktp_uploads::size_bytes.eq(photo.data.len() as i64),
+                        ktp_uploads::size_bytes.eq(photo.size_bytes),
                         ktp_uploads::data.eq(photo.data),
                         ktp_uploads::created_at.eq(sub.now),
+                        ktp_uploads::data_key_id.eq(&photo.key.id),
                     ))
                     .execute(conn)?;
                 photo.id
@@ -620,6 +625,9 @@ pub fn purge(
                     ))),
             )
             .execute(conn)?;
+            // The deleted photos' data keys go too (crypto-shredding);
+            // keys younger than an hour may belong to a photo being stored.
+            super::keys::shred_unused(conn, draft_cutoff.min(cutoff))?;
             Ok((old, drafts))
         })
     })

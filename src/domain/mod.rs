@@ -12,6 +12,7 @@ mod npwp;
 mod password;
 mod phone;
 mod problem;
+pub mod sealed;
 pub mod second_factor;
 
 pub use birth_date::BirthDate;
@@ -23,11 +24,6 @@ pub use npwp::Npwp;
 pub use password::{CommonPasswords, Password};
 pub use phone::{PhoneNumber, display_phone};
 pub use problem::Problem;
-
-/// Today in Indonesia's western time zone (UTC+7), for birth-date checks.
-pub fn today_in_indonesia() -> chrono::NaiveDate {
-    (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive()
-}
 
 /// A NIK as typed with its separators removed (not checked).
 pub fn strip_nik(input: &str) -> String {

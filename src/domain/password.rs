@@ -99,9 +99,10 @@ impl Password {
         owner_nik: &str,
         owner_name: &str,
         common: &CommonPasswords,
+        today: chrono::NaiveDate,
     ) -> Result<Password, Problem> {
         let email = Email::parse(owner_email).ok();
-        let nik = Nik::parse(owner_nik, crate::domain::today_in_indonesia()).ok();
+        let nik = Nik::parse(owner_nik, today).ok();
         Self::parse(
             password,
             confirmation,

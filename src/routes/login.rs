@@ -200,7 +200,7 @@ pub async fn logout(
         return Ok(see_other("/account"));
     }
     if let Some((_, _, sid)) = crate::session::signed_in(&session) {
-        crate::services::sessions::end(&state.services(), sid, crate::db::now()).await?;
+        crate::services::sessions::end(&state.services(), sid, state.clock.now()).await?;
     }
     crate::session::sign_out(&session);
     Ok(see_other("/login?signed_out=1"))
@@ -218,7 +218,7 @@ pub async fn logout_everywhere(
     }
     if let Some(account) = current_account(&session, &state).await? {
         let ended =
-            accounts::end_every_session(&state.services(), account.id, crate::db::now()).await?;
+            accounts::end_every_session(&state.services(), account.id, state.clock.now()).await?;
         tracing::info!(ended, "citizen signed out everywhere");
     }
     crate::session::sign_out(&session);
@@ -248,7 +248,7 @@ pub async fn start_session(
         &state.services(),
         &crate::services::sessions::CITIZEN,
         account_id,
-        crate::db::now(),
+        state.clock.now(),
     )
     .await?;
     crate::session::sign_in(session, account_id, epoch, &sid);
@@ -265,7 +265,7 @@ pub async fn current_account(
     let Some((id, epoch, sid)) = crate::session::signed_in(session) else {
         return Ok(None);
     };
-    accounts::session_account(&state.services(), id, epoch, sid, crate::db::now()).await
+    accounts::session_account(&state.services(), id, epoch, sid, state.clock.now()).await
 }
 
 #[derive(Deserialize)]

@@ -106,7 +106,7 @@ pub async fn forgot_post(
         &crate::web::client(&req, &state),
         &email,
         ctx.lang,
-        crate::db::now(),
+        state.clock.now(),
     )
     .await?;
     let _ = session.insert(SENT_KEY, email.masked());
@@ -158,7 +158,7 @@ pub async fn reset_get(
     query: web::Query<ResetQuery>,
 ) -> Result<HttpResponse, AppError> {
     let token = query.token.clone().unwrap_or_default();
-    if accounts::reset_link_account(&state.services(), &token, crate::db::now())
+    if accounts::reset_link_account(&state.services(), &token, state.clock.now())
         .await?
         .is_none()
     {
@@ -194,7 +194,7 @@ pub async fn reset_post(
         &form.password,
         &form.password_confirm,
         fresh,
-        crate::db::now(),
+        state.clock.now(),
     )
     .await?;
     match outcome {

@@ -60,7 +60,7 @@ pub async fn resend(
     // cooldown, or no registration waiting), which reveals nothing.
     let own = crate::session::pending_email(&session).as_deref() == Some(email.as_str());
     let outcome =
-        verification::resend(&state.services(), &email, ctx.lang, crate::db::now()).await?;
+        verification::resend(&state.services(), &email, ctx.lang, state.clock.now()).await?;
     crate::session::set_pending_email(&session, email.as_str());
     Ok(see_other(match outcome {
         ResendOutcome::Sent if own => "/register/check-email?notice=sent",
@@ -118,7 +118,7 @@ pub async fn verify(
     let token = query.token.clone().unwrap_or_default();
     let record_open = req.method() == Method::GET;
     let link =
-        verification::open_link(&state.services(), &token, record_open, crate::db::now()).await?;
+        verification::open_link(&state.services(), &token, record_open, state.clock.now()).await?;
     match link {
         LinkState::Ready { registration } => choose_page(
             ctx,
@@ -240,7 +240,7 @@ pub async fn choose(
         },
         fresh,
         &retry,
-        crate::db::now(),
+        state.clock.now(),
     )
     .await?;
     match choice {

@@ -147,9 +147,10 @@ async fn tell_owner_sign_in_paused(
         ctx.log.keyed_hash("email", email.as_str())
     );
     let settings = ctx.settings.clone();
+    let clock = ctx.clock.clone();
     let queued = ctx
         .db(move |conn| -> Result<bool, AppError> {
-            let now = crate::db::now();
+            let now = clock.now();
             if !failures::rate_allow(conn, &once_key, now, window, 1)?.is_allowed() {
                 return Ok(false);
             }
@@ -322,6 +323,7 @@ pub async fn reset_password(
         &account.nik,
         &account.full_name,
         ctx.common_passwords,
+        (now + chrono::Duration::hours(crate::clock::WIB_HOURS)).date(),
     );
     let password = match checked {
         Ok(password) if fresh => password,

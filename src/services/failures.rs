@@ -231,10 +231,11 @@ pub fn truncate_ip(ip: IpAddr) -> String {
     }
 }
 
-fn row_for(log: &FailureLog, client: &Client, reference: &str, failure: Failure) -> NewFailureRow {
+fn row_for(ctx: &Ctx<'_>, client: &Client, reference: &str, failure: Failure) -> NewFailureRow {
+    let log = ctx.log;
     NewFailureRow {
         reference: reference.to_string(),
-        occurred_at: crate::db::now(),
+        occurred_at: ctx.clock.now(),
         reason: failure.reason.to_string(),
         fields: failure.fields.join(","),
         email: failure.email,
@@ -254,7 +255,7 @@ fn row_for(log: &FailureLog, client: &Client, reference: &str, failure: Failure)
 /// cannot take the row now, it is kept for the worker to write later.
 pub async fn record_as(ctx: &Ctx<'_>, client: &Client, reference: &str, failure: Failure) {
     let reason = failure.reason;
-    let row = row_for(ctx.log, client, reference, failure);
+    let row = row_for(ctx, client, reference, failure);
     tracing::info!(reference, reason, fields = %row.fields, "failure recorded");
     let pool = ctx.pool.clone();
     let attempt = row.clone();
@@ -391,8 +392,9 @@ pub async fn allow_for_client_and_address(
 /// Counts one event against each `(key, hourly limit)` in turn; the first
 /// refusal stops (later keys are not counted).
 pub async fn allow(ctx: &Ctx<'_>, limits: Vec<(String, i64)>) -> Result<Allowance, AppError> {
+    let clock = ctx.clock.clone();
     ctx.db(move |conn| -> Result<Allowance, AppError> {
-        let now = crate::db::now();
+        let now = clock.now();
         let hour = chrono::Duration::hours(1);
         let mut decision = Allowance::Allowed;
         for (key, limit) in &limits {
@@ -471,8 +473,9 @@ pub async fn reserve_sign_in(
     let ip_key = format!("signin-ip:{}", client_key(ctx.log, client));
     let account_key = sign_in_account_key(ctx.log, scope, email);
     let per_ip = ctx.settings.signin_per_ip_hour;
+    let clock = ctx.clock.clone();
     ctx.db(move |conn| -> Result<SignInGate, AppError> {
-        let now = crate::db::now();
+        let now = clock.now();
         let by_ip = rate_allow(conn, &ip_key, now, chrono::Duration::hours(1), per_ip)?;
         if let Allowance::Refused { retry_after_secs } = by_ip {
             return Ok(SignInGate::Paused { retry_after_secs });

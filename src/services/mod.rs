@@ -22,6 +22,7 @@
 
 pub mod accounts;
 pub mod failures;
+pub mod keys;
 pub mod outbox;
 pub mod passwords;
 pub mod registration;
@@ -47,6 +48,10 @@ pub struct Ctx<'a> {
     /// The SQLite file opened at start-up (device, inode).
     pub sqlite_identity: Option<(u64, u64)>,
     pub settings: &'a Settings,
+    /// Seals citizens' data at rest; the key ring from the key file.
+    pub keys: &'a std::sync::Arc<crate::domain::sealed::KeyRing>,
+    /// The one clock, for the helpers that read the time themselves.
+    pub clock: &'a crate::clock::Clock,
     pub log: &'a FailureLog,
     /// Wakes the mail worker when a mail was queued.
     pub wake_mailer: &'a tokio::sync::Notify,

@@ -18,9 +18,10 @@ pub const BATCH: i64 = 20;
 /// many were handled.
 pub async fn deliver_due(ctx: &Ctx<'_>, mailer: &Mailer) -> Result<usize, AppError> {
     let lease = chrono::Duration::seconds(ctx.settings.mail_timeout_secs as i64 * 2 + 30);
+    let clock = ctx.clock.clone();
     let claimed = ctx
         .db(move |conn| {
-            let now = crate::db::now();
+            let now = clock.now();
             outbox::claim_due(conn, now, now + lease, BATCH)
         })
         .await?;
@@ -50,8 +51,9 @@ async fn record_delivery(
     let id = mail.id;
     let attempts = mail.attempts as u32 + 1;
     let kind = mail.kind;
+    let clock = ctx.clock.clone();
     ctx.db(move |conn| {
-        let now = crate::db::now();
+        let now = clock.now();
         match result {
             Ok(()) => {
                 tracing::info!(mail = %id, kind = %kind, attempts, "mail sent");

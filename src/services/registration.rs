@@ -151,6 +151,7 @@ pub async fn keep_draft_photo(
         stored.file_name.clone(),
         stored.size_bytes,
     );
+    let (key, sealed) = crate::db::keys::seal_photo(ctx.keys, &id, photo.ktp.data());
     ctx.db(move |conn| {
         accounts::insert_upload(
             conn,
@@ -159,9 +160,11 @@ pub async fn keep_draft_photo(
                 file_name: &file_name,
                 content_type: photo.ktp.content_type(),
                 size_bytes: size,
-                data: photo.ktp.data(),
+                data: &sealed,
                 created_at: now,
+                data_key_id: Some(&key.id),
             },
+            &key,
         )
     })
     .await?;
@@ -244,14 +247,22 @@ pub async fn submit(
     let nik_hash = ctx.log.nik_hash(nik.as_str());
     let ttl = Duration::hours(i64::from(ctx.settings.verify_token_ttl_hours));
     let cooldown = Duration::seconds(i64::from(ctx.settings.resend_cooldown_secs));
+    // The photo is sealed before the transaction, under a data key of its
+    // own (no key is needed inside it).
+    let upload_id = uuid::Uuid::new_v4().to_string();
+    let sealed_photo = new_photo.map(|photo| {
+        let (key, data) = crate::db::keys::seal_photo(ctx.keys, &upload_id, photo.ktp.data());
+        (photo, key, data)
+    });
     let outcome = ctx
         .db(move |conn| {
-            let upload_id = uuid::Uuid::new_v4().to_string();
-            let new_photo = new_photo.as_ref().map(|photo| PhotoUpload {
+            let new_photo = sealed_photo.as_ref().map(|(photo, key, data)| PhotoUpload {
                 id: &upload_id,
                 file_name: &photo.file_name,
                 content_type: photo.ktp.content_type(),
-                data: photo.ktp.data(),
+                data,
+                size_bytes: photo.ktp.data().len() as i64,
+                key,
             });
             registrations::submit(
                 conn,

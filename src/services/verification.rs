@@ -155,6 +155,7 @@ pub async fn choose_password(
             &registration.nik,
             &registration.full_name,
             ctx.common_passwords,
+            (now + chrono::Duration::hours(crate::clock::WIB_HOURS)).date(),
         );
         match checked {
             Ok(password) if fresh => {

@@ -39,15 +39,19 @@ async fn old_form_registrations_verify_with_one_press(backend: Backend) {
                 break;
             }
         }
+        // Made an hour ago, by the clock the portal reads.
+        let at = (app.state.clock.now() - chrono::Duration::hours(1)).format("%Y-%m-%d %H:%M:%S");
+        let expires =
+            (app.state.clock.now() + chrono::Duration::days(2)).format("%Y-%m-%d %H:%M:%S");
         conn.batch_execute(&format!(
             "INSERT INTO ktp_uploads (id, file_name, content_type, size_bytes, data, created_at)
-               VALUES ('u1', 'ktp.jpg', 'image/jpeg', 0, {empty}, '2026-11-24 10:00:00');
+               VALUES ('u1', 'ktp.jpg', 'image/jpeg', 0, {empty}, '{at}');
              INSERT INTO accounts (id, email, nik, full_name, birth_date, phone, password_hash,
                ktp_upload_id, lang, created_at)
                VALUES ('a1', 'lama@example.com', '3201011708900003', 'Budi Lama', '1990-08-17',
-               '+6281234567890', '{old_hash}', 'u1', 'id', '2026-11-24 10:00:00');
+               '+6281234567890', '{old_hash}', 'u1', 'id', '{at}');
              INSERT INTO account_tokens (token_hash, account_id, purpose, created_at, expires_at)
-               VALUES ('{token_hash}', 'a1', 'verify', '2026-11-24 10:00:00', '2099-01-01 00:00:00');",
+               VALUES ('{token_hash}', 'a1', 'verify', '{at}', '{expires}');",
             empty = match backend {
                 Backend::Sqlite => "X''",
                 Backend::Postgres => "''::bytea",

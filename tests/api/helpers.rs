@@ -18,6 +18,8 @@ pub enum Backend {
 pub struct TestDb {
     pub url: String,
     pub dir: TempDir,
+    /// The key file every instance on this database shares.
+    pub key_file: std::path::PathBuf,
     postgres: Option<(String, String)>, // (admin URL, database name)
 }
 
@@ -26,9 +28,16 @@ impl TestDb {
     /// unset on a developer machine. In CI it must be set.
     pub fn new(backend: Backend) -> Option<TestDb> {
         let dir = tempfile::tempdir().expect("temporary directory");
+        let key_file = dir.path().join("keys.txt");
+        std::fs::write(
+            &key_file,
+            emeterai::domain::sealed::KeyRing::new_file_text(),
+        )
+        .expect("key file");
         match backend {
             Backend::Sqlite => Some(TestDb {
                 url: dir.path().join("test.sqlite3").display().to_string(),
+                key_file,
                 dir,
                 postgres: None,
             }),
@@ -52,6 +61,7 @@ impl TestDb {
                     .expect("create test database");
                 Some(TestDb {
                     url: with_database_name(&admin, &name),
+                    key_file,
                     dir,
                     postgres: Some((admin, name)),
                 })
@@ -64,6 +74,7 @@ impl TestDb {
     pub fn share(&self) -> TestDb {
         TestDb {
             url: self.url.clone(),
+            key_file: self.key_file.clone(),
             dir: tempfile::tempdir().expect("temporary directory"),
             postgres: None,
         }
@@ -181,6 +192,7 @@ impl TestApp {
         settings.mail_timeout_secs = 3;
         settings.mail_poll_secs = 1;
         settings.base_url = "http://portal.test".into();
+        settings.key_file = Some(db.key_file.clone());
         configure(&mut settings);
         let app = Application::build(settings).expect("application builds");
         let port = app.port();

@@ -451,7 +451,7 @@ async fn a_parallel_free_attempt_is_not_told_to_wait(backend: Backend) {
     };
     let mut conn = app.state.pool.get().unwrap();
     let window = chrono::Duration::minutes(15);
-    let later = emeterai::db::now();
+    let later = app.state.clock.now();
     let earlier = later - chrono::Duration::milliseconds(5);
     // The first attempt opens the window; then two more, each counted
     // after an attempt whose clock was read later.

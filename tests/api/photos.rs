@@ -72,11 +72,11 @@ fn stored_photo(app: &TestApp, email: &str) -> Vec<u8> {
         .select(registrations::ktp_upload_id)
         .first(&mut *conn)
         .unwrap();
-    ktp_uploads::table
-        .find(upload)
-        .select(ktp_uploads::data)
-        .first(&mut *conn)
+    // Stored sealed; opened as staff would see it.
+    emeterai::db::accounts::find_upload(&mut conn, &app.state.keys, &upload)
         .unwrap()
+        .unwrap()
+        .1
 }
 
 async fn camera_photo_is_stored_upright_small_and_without_metadata(backend: Backend) {
@@ -274,7 +274,7 @@ async fn stored_photos_are_reencoded_by_the_command(backend: Backend) {
     };
     app.register(&mut Registration::default()).await;
     let old = camera_photo();
-    let now = chrono::Utc::now().naive_utc();
+    let now = app.state.clock.now();
     let mut conn = app.state.pool.get().unwrap();
     for (id, data) in [
         ("00000000-0000-4000-8000-000000000001", old.as_slice()),
@@ -283,20 +283,22 @@ async fn stored_photos_are_reencoded_by_the_command(backend: Backend) {
             &fake_jpeg(30_000)[..],
         ),
     ] {
-        emeterai::db::accounts::insert_upload(
-            &mut conn,
-            &emeterai::db::accounts::NewUpload {
+        // Stored in clear, as versions before sealing did.
+        diesel::insert_into(ktp_uploads::table)
+            .values(&emeterai::db::accounts::NewUpload {
                 id,
                 file_name: "lama.jpg",
                 content_type: "image/jpeg",
                 size_bytes: data.len() as i64,
                 data,
                 created_at: now,
-            },
-        )
-        .unwrap();
+                data_key_id: None,
+            })
+            .execute(&mut *conn)
+            .unwrap();
     }
-    let report = emeterai::db::accounts::reencode_photos(&mut conn).unwrap();
+    let keys = app.state.keys.clone();
+    let report = emeterai::db::accounts::reencode_photos(&mut conn, &keys, now).unwrap();
     assert_eq!(
         (
             report.reencoded,
@@ -305,16 +307,22 @@ async fn stored_photos_are_reencoded_by_the_command(backend: Backend) {
         ),
         (1, 1, 1)
     );
-    let (data, size): (Vec<u8>, i64) = ktp_uploads::table
-        .find("00000000-0000-4000-8000-000000000001")
+    let id = "00000000-0000-4000-8000-000000000001";
+    let (stored, size): (Vec<u8>, i64) = ktp_uploads::table
+        .find(id)
         .select((ktp_uploads::data, ktp_uploads::size_bytes))
         .first(&mut *conn)
+        .unwrap();
+    // Sealed again once re-encoded.
+    assert!(emeterai::domain::sealed::is_sealed(&stored));
+    let (_, data) = emeterai::db::accounts::find_upload(&mut conn, &keys, id)
+        .unwrap()
         .unwrap();
     assert_eq!(size as usize, data.len());
     assert!(data.len() <= 1024 * 1024);
     assert!(!data.windows(4).any(|w| w == b"Exif"));
     // Run again: nothing left to do.
-    let again = emeterai::db::accounts::reencode_photos(&mut conn).unwrap();
+    let again = emeterai::db::accounts::reencode_photos(&mut conn, &keys, now).unwrap();
     assert_eq!((again.reencoded, again.already_normalized), (0, 2));
 }
 

@@ -568,7 +568,7 @@ async fn mail_is_marked_failed_after_its_last_try(backend: Backend) {
 
 fn age_tokens(app: &TestApp, hours: i64) {
     let mut conn = app.state.pool.get().unwrap();
-    let past = chrono::Utc::now().naive_utc() - chrono::Duration::hours(hours);
+    let past = app.state.clock.now() - chrono::Duration::hours(hours);
     diesel::update(registration_tokens::table)
         .set(registration_tokens::expires_at.eq(past))
         .execute(&mut *conn)
@@ -950,19 +950,16 @@ async fn unverified_accounts_expire_and_free_their_email_and_nik(backend: Backen
     };
     app.register(&mut Registration::default()).await;
     app.register_and_verify(&mut Registration::budi()).await;
-    {
-        let mut conn = app.state.pool.get().unwrap();
-        let old = chrono::Utc::now().naive_utc() - chrono::Duration::days(8);
-        diesel::update(registrations::table)
-            .set((
-                registrations::created_at.eq(old),
-                registrations::updated_at.eq(old),
-            ))
-            .execute(&mut *conn)
-            .unwrap();
-    }
+    // Six days on nothing is purged; eight days on (the lifetime is 7).
+    app.state.clock.advance(chrono::Duration::days(6));
     let (purged, _) =
-        emeterai::services::retention::purge_expired(&app.state.services(), emeterai::db::now())
+        emeterai::services::retention::purge_expired(&app.state.services(), app.state.clock.now())
+            .await
+            .unwrap();
+    assert_eq!(purged, 0, "both still within their lifetime");
+    app.state.clock.advance(chrono::Duration::days(2));
+    let (purged, _) =
+        emeterai::services::retention::purge_expired(&app.state.services(), app.state.clock.now())
             .await
             .unwrap();
     assert_eq!(purged, 2, "the waiting registration and the finished one");

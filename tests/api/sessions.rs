@@ -160,7 +160,7 @@ async fn a_staff_cookie_replayed_after_sign_out_or_disable_is_refused(backend: B
     );
     {
         let mut conn = app.state.pool.get().unwrap();
-        emeterai::db::staff::disable(&mut conn, "petugas@peruri.test", emeterai::mail::now())
+        emeterai::db::staff::disable(&mut conn, "petugas@peruri.test", app.state.clock.now())
             .unwrap();
     }
     assert_eq!(

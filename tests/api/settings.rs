@@ -108,6 +108,33 @@ fn production_without_a_mail_transport_is_refused() {
     );
 }
 
+/// Production never seals citizens' data under a key made up on the spot;
+/// a key file that is missing or malformed stops start-up naming it.
+#[test]
+fn a_missing_or_wrong_key_file_is_refused() {
+    let production = [
+        ("EMETERAI_ENV", "production"),
+        (
+            "EMETERAI_SECRET_KEY",
+            "a production secret key of at least 32 characters",
+        ),
+        ("EMETERAI_MAIL_API_URL", "http://127.0.0.1:9/send"),
+    ];
+    assert_clear_refusal(&production, "EMETERAI_KEY_FILE");
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere.txt");
+    assert_clear_refusal(
+        &[("EMETERAI_KEY_FILE", missing.to_str().unwrap())],
+        "EMETERAI_KEY_FILE",
+    );
+    let wrong = dir.path().join("keys.txt");
+    std::fs::write(&wrong, "kek 1 not-hex\n").unwrap();
+    assert_clear_refusal(
+        &[("EMETERAI_KEY_FILE", wrong.to_str().unwrap())],
+        "EMETERAI_KEY_FILE",
+    );
+}
+
 #[test]
 fn help_lists_every_setting() {
     let output = Command::new(env!("CARGO_BIN_EXE_emeterai"))
@@ -123,6 +150,7 @@ fn help_lists_every_setting() {
         "EMETERAI_MAIL_API_URL",
         "EMETERAI_MAIL_API_KEY",
         "EMETERAI_MAIL_FROM",
+        "EMETERAI_KEY_FILE",
         "EMETERAI_BCRYPT_COST",
         "EMETERAI_SECRET_KEY",
         "EMETERAI_ENV",

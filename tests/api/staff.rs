@@ -708,58 +708,62 @@ async fn stats_chart_and_table_count_by_reason_and_day(backend: Backend) {
         return;
     };
     let staff = signed_in_staff(&app).await;
-    // Noon WIB on two days.
-    let day = |d: u32| {
-        chrono::NaiveDate::from_ymd_opt(2026, 11, d)
-            .unwrap()
-            .and_hms_opt(5, 0, 0)
-            .unwrap()
-    };
+    // Four WIB days ending ten days ago (inside retention, whatever the
+    // date the test runs on); times at noon WIB (05:00 UTC).
+    let first = app.state.clock.today_in_indonesia() - chrono::Days::new(13);
+    let date = |n: u64| first + chrono::Days::new(n);
+    let day = |n: u64| date(n).and_hms_opt(5, 0, 0).unwrap();
+    let row = |n: u64, cells: &str| format!("<th scope=\"row\">{}</th>{cells}", date(n));
     insert(
         &app,
         &[
-            failure("STA-0000-0001", day(20), "validation", None, None, &app),
-            failure("STA-0000-0002", day(20), "validation", None, None, &app),
-            failure("STA-0000-0003", day(20), "stale_form", None, None, &app),
-            failure("STA-0000-0004", day(21), "stale_form", None, None, &app),
-            // 18:00 UTC on the 21st is 01:00 WIB on the 22nd.
+            failure("STA-0000-0001", day(1), "validation", None, None, &app),
+            failure("STA-0000-0002", day(1), "validation", None, None, &app),
+            failure("STA-0000-0003", day(1), "stale_form", None, None, &app),
+            failure("STA-0000-0004", day(2), "stale_form", None, None, &app),
+            // 18:00 UTC on the second day is 01:00 WIB on the third.
             failure(
                 "STA-0000-0005",
-                day(21) + Duration::hours(13),
+                day(2) + Duration::hours(13),
                 "validation",
                 None,
                 None,
                 &app,
             ),
             // Sign-in and link problems are no failed registrations.
-            failure("STA-0000-0006", day(20), "sign_in_failed", None, None, &app),
-            failure("STA-0000-0007", day(20), "link_expired", None, None, &app),
-            failure("STA-0000-0008", day(21), "sign_in_failed", None, None, &app),
+            failure("STA-0000-0006", day(1), "sign_in_failed", None, None, &app),
+            failure("STA-0000-0007", day(1), "link_expired", None, None, &app),
+            failure("STA-0000-0008", day(2), "sign_in_failed", None, None, &app),
         ],
     );
-    let (status, page) = html(&staff, &app, "/staff/stats?from=2026-11-19&to=2026-11-22").await;
+    let (status, page) = html(
+        &staff,
+        &app,
+        &format!("/staff/stats?from={}&to={}", date(0), date(3)),
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(page.contains("<svg role=\"img\""));
     assert_eq!(page.matches("<rect x=\"1\"").count(), 4, "four segments");
     assert!(
-        page.contains("<th scope=\"row\">2026-11-22</th><td>1</td><td>0</td><td>1</td>"),
+        page.contains(&row(3, "<td>1</td><td>0</td><td>1</td>")),
         "WIB day"
     );
     assert!(
-        page.contains("<th scope=\"row\">2026-11-20</th><td>2</td><td>1</td><td>3</td>"),
+        page.contains(&row(1, "<td>2</td><td>1</td><td>3</td>")),
         "{page}"
     );
-    assert!(page.contains("<th scope=\"row\">2026-11-21</th><td>0</td><td>1</td><td>1</td>"));
-    assert!(page.contains("<th scope=\"row\">2026-11-19</th><td>0</td><td>0</td><td>0</td>"));
+    assert!(page.contains(&row(2, "<td>0</td><td>1</td><td>1</td>")));
+    assert!(page.contains(&row(0, "<td>0</td><td>0</td><td>0</td>")));
     // Their own table, after the chart's: link expired, sign-in, total.
     let access = &page[page
         .find("Masalah masuk dan tautan per hari</h2>")
         .expect("access table")..];
     assert!(
-        access.contains("<th scope=\"row\">2026-11-20</th><td>1</td><td>1</td><td>2</td>"),
+        access.contains(&row(1, "<td>1</td><td>1</td><td>2</td>")),
         "{access}"
     );
-    assert!(access.contains("<th scope=\"row\">2026-11-21</th><td>0</td><td>1</td><td>1</td>"));
+    assert!(access.contains(&row(2, "<td>0</td><td>1</td><td>1</td>")));
     // The value axis is labelled (0, 2 and 5 for a highest day of 3).
     assert!(
         page.contains(">5</text>") && page.contains(">0</text>"),

@@ -43,9 +43,9 @@ pub fn keep_register_draft(session: &Session, draft: &RegisterDraft) {
     }
 }
 
-pub fn register_draft(session: &Session) -> Option<RegisterDraft> {
+pub fn register_draft(session: &Session, now: i64) -> Option<RegisterDraft> {
     let draft = session.get::<RegisterDraft>(DRAFT_KEY).ok().flatten()?;
-    let age = chrono::Utc::now().timestamp() - draft.saved;
+    let age = now - draft.saved;
     (0..=DRAFT_TTL_SECS).contains(&age).then_some(draft)
 }
 
@@ -89,8 +89,11 @@ pub struct CheckedValues {
 
 /// The form's checks (all but the photo's), in one place for the
 /// submission and for a draft shown again in the other language.
-pub fn check_values(values: &RegisterValues, errors: &mut FormErrors) -> CheckedValues {
-    let today = crate::domain::today_in_indonesia();
+pub fn check_values(
+    values: &RegisterValues,
+    errors: &mut FormErrors,
+    today: chrono::NaiveDate,
+) -> CheckedValues {
     let mut check = |field: &'static str, problem: Option<Problem>| {
         if let Some(p) = problem {
             errors.add(field, p);
@@ -169,7 +172,7 @@ const FORM_TTL_SECS: i64 = 24 * 3600;
 /// covers the form version, so forms from an older portal are recognised.
 pub fn new_submission_id(state: &AppState) -> String {
     let id = uuid::Uuid::new_v4();
-    let issued = chrono::Utc::now().timestamp();
+    let issued = state.clock.timestamp();
     let signature = sign(state, &id.to_string(), issued);
     format!("{id}.{issued}.{signature}")
 }
@@ -188,7 +191,7 @@ pub fn check_submission_id(state: &AppState, posted: &str) -> Option<String> {
     let (id, issued, signature) = (parts.next()?, parts.next()?, parts.next()?);
     let id = uuid::Uuid::parse_str(id).ok()?.to_string();
     let issued: i64 = issued.parse().ok()?;
-    let age = chrono::Utc::now().timestamp() - issued;
+    let age = state.clock.timestamp() - issued;
     let expected = sign(state, &id, issued);
     (bool::from(subtle::ConstantTimeEq::ct_eq(
         expected.as_bytes(),
@@ -211,12 +214,12 @@ pub async fn get(
     let mut photo = None;
     let mut submission_id = None;
     if ctx.language_switched()
-        && let Some(draft) = register_draft(&session)
+        && let Some(draft) = register_draft(&session, state.clock.timestamp())
     {
         if let Some(id) = draft.upload_id {
             photo = post::draft_photo(&state, id, lang).await?;
         }
-        check_values(&draft.values, &mut errors);
+        check_values(&draft.values, &mut errors, state.clock.today_in_indonesia());
         if photo.is_none() {
             errors.add("ktp_photo", Problem::PhotoMissing);
         }

@@ -65,7 +65,7 @@ pub async fn post(
     let submission_valid = submission_key.is_some();
     let fresh = csrf_ok && submission_valid;
     let mut errors = FormErrors::new(lang);
-    let now = crate::db::now();
+    let now = state.clock.now();
 
     // The photo: a draft's earlier upload, or a new one (kept in memory
     // until we know whether the registration is stored with it, or the form
@@ -100,7 +100,7 @@ pub async fn post(
         email,
         phone,
         npwp,
-    } = super::check_values(&values, &mut errors);
+    } = super::check_values(&values, &mut errors, state.clock.today_in_indonesia());
 
     let (
         Ok(name),
@@ -177,7 +177,7 @@ pub async fn post(
                 values: values.clone(),
                 upload_id: photo.as_ref().map(|p| p.upload_id.clone()),
                 submission_id: submission_id.clone(),
-                saved: chrono::Utc::now().timestamp(),
+                saved: state.clock.timestamp(),
             },
         );
         return RegisterPage {

@@ -12,7 +12,6 @@ use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::Duration;
 use serde::Deserialize;
 
 use crate::domain::second_factor::TotpSecret;
@@ -27,8 +26,8 @@ const ENROL_KEY: &str = "staff_enrol_secret";
 const PENDING_MINUTES: i64 = 10;
 
 /// Remembers, in the session, that `staff` gave the right password.
-pub(super) fn await_code(session: &Session, staff: &Staff) {
-    let until = (chrono::Utc::now() + Duration::minutes(PENDING_MINUTES)).timestamp();
+pub(super) fn await_code(session: &Session, staff: &Staff, now: i64) {
+    let until = now + PENDING_MINUTES * 60;
     let _ = session.insert(
         PENDING_KEY,
         format!("{}|{}|{until}", staff.id, staff.session_epoch),
@@ -52,7 +51,7 @@ async fn pending(
     ) else {
         return Ok(None);
     };
-    if until < chrono::Utc::now().timestamp() {
+    if until < state.clock.timestamp() {
         return Ok(None);
     }
     sign_in::staff_member(&state.services(), id, epoch).await
@@ -194,7 +193,7 @@ pub async fn post(
         &staff,
         &form.code,
         enrolment.as_ref(),
-        crate::db::now(),
+        state.clock.now(),
     )
     .await?;
     let (action, codes) = match checked {

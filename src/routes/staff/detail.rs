@@ -234,7 +234,7 @@ pub async fn failure_action(
     let failure = staff_service::find(&svc, &reference)
         .await?
         .ok_or(AppError::NotFound)?;
-    let now = crate::db::now();
+    let now = state.clock.now();
     let done = match action.as_str() {
         "note" => {
             if !staff_service::add_note(&svc, &reference, &staff.email, &form.note, now).await? {

@@ -45,6 +45,7 @@ pub async fn failures_csv(
     let filter = parse_filter(&query, &state, Lang::En).map_err(AppError::BadRequest)?;
     audit(&state, &staff, "export_csv", filter_query(&query)).await?;
 
+    let name = format!("failures-{}.csv", state.clock.now().format("%Y%m%d-%H%M%S"));
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, actix_web::Error>>(2);
     let state = state.clone();
     actix_web::rt::spawn(async move {
@@ -123,10 +124,6 @@ pub async fn failures_csv(
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    let name = format!(
-        "failures-{}.csv",
-        chrono::Utc::now().format("%Y%m%d-%H%M%S")
-    );
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/csv; charset=utf-8"))
         .insert_header((

@@ -30,7 +30,7 @@ use crate::web::see_other;
 pub const STAFF_COOKIE: &str = "emeterai_staff";
 const PAGE_SIZE: i64 = 50;
 /// Indonesia's western time zone, in which staff read times and days.
-const WIB_HOURS: i64 = 7;
+use crate::clock::WIB_HOURS;
 
 fn staff_cookie(key: &Key, value: String, secure: bool) -> Cookie<'static> {
     let mut jar = CookieJar::new();
@@ -87,7 +87,7 @@ pub async fn current_staff(
     let (Ok(epoch), Ok(expires)) = (epoch.parse::<i64>(), expires.parse::<i64>()) else {
         return Ok(None);
     };
-    if expires < chrono::Utc::now().timestamp() {
+    if expires < state.clock.timestamp() {
         return Ok(None);
     }
     let found = crate::services::staff::sign_in::session_staff(
@@ -95,7 +95,7 @@ pub async fn current_staff(
         id.to_string(),
         epoch,
         sid.to_string(),
-        crate::db::now(),
+        state.clock.now(),
     )
     .await?;
     Ok(found.map(|s| StaffUser {
@@ -124,7 +124,7 @@ async fn audit(
         &staff.email,
         action,
         target,
-        crate::db::now(),
+        state.clock.now(),
     )
     .await
 }

@@ -57,7 +57,7 @@ pub async fn login_post(
         &crate::web::client(&req, &state),
         &form.email,
         form.password.clone(),
-        crate::db::now(),
+        state.clock.now(),
     )
     .await?;
     let t = ctx.t;
@@ -68,7 +68,7 @@ pub async fn login_post(
         PasswordCheck::Right(staff) => {
             if state.settings.staff_second_factor_required() {
                 // The password was right; the code comes next (or enrolment).
-                super::code::await_code(&session, &staff);
+                super::code::await_code(&session, &staff, state.clock.timestamp());
                 return Ok(see_other("/staff/login/code"));
             }
             let cookie = start_session(&state, &staff, "sign_in").await?;
@@ -107,8 +107,8 @@ pub(super) async fn start_session(
     staff: &Staff,
     action: &str,
 ) -> Result<Cookie<'static>, AppError> {
-    let sid = sign_in::start_session(&state.services(), staff, action, crate::db::now()).await?;
-    let expires = (chrono::Utc::now() + Duration::hours(STAFF_SESSION.hours)).timestamp();
+    let sid = sign_in::start_session(&state.services(), staff, action, state.clock.now()).await?;
+    let expires = state.clock.timestamp() + STAFF_SESSION.hours * 3600;
     let value = format!("{}|{}|{}|{sid}", staff.id, staff.session_epoch, expires);
     Ok(staff_cookie(
         &state.staff_cookie_key,
@@ -134,7 +134,7 @@ pub async fn logout(
     }
     // The session's record ends too: a copy of the cookie opens nothing.
     if let Some(sid) = staff_session_id(&req, &state) {
-        let ended = crate::services::sessions::end(&state.services(), sid, crate::db::now()).await;
+        let ended = crate::services::sessions::end(&state.services(), sid, state.clock.now()).await;
         if let Err(e) = ended {
             tracing::warn!(error = %crate::error::error_chain(&e), "staff session not ended");
         }

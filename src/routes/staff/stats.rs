@@ -62,7 +62,7 @@ pub async fn stats(
     let staff = staff_or_login!(req, state);
     let t = ctx.t;
     let lang = ctx.lang;
-    let today = (chrono::Utc::now() + Duration::hours(WIB_HOURS)).date_naive();
+    let today = state.clock.today_in_indonesia();
     let parse = |text: &str, default: NaiveDate| {
         if text.trim().is_empty() {
             Ok(default)

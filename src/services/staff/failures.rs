@@ -229,6 +229,7 @@ pub async fn photo(
         return Ok(None);
     }
     let (lookup, id) = (reference.to_string(), upload.to_string());
+    let keys = ctx.keys.clone();
     ctx.db(move |conn| -> Result<_, AppError> {
         let Some(failure) = crate::services::failures::find(conn, &lookup)? else {
             return Ok(None);
@@ -241,7 +242,7 @@ pub async fn photo(
         if !related {
             return Ok(None);
         }
-        Ok(crate::db::accounts::find_upload(conn, &id)?)
+        crate::db::accounts::find_upload(conn, &keys, &id)
     })
     .await
 }

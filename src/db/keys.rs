@@ -1,0 +1,202 @@
+//! Wrapped data keys (`data_keys`) and the KTP photos they seal
+//! (`domain/sealed.rs` has the cryptography). A photo's bytes are stored
+//! sealed under a data key of its own, bound to `ktp_uploads.data:<id>`;
+//! deleting the key row shreds the photo.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::DbConn;
+use crate::domain::sealed::{self, DataKey, KeyRing, SealError, WrappedKey};
+use crate::error::AppError;
+use crate::schema::{data_keys, ktp_uploads};
+
+/// Where a photo's bytes are sealed to.
+pub fn photo_aad(upload_id: &str) -> String {
+    sealed::aad("ktp_uploads", "data", upload_id)
+}
+
+pub fn insert(conn: &mut DbConn, key: &WrappedKey, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::insert_into(data_keys::table)
+        .values((
+            data_keys::id.eq(&key.id),
+            data_keys::kek_version.eq(key.kek_version),
+            data_keys::wrapped.eq(&key.wrapped),
+            data_keys::created_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<WrappedKey>> {
+    data_keys::table
+        .find(id)
+        .select((data_keys::id, data_keys::kek_version, data_keys::wrapped))
+        .first::<(String, i32, Vec<u8>)>(conn)
+        .optional()
+        .map(|row| {
+            row.map(|(id, kek_version, wrapped)| WrappedKey {
+                id,
+                kek_version,
+                wrapped,
+            })
+        })
+}
+
+/// A photo sealed for storage under a fresh data key: the key to store
+/// with it and the sealed bytes.
+pub fn seal_photo(ring: &KeyRing, upload_id: &str, plain: &[u8]) -> (WrappedKey, Vec<u8>) {
+    let (wrapped, key) = ring.new_data_key();
+    let sealed = key.seal(&photo_aad(upload_id), plain);
+    (wrapped, sealed)
+}
+
+/// Opens stored bytes: sealed ones with their data key, or bytes stored
+/// in clear by an earlier version (not yet sealed) as they are. A value
+/// that does not open is a 503 for that request, logged with the key id.
+pub fn open_photo(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    upload_id: &str,
+    stored: Vec<u8>,
+) -> Result<Vec<u8>, AppError> {
+    let Some(key_id) = sealed::sealed_key_id(&stored) else {
+        return Ok(stored);
+    };
+    let opened = find(conn, key_id)?
+        .ok_or_else(|| SealError::WrongKey(key_id.to_string()))
+        .and_then(|wrapped| ring.unwrap(&wrapped))
+        .and_then(|key: DataKey| key.open(&photo_aad(upload_id), &stored));
+    opened.map_err(|e| {
+        tracing::error!(upload = %upload_id, key = %key_id, error = %e, "a sealed photo does not open");
+        AppError::unavailable(e)
+    })
+}
+
+/// Photos still stored in clear (by an earlier version), sealed in one
+/// batch of at most `limit`; each in its own short transaction, so the
+/// batch is safe to stop at any point and to run on many instances. The
+/// number sealed.
+pub fn seal_clear_photos(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    limit: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let ids: Vec<String> = ktp_uploads::table
+        .filter(ktp_uploads::data_key_id.is_null())
+        .order(ktp_uploads::id.asc())
+        .select(ktp_uploads::id)
+        .limit(limit)
+        .load(conn)?;
+    let mut sealed = 0;
+    for id in ids {
+        // Read, then write: on SQLite a lock upgrade that can meet a busy
+        // writer, so the short transaction is tried again.
+        let done = super::retry_busy(|| {
+            conn.transaction(|conn| -> QueryResult<bool> {
+                let Some(data) = ktp_uploads::table
+                    .find(&id)
+                    .filter(ktp_uploads::data_key_id.is_null())
+                    .select(ktp_uploads::data)
+                    .first::<Vec<u8>>(conn)
+                    .optional()?
+                else {
+                    return Ok(false);
+                };
+                if sealed::is_sealed(&data) {
+                    return Ok(false);
+                }
+                let (key, data) = seal_photo(ring, &id, &data);
+                insert(conn, &key, now)?;
+                let changed = diesel::update(
+                    ktp_uploads::table
+                        .find(&id)
+                        .filter(ktp_uploads::data_key_id.is_null()),
+                )
+                .set((
+                    ktp_uploads::data.eq(&data),
+                    ktp_uploads::data_key_id.eq(&key.id),
+                ))
+                .execute(conn)?;
+                Ok(changed == 1)
+            })
+        })?;
+        sealed += usize::from(done);
+    }
+    Ok(sealed)
+}
+
+/// Photos still stored in clear.
+pub fn clear_photo_count(conn: &mut DbConn) -> QueryResult<i64> {
+    ktp_uploads::table
+        .filter(ktp_uploads::data_key_id.is_null())
+        .count()
+        .get_result(conn)
+}
+
+/// Data keys per KEK version (for `/metrics` and the rotation's progress).
+pub fn count_by_version(conn: &mut DbConn) -> QueryResult<Vec<(i32, i64)>> {
+    data_keys::table
+        .group_by(data_keys::kek_version)
+        .select((data_keys::kek_version, diesel::dsl::count_star()))
+        .order(data_keys::kek_version.asc())
+        .load(conn)
+}
+
+/// Re-wraps at most `limit` data keys still under an older KEK version
+/// with the newest (rotation). Each key is updated only if no other
+/// instance rewrapped it first, so batches may run anywhere and be killed
+/// at any point. The number rewrapped.
+pub fn rewrap_batch(conn: &mut DbConn, ring: &KeyRing, limit: i64) -> Result<usize, AppError> {
+    let rows: Vec<(String, i32, Vec<u8>)> = data_keys::table
+        .filter(data_keys::kek_version.lt(ring.newest()))
+        .order(data_keys::id.asc())
+        .select((data_keys::id, data_keys::kek_version, data_keys::wrapped))
+        .limit(limit)
+        .load(conn)?;
+    let mut done = 0;
+    for (id, kek_version, wrapped) in rows {
+        let old = WrappedKey {
+            id,
+            kek_version,
+            wrapped,
+        };
+        let new = match ring.rewrap(&old) {
+            Ok(Some(new)) => new,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(key = %old.id, kek_version, error = %e, "a data key does not unwrap; left as it is");
+                return Err(AppError::unavailable(e));
+            }
+        };
+        done += diesel::update(
+            data_keys::table
+                .find(&old.id)
+                .filter(data_keys::kek_version.eq(old.kek_version)),
+        )
+        .set((
+            data_keys::kek_version.eq(new.kek_version),
+            data_keys::wrapped.eq(&new.wrapped),
+        ))
+        .execute(conn)?;
+    }
+    Ok(done)
+}
+
+/// Destroys the data keys no photo uses any more (their photos were
+/// deleted): what they sealed is unreadable from then on, in this
+/// database and, once the KEK version that wrapped them is retired, in
+/// every backup. Keys younger than `cutoff` are left for the transaction
+/// that is storing their photo.
+pub fn shred_unused(conn: &mut DbConn, cutoff: NaiveDateTime) -> QueryResult<usize> {
+    let used = ktp_uploads::table
+        .filter(ktp_uploads::data_key_id.is_not_null())
+        .select(ktp_uploads::data_key_id.assume_not_null());
+    diesel::delete(
+        data_keys::table
+            .filter(data_keys::created_at.lt(cutoff))
+            .filter(diesel::dsl::not(data_keys::id.eq_any(used))),
+    )
+    .execute(conn)
+}

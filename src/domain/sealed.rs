@@ -1,0 +1,440 @@
+//! Envelope encryption of personal data at rest (AES-256-GCM, RustCrypto
+//! `aes-gcm`).
+//!
+//! - A **data key** (256 bits, random) seals the values of one subject (a
+//!   KTP photo today). It is stored only wrapped, in `data_keys`; deleting
+//!   that row makes what it sealed unreadable (crypto-shredding, complete
+//!   for backups once the key-encryption key version that wrapped it is
+//!   retired).
+//! - A **key-encryption key** (KEK) wraps data keys. Its versions live in a
+//!   key ring outside the database (`keys.rs` loads the key file); the
+//!   newest wraps new data keys, older ones still unwrap until retired.
+//! - A **sealed value** names its data key (`EMS1`, the key id, a random
+//!   96-bit nonce, the ciphertext and tag), and the data key's row names
+//!   the KEK version. The associated data binds the table, column and row
+//!   (`ktp_uploads.data:<id>`), so a value copied to another row or column
+//!   does not open.
+//! - A **blind index** (HMAC-SHA256 under an index key of its own) finds a
+//!   value without storing it.
+
+use std::collections::BTreeMap;
+
+use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::{Aes256Gcm, KeyInit};
+use hmac::{Hmac, KeyInit as _, Mac};
+use sha2::Sha256;
+
+const MAGIC: &[u8; 4] = b"EMS1";
+const NONCE_BYTES: usize = 12;
+const KEY_BYTES: usize = 32;
+
+/// Why a sealed value or a wrapped key did not open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("not a sealed value")]
+    Malformed,
+    #[error("data key {0} is not the one this value names")]
+    WrongKey(String),
+    #[error("key-encryption key version {0} is not in the key ring (retired or never known)")]
+    UnknownKek(i32),
+    #[error("data key {0} does not open: altered, or moved to another row or column")]
+    Tampered(String),
+}
+
+/// Where a sealed value belongs: the table, column and row it was sealed
+/// for.
+pub fn aad(table: &str, column: &str, row: &str) -> String {
+    format!("{table}.{column}:{row}")
+}
+
+/// A data key as stored: its id, the KEK version that wrapped it, and the
+/// wrapped bytes (nonce, ciphertext and tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    pub id: String,
+    pub kek_version: i32,
+    pub wrapped: Vec<u8>,
+}
+
+/// An unwrapped data key.
+pub struct DataKey {
+    id: String,
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DataKey({})", self.id)
+    }
+}
+
+impl DataKey {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Seals `plain` for the place `aad` names, under a fresh random nonce.
+    pub fn seal(&self, aad: &str, plain: &[u8]) -> Vec<u8> {
+        let nonce: [u8; NONCE_BYTES] = rand::random();
+        let sealed = self
+            .cipher
+            .encrypt(
+                (&nonce).into(),
+                Payload {
+                    msg: plain,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .expect("AES-GCM encrypts any message under 64 GiB");
+        let mut out = Vec::with_capacity(5 + self.id.len() + NONCE_BYTES + sealed.len());
+        out.extend_from_slice(MAGIC);
+        out.push(self.id.len() as u8);
+        out.extend_from_slice(self.id.as_bytes());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// Opens a value sealed by this key for the place `aad` names.
+    pub fn open(&self, aad: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        let (id, rest) = split_sealed(sealed).ok_or(SealError::Malformed)?;
+        if id != self.id {
+            return Err(SealError::WrongKey(id.to_string()));
+        }
+        if rest.len() < NONCE_BYTES + 16 {
+            return Err(SealError::Malformed);
+        }
+        let (nonce, body) = rest.split_at(NONCE_BYTES);
+        let nonce: &[u8; NONCE_BYTES] = nonce.try_into().expect("split at the nonce");
+        self.cipher
+            .decrypt(
+                nonce.into(),
+                Payload {
+                    msg: body,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| SealError::Tampered(self.id.clone()))
+    }
+}
+
+/// Whether stored bytes are a sealed value (else: written in clear by an
+/// earlier version).
+pub fn is_sealed(stored: &[u8]) -> bool {
+    split_sealed(stored).is_some()
+}
+
+/// The data key id a sealed value names.
+pub fn sealed_key_id(stored: &[u8]) -> Option<&str> {
+    split_sealed(stored).map(|(id, _)| id)
+}
+
+fn split_sealed(stored: &[u8]) -> Option<(&str, &[u8])> {
+    let rest = stored.strip_prefix(MAGIC)?;
+    let (&len, rest) = rest.split_first()?;
+    let len = usize::from(len);
+    if len == 0 || rest.len() < len {
+        return None;
+    }
+    let id = std::str::from_utf8(&rest[..len]).ok()?;
+    Some((id, &rest[len..]))
+}
+
+/// The key-encryption key versions and the blind-index key, as loaded
+/// from the key file (never from the database they protect).
+pub struct KeyRing {
+    keks: BTreeMap<i32, Aes256Gcm>,
+    index: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyRing(versions {:?})", self.versions())
+    }
+}
+
+/// Why a key file does not load (shown with the setting that names it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("line {0}: expected `kek <version> <64 hex digits>` or `index <64 hex digits>`")]
+    Line(usize),
+    #[error("key-encryption key version {0} appears twice")]
+    Duplicate(i32),
+    #[error("no key-encryption key (`kek 1 <64 hex digits>`)")]
+    NoKek,
+    #[error("no blind-index key (`index <64 hex digits>`)")]
+    NoIndex,
+}
+
+fn parse_key(hex_text: &str) -> Option<[u8; KEY_BYTES]> {
+    let bytes = hex::decode(hex_text).ok()?;
+    bytes.try_into().ok()
+}
+
+fn random_hex() -> String {
+    hex::encode(rand::random::<[u8; KEY_BYTES]>())
+}
+
+impl KeyRing {
+    /// A new key file's text: KEK version 1 and an index key, random.
+    pub fn new_file_text() -> String {
+        format!(
+            "# e-Meterai keys. Keep this file off the database host and out of its backups:\n\
+             # with a copy of the database it opens every citizen's identity data.\n\
+             kek 1 {}\nindex {}\n",
+            random_hex(),
+            random_hex()
+        )
+    }
+
+    /// The line that adds the next KEK version to a key file's text.
+    pub fn next_version_line(&self) -> (i32, String) {
+        let next = self.newest() + 1;
+        (next, format!("kek {next} {}\n", random_hex()))
+    }
+
+    pub fn parse(text: &str) -> Result<KeyRing, KeyFileError> {
+        let mut keks = BTreeMap::new();
+        let mut index = None;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            match parts.as_slice() {
+                ["kek", version, key] => {
+                    let version: i32 = version
+                        .parse()
+                        .ok()
+                        .filter(|v| *v > 0)
+                        .ok_or(KeyFileError::Line(n + 1))?;
+                    let key = parse_key(key).ok_or(KeyFileError::Line(n + 1))?;
+                    if keks
+                        .insert(version, Aes256Gcm::new((&key).into()))
+                        .is_some()
+                    {
+                        return Err(KeyFileError::Duplicate(version));
+                    }
+                }
+                ["index", key] => {
+                    index = Some(parse_key(key).ok_or(KeyFileError::Line(n + 1))?.to_vec());
+                }
+                _ => return Err(KeyFileError::Line(n + 1)),
+            }
+        }
+        if keks.is_empty() {
+            return Err(KeyFileError::NoKek);
+        }
+        Ok(KeyRing {
+            keks,
+            index: index.ok_or(KeyFileError::NoIndex)?,
+        })
+    }
+
+    /// The KEK version new data keys are wrapped under.
+    pub fn newest(&self) -> i32 {
+        *self.keks.keys().next_back().expect("a ring has a version")
+    }
+
+    pub fn versions(&self) -> Vec<i32> {
+        self.keks.keys().copied().collect()
+    }
+
+    /// A fresh data key, and its wrapped form to store.
+    pub fn new_data_key(&self) -> (WrappedKey, DataKey) {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let key: [u8; KEY_BYTES] = rand::random();
+        let wrapped = self.wrap(&id, self.newest(), &key);
+        let data = DataKey {
+            id: id.clone(),
+            cipher: Aes256Gcm::new((&key).into()),
+        };
+        (wrapped, data)
+    }
+
+    fn wrap(&self, id: &str, version: i32, key: &[u8; KEY_BYTES]) -> WrappedKey {
+        let kek = &self.keks[&version];
+        let nonce: [u8; NONCE_BYTES] = rand::random();
+        let mut wrapped = nonce.to_vec();
+        wrapped.extend(
+            kek.encrypt(
+                (&nonce).into(),
+                Payload {
+                    msg: key,
+                    aad: format!("data_keys:{id}").as_bytes(),
+                },
+            )
+            .expect("AES-GCM encrypts a key"),
+        );
+        WrappedKey {
+            id: id.to_string(),
+            kek_version: version,
+            wrapped,
+        }
+    }
+
+    fn unwrap_bytes(&self, stored: &WrappedKey) -> Result<[u8; KEY_BYTES], SealError> {
+        let kek = self
+            .keks
+            .get(&stored.kek_version)
+            .ok_or(SealError::UnknownKek(stored.kek_version))?;
+        if stored.wrapped.len() < NONCE_BYTES {
+            return Err(SealError::Tampered(stored.id.clone()));
+        }
+        let (nonce, body) = stored.wrapped.split_at(NONCE_BYTES);
+        let nonce: &[u8; NONCE_BYTES] = nonce.try_into().expect("split at the nonce");
+        let key = kek
+            .decrypt(
+                nonce.into(),
+                Payload {
+                    msg: body,
+                    aad: format!("data_keys:{}", stored.id).as_bytes(),
+                },
+            )
+            .map_err(|_| SealError::Tampered(stored.id.clone()))?;
+        key.try_into()
+            .map_err(|_| SealError::Tampered(stored.id.clone()))
+    }
+
+    /// Unwraps a stored data key.
+    pub fn unwrap(&self, stored: &WrappedKey) -> Result<DataKey, SealError> {
+        let key = self.unwrap_bytes(stored)?;
+        Ok(DataKey {
+            id: stored.id.clone(),
+            cipher: Aes256Gcm::new((&key).into()),
+        })
+    }
+
+    /// The same data key wrapped under the newest KEK version (rotation):
+    /// `None` when it already is.
+    pub fn rewrap(&self, stored: &WrappedKey) -> Result<Option<WrappedKey>, SealError> {
+        if stored.kek_version == self.newest() {
+            return Ok(None);
+        }
+        let key = self.unwrap_bytes(stored)?;
+        Ok(Some(self.wrap(&stored.id, self.newest(), &key)))
+    }
+
+    /// The blind index of a normalised value: HMAC-SHA256 under the index
+    /// key, hex. `purpose` separates the indexes of different fields.
+    pub fn blind_index(&self, purpose: &str, normalised: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.index).expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.update(b":");
+        mac.update(normalised.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring() -> KeyRing {
+        KeyRing::parse(&KeyRing::new_file_text()).unwrap()
+    }
+
+    #[test]
+    fn a_value_opens_only_in_its_place_under_its_key() {
+        let ring = ring();
+        let (stored, key) = ring.new_data_key();
+        let place = aad("ktp_uploads", "data", "u1");
+        let sealed = key.seal(&place, b"\xFF\xD8\xFF photo");
+        assert!(is_sealed(&sealed));
+        assert_eq!(sealed_key_id(&sealed), Some(stored.id.as_str()));
+        assert!(!sealed.windows(3).any(|w| w == b"\xFF\xD8\xFF"));
+        // A fresh nonce each time.
+        assert_ne!(sealed, key.seal(&place, b"\xFF\xD8\xFF photo"));
+        let reopened = ring.unwrap(&stored).unwrap();
+        assert_eq!(
+            reopened.open(&place, &sealed).unwrap(),
+            b"\xFF\xD8\xFF photo"
+        );
+        // Another row, another column, another key, one changed byte.
+        assert!(matches!(
+            key.open(&aad("ktp_uploads", "data", "u2"), &sealed),
+            Err(SealError::Tampered(_))
+        ));
+        assert!(key.open(&aad("accounts", "nik", "u1"), &sealed).is_err());
+        let (_, other) = ring.new_data_key();
+        assert!(matches!(
+            other.open(&place, &sealed),
+            Err(SealError::WrongKey(_))
+        ));
+        let mut altered = sealed.clone();
+        *altered.last_mut().unwrap() ^= 1;
+        assert!(key.open(&place, &altered).is_err());
+        assert_eq!(key.open(&place, b"plain"), Err(SealError::Malformed));
+        assert!(!is_sealed(b"\xFF\xD8\xFF\xE0 a JPEG in clear"));
+    }
+
+    #[test]
+    fn rotation_rewraps_and_retired_versions_do_not_open() {
+        let text = KeyRing::new_file_text();
+        let old = KeyRing::parse(&text).unwrap();
+        let (stored, key) = old.new_data_key();
+        assert_eq!(stored.kek_version, 1);
+        let sealed = key.seal("t.c:r", b"secret");
+        let (version, line) = old.next_version_line();
+        assert_eq!(version, 2);
+        let rotated = KeyRing::parse(&format!("{text}{line}")).unwrap();
+        assert_eq!(rotated.newest(), 2);
+        // Old keys still open; rewrapped under version 2 they open too.
+        assert!(rotated.unwrap(&stored).is_ok());
+        let rewrapped = rotated.rewrap(&stored).unwrap().unwrap();
+        assert_eq!(rewrapped.kek_version, 2);
+        assert_eq!(rewrapped.id, stored.id);
+        assert!(rotated.rewrap(&rewrapped).unwrap().is_none());
+        let key2 = rotated.unwrap(&rewrapped).unwrap();
+        assert_eq!(key2.open("t.c:r", &sealed).unwrap(), b"secret");
+        // Version 1 retired: what only it wrapped no longer opens.
+        let retired: String = format!("{text}{line}")
+            .lines()
+            .filter(|l| !l.starts_with("kek 1 "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let retired = KeyRing::parse(&retired).unwrap();
+        assert_eq!(
+            retired.unwrap(&stored).unwrap_err(),
+            SealError::UnknownKek(1)
+        );
+        assert!(retired.unwrap(&rewrapped).is_ok());
+        // A wrapped key moved to another id does not open.
+        let moved = WrappedKey {
+            id: "other".into(),
+            ..rewrapped
+        };
+        assert!(matches!(
+            retired.unwrap(&moved),
+            Err(SealError::Tampered(_))
+        ));
+    }
+
+    #[test]
+    fn key_files_are_checked() {
+        assert!(matches!(KeyRing::parse(""), Err(KeyFileError::NoKek)));
+        let key = "ab".repeat(32);
+        assert!(matches!(
+            KeyRing::parse(&format!("kek 1 {key}\n")),
+            Err(KeyFileError::NoIndex)
+        ));
+        assert!(matches!(
+            KeyRing::parse(&format!("kek 1 {key}\nkek 1 {key}\nindex {key}\n")),
+            Err(KeyFileError::Duplicate(1))
+        ));
+        assert!(matches!(
+            KeyRing::parse(&format!("kek 1 abc\nindex {key}\n")),
+            Err(KeyFileError::Line(1))
+        ));
+        let ring = KeyRing::parse(&format!("# c\n\nkek 3 {key}\nindex {key}\n")).unwrap();
+        assert_eq!(ring.versions(), [3]);
+        // The index is keyed and separates purposes.
+        let a = ring.blind_index("nik", "3201011708900003");
+        assert_eq!(a, ring.blind_index("nik", "3201011708900003"));
+        assert_ne!(a, ring.blind_index("email", "3201011708900003"));
+        let other = KeyRing::parse(&format!("kek 1 {key}\nindex {}\n", "cd".repeat(32))).unwrap();
+        assert_ne!(a, other.blind_index("nik", "3201011708900003"));
+    }
+}

@@ -1,0 +1,292 @@
+//! KTP photos sealed at rest (envelope encryption, `domain/sealed.rs`): a
+//! copy of the database (the SQLite file, a `pg_dump`) holds none of the
+//! photos; a sealed photo moved to another row does not open; photos an
+//! earlier version stored in clear are sealed after the upgrade; rotation
+//! re-wraps every data key; a purged photo's data key is destroyed.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use emeterai::db::DbConn;
+use emeterai::schema::{data_keys, ktp_uploads};
+
+use crate::helpers::{Backend, Registration, TestApp};
+use crate::on_both_backends;
+
+/// Every stored photo: (id, stored bytes, data key id).
+fn stored_photos(app: &TestApp) -> Vec<(String, Vec<u8>, Option<String>)> {
+    let mut conn = app.state.pool.get().unwrap();
+    ktp_uploads::table
+        .select((ktp_uploads::id, ktp_uploads::data, ktp_uploads::data_key_id))
+        .order(ktp_uploads::id.asc())
+        .load(&mut *conn)
+        .unwrap()
+}
+
+fn opened(app: &TestApp, id: &str) -> Result<Vec<u8>, emeterai::error::AppError> {
+    let mut conn = app.state.pool.get().unwrap();
+    emeterai::db::accounts::find_upload(&mut conn, &app.state.keys, id)
+        .map(|found| found.expect("the photo is there").1)
+}
+
+/// Everything a thief of the database would hold: the SQLite file with
+/// its write-ahead log, or a `pg_dump` of the PostgreSQL database.
+fn database_copy(app: &TestApp, backend: Backend) -> Vec<u8> {
+    match backend {
+        Backend::Sqlite => {
+            let mut bytes = std::fs::read(&app.db.url).unwrap();
+            if let Ok(wal) = std::fs::read(format!("{}-wal", app.db.url)) {
+                bytes.extend(wal);
+            }
+            bytes
+        }
+        Backend::Postgres => {
+            let out = std::process::Command::new("pg_dump")
+                .arg("--dbname")
+                .arg(&app.db.url)
+                .output()
+                .expect("pg_dump (Debian postgresql-client) runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+async fn photos_are_sealed_in_the_database_and_its_dump(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register(&mut Registration::default()).await;
+    app.register_and_verify(&mut Registration::budi()).await;
+    app.register(&mut Registration {
+        email: "dewi@example.com".into(),
+        full_name: "Dewi Lestari".into(),
+        nik: "3201015708950002".into(),
+        ..Default::default()
+    })
+    .await;
+    let photos = stored_photos(&app);
+    assert_eq!(photos.len(), 3);
+    let copy = database_copy(&app, backend);
+    assert!(copy.len() > 10_000, "the copy holds the rows");
+    for (id, stored, key) in &photos {
+        assert!(emeterai::domain::sealed::is_sealed(stored), "{id} in clear");
+        assert!(key.is_some(), "{id} names no data key");
+        let photo = opened(&app, id).unwrap();
+        assert_eq!(&photo[..3], b"\xFF\xD8\xFF", "{id} opens to a JPEG");
+        // No piece of the photo is in the copy, raw (SQLite) or as the
+        // hex of a bytea (pg_dump).
+        for at in [64, photo.len() / 2, photo.len() - 96] {
+            let piece = &photo[at..at + 32];
+            assert!(
+                !contains(&copy, piece),
+                "{id}: photo bytes at {at} in the copy"
+            );
+            assert!(
+                !contains(&copy, hex::encode(piece).as_bytes()),
+                "{id}: as hex"
+            );
+        }
+    }
+    assert!(!contains(&copy, b"JFIF"), "no JPEG header in the copy");
+}
+
+async fn a_sealed_photo_moved_to_another_row_does_not_open(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register(&mut Registration::default()).await;
+    app.register(&mut Registration::budi()).await;
+    let photos = stored_photos(&app);
+    let ((first, first_data, _), (second, _, _)) = (&photos[0], &photos[1]);
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        diesel::update(ktp_uploads::table.find(second))
+            .set(ktp_uploads::data.eq(first_data))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    assert!(opened(&app, first).is_ok());
+    let moved = opened(&app, second).unwrap_err();
+    assert!(
+        matches!(moved, emeterai::error::AppError::Unavailable(_)),
+        "{moved:?}"
+    );
+    // One changed byte does not open either.
+    let mut altered = first_data.clone();
+    *altered.last_mut().unwrap() ^= 1;
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        diesel::update(ktp_uploads::table.find(first))
+            .set(ktp_uploads::data.eq(&altered))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    assert!(opened(&app, first).is_err());
+}
+
+async fn photos_stored_in_clear_are_sealed_after_the_upgrade(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let photo = crate::helpers::ktp_jpeg();
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        // Back to the schema before sealing, where a photo is stored in
+        // clear, then forward again.
+        let reverted = match &mut *conn {
+            DbConn::Sqlite(c) => {
+                use diesel_migrations::MigrationHarness;
+                c.revert_last_migration(emeterai::db::SQLITE_MIGRATIONS)
+                    .map(|v| v.to_string())
+            }
+            DbConn::Postgres(c) => {
+                use diesel_migrations::MigrationHarness;
+                c.revert_last_migration(emeterai::db::POSTGRES_MIGRATIONS)
+                    .map(|v| v.to_string())
+            }
+        }
+        .unwrap();
+        assert!(reverted.contains("000009"), "{reverted}");
+        let now = app.state.clock.now().format("%Y-%m-%d %H:%M:%S");
+        let data = match backend {
+            Backend::Sqlite => format!("X'{}'", hex::encode(&photo)),
+            Backend::Postgres => format!("'\\x{}'::bytea", hex::encode(&photo)),
+        };
+        conn.batch_execute(&format!(
+            "INSERT INTO ktp_uploads (id, file_name, content_type, size_bytes, data, created_at)
+               VALUES ('00000000-0000-4000-8000-00000000000a', 'lama.jpg', 'image/jpeg', {}, {data}, '{now}');",
+            photo.len()
+        ))
+        .unwrap();
+    }
+    emeterai::db::migrate(&app.state.pool).unwrap();
+    let id = "00000000-0000-4000-8000-00000000000a";
+    // Readable at once, in clear until a background batch seals it.
+    assert_eq!(opened(&app, id).unwrap(), photo);
+    let progress = emeterai::services::keys::maintain(&app.state.services())
+        .await
+        .unwrap();
+    // (The worker's own batch may have sealed it first.)
+    assert_eq!(progress.in_clear, 0);
+    let (_, stored, key) = stored_photos(&app).pop().unwrap();
+    assert!(emeterai::domain::sealed::is_sealed(&stored));
+    assert!(key.is_some());
+    assert_eq!(opened(&app, id).unwrap(), photo, "the same photo, sealed");
+    // Nothing left: a second round does nothing.
+    let again = emeterai::services::keys::maintain(&app.state.services())
+        .await
+        .unwrap();
+    assert_eq!(again.sealed, 0);
+}
+
+async fn rotation_rewraps_every_data_key_and_old_versions_retire(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("keys.txt");
+    std::fs::write(
+        &key_file,
+        emeterai::domain::sealed::KeyRing::new_file_text(),
+    )
+    .unwrap();
+    let with_keys = |path: std::path::PathBuf| {
+        move |s: &mut emeterai::config::Settings| s.key_file = Some(path)
+    };
+    let Some(first) = TestApp::spawn_with(backend, with_keys(key_file.clone())).await else {
+        return;
+    };
+    first.register(&mut Registration::default()).await;
+    first.register(&mut Registration::budi()).await;
+    // `emeterai keys rotate` adds version 2; an instance started afterwards
+    // wraps new data keys under it.
+    let (version, line) = first.state.keys.next_version_line();
+    assert_eq!(version, 2);
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    std::fs::write(&key_file, format!("{text}{line}")).unwrap();
+    let second = TestApp::spawn_on(first.db.share(), with_keys(key_file.clone()))
+        .await
+        .unwrap();
+    second
+        .register(&mut Registration {
+            email: "dewi@example.com".into(),
+            nik: "3201015708950002".into(),
+            ..Default::default()
+        })
+        .await;
+    let by_version = |app: &TestApp| {
+        let mut conn = app.state.pool.get().unwrap();
+        emeterai::db::keys::count_by_version(&mut conn).unwrap()
+    };
+    // The new data key is under version 2; the two older ones are
+    // re-wrapped by the batch (the second instance's worker runs it too).
+    emeterai::services::keys::maintain(&second.state.services())
+        .await
+        .unwrap();
+    assert_eq!(by_version(&second), [(2, 3)]);
+    // Version 1 retired from the key file: every photo still opens.
+    let retired: String = std::fs::read_to_string(&key_file)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("kek 1 "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&key_file, retired).unwrap();
+    let third = TestApp::spawn_on(first.db.share(), with_keys(key_file.clone()))
+        .await
+        .unwrap();
+    assert_eq!(third.state.keys.versions(), [2]);
+    for (id, _, _) in stored_photos(&third) {
+        assert!(opened(&third, &id).is_ok(), "{id}");
+    }
+    // The first instance, which knows only version 1, cannot open them:
+    // a clear error (503), not garbage.
+    let (id, _, _) = stored_photos(&first).remove(0);
+    assert!(matches!(
+        opened(&first, &id),
+        Err(emeterai::error::AppError::Unavailable(_))
+    ));
+}
+
+async fn a_purged_photo_is_shredded(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register(&mut Registration::default()).await;
+    let (id, _, key) = stored_photos(&app).remove(0);
+    let key = key.unwrap();
+    // The registration waits past its lifetime (7 days) and is purged.
+    app.state.clock.advance(chrono::Duration::days(8));
+    emeterai::services::retention::purge_expired(&app.state.services(), app.state.clock.now())
+        .await
+        .unwrap();
+    let mut conn = app.state.pool.get().unwrap();
+    let photos: i64 = ktp_uploads::table
+        .filter(ktp_uploads::id.eq(&id))
+        .count()
+        .get_result(&mut *conn)
+        .unwrap();
+    let keys: i64 = data_keys::table
+        .filter(data_keys::id.eq(&key))
+        .count()
+        .get_result(&mut *conn)
+        .unwrap();
+    assert_eq!(
+        (photos, keys),
+        (0, 0),
+        "the photo and its data key are gone"
+    );
+}
+
+on_both_backends!(
+    photos_are_sealed_in_the_database_and_its_dump,
+    a_sealed_photo_moved_to_another_row_does_not_open,
+    photos_stored_in_clear_are_sealed_after_the_upgrade,
+    rotation_rewraps_every_data_key_and_old_versions_retire,
+    a_purged_photo_is_shredded,
+);
