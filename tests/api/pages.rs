@@ -69,3 +69,34 @@ async fn every_listed_page_answers_as_listed(backend: Backend) {
 }
 
 on_both_backends!(every_listed_page_answers_as_listed);
+
+/// Every help article (each `/help/...` path the portal routes) is linked
+/// from the help centre, in both languages: a citizen coming from the
+/// start page finds each of them.
+async fn the_help_centre_links_every_article(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let routes =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/routes/mod.rs")).unwrap();
+    let articles: Vec<&str> = routes
+        .match_indices("page(\"/help/")
+        .map(|(at, _)| {
+            let path = &routes[at + 6..];
+            &path[..path.find('"').unwrap()]
+        })
+        .collect();
+    assert!(articles.len() >= 3, "{articles:?}");
+    for lang in ["", "?lang=en"] {
+        let (status, html) = app.get_html(&format!("/help{lang}")).await;
+        assert_eq!(status, 200);
+        for article in &articles {
+            assert!(
+                html.contains(&format!("href=\"{article}\"")),
+                "/help{lang} does not link {article}"
+            );
+        }
+    }
+}
+
+on_both_backends!(the_help_centre_links_every_article);
