@@ -150,7 +150,7 @@ capacity=$("$loadgen" --hash-rate "$cost")
 echo "rehearsal: $rate citizens/s for $duration s, bcrypt cost $cost, 1 hashing thread per instance"
 echo "rehearsal: one instance hashes $capacity passwords/s; the citizens ask for about $((rate * 2))/s (choosing the password and signing in)"
 "$loadgen" --base "http://127.0.0.1:$front" --mail-port "$mail_port" --rate "$rate" \
-  --duration "$duration" --think-ms "$think" --database-url "$url" --prefix "rh$$-" \
+  --duration "$duration" --think-ms "$think" --database-url "$url" --key-file "$out/keys.txt" --prefix "rh$$-" \
   >"$out/loadgen.log" 2>"$out/loadgen.err" &
 load=$!
 

@@ -28,7 +28,9 @@
 //! Options: --base URL, --mail-port N (18025), --rate R (5), --duration S
 //! (60), --think-ms N (2000: each think is 0.5-1.5 times it), --retry-share,
 //! --double-share, --stale-share (0.1, 0.05, 0.05), --camera-share (0.2),
-//! --database-url URL (without it the database check is skipped),
+//! --database-url URL (without it the database check is skipped) with
+//! --key-file PATH (the portal's EMETERAI_KEY_FILE: addresses are found by
+//! their blind index),
 //! --prefix TEXT (addresses TEXT{i}@example.com), --first N (first citizen
 //! number: NIKs must be new to the database), --grace S (360: how long
 //! journeys may run after the last arrival). `--hash-rate COST` only prints
@@ -551,7 +553,12 @@ async fn main() {
         ("no mail lost", mails_lost == 0),
         ("no mail sent twice", mails_twice == 0),
     ];
-    let database = arg("--database-url").map(|url| count_in_database(&url, &acked, &completed));
+    let database = arg("--database-url").map(|url| {
+        let path = arg("--key-file").expect("--key-file with --database-url");
+        let text = std::fs::read_to_string(&path).expect("--key-file");
+        let ring = emeterai::domain::sealed::KeyRing::parse(&text).expect("a key file");
+        count_in_database(&url, &ring, &acked, &completed)
+    });
     if let Some((missing, doubled, no_account)) = database {
         println!(
             "database: registrations missing {missing}, doubled {doubled}; chosen passwords \
@@ -572,10 +579,12 @@ async fn main() {
 /// passwords without exactly one account).
 fn count_in_database(
     url: &str,
+    ring: &emeterai::domain::sealed::KeyRing,
     acked: &HashSet<String>,
     completed: &HashSet<String>,
 ) -> (usize, usize, usize) {
     use diesel::prelude::*;
+    use emeterai::db::identity::email_keys;
     use emeterai::schema::{accounts, registrations};
     emeterai::db::init_tls();
     let parsed = emeterai::db::DbUrl::parse(url).expect("--database-url");
@@ -584,7 +593,7 @@ fn count_in_database(
     let (mut missing, mut doubled, mut no_account) = (0, 0, 0);
     for address in acked {
         let n: i64 = registrations::table
-            .filter(registrations::email.eq(address))
+            .filter(registrations::email.eq_any(email_keys(ring, address)))
             .count()
             .get_result(&mut conn)
             .unwrap();
@@ -594,7 +603,7 @@ fn count_in_database(
             _ => doubled += 1,
         }
         let accounts: i64 = accounts::table
-            .filter(accounts::email.eq(address))
+            .filter(accounts::email.eq_any(email_keys(ring, address)))
             .count()
             .get_result(&mut conn)
             .unwrap();

@@ -48,10 +48,11 @@ pub enum KeysCommand {
     /// running instances do the same in the background), with a progress
     /// bar.
     Rewrap,
-    /// Seal the KTP photos stored in clear by versions before sealing, in
-    /// batches (the running instances do the same in the background).
+    /// Seal the KTP photos, registrations and accounts stored in clear by
+    /// versions before sealing, in batches (the running instances do the
+    /// same in the background).
     SealExisting,
-    /// Data keys per key-encryption key version, and photos still in clear.
+    /// Data keys per key-encryption key version, and what is still in clear.
     Status,
 }
 

@@ -65,6 +65,13 @@ impl From<diesel::result::Error> for AppError {
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
                 AppError::Unavailable(Box::new(e))
             }
+            // Sealed data that does not open (a key retired or missing, a
+            // value altered or moved): unavailable, not garbage.
+            Error::DeserializationError(ref inner)
+                if inner.is::<crate::domain::sealed::SealError>() =>
+            {
+                AppError::Unavailable(Box::new(e))
+            }
             // The database is gone, restarting or too busy: not our bug,
             // and worth trying again later.
             Error::DatabaseError(_, ref info) if is_unavailable_message(info.message()) => {

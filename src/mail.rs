@@ -389,6 +389,8 @@ fn outbox_mail(
         next_attempt_at: now,
         created_at: now,
         registration_id: None,
+        sealed: None,
+        data_key_id: None,
     }
 }
 

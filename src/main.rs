@@ -85,7 +85,8 @@ fn keys(settings: emeterai::config::Settings, command: KeysCommand) -> Result<()
             .filter(|(v, _)| *v == ring.newest())
             .map(|(_, n)| n)
             .sum();
-        let clear = db::keys::clear_photo_count(conn).map_err(|e| e.to_string())?;
+        let clear = db::keys::clear_photo_count(conn).map_err(|e| e.to_string())?
+            + db::keys::clear_identity_count(conn).map_err(|e| e.to_string())?;
         Ok((total, newest, clear))
     };
     // One line, redrawn: `[#####.....] 50% 500/1000 what`.
@@ -114,7 +115,7 @@ fn keys(settings: emeterai::config::Settings, command: KeysCommand) -> Result<()
             }
             let (_, _, clear) = status(&mut conn)?;
             println!(
-                "photos in clear: {clear}; key file {} has version(s) {:?}, newest {}",
+                "photos, registrations and accounts in clear: {clear}; key file {} has version(s) {:?}, newest {}",
                 path.display(),
                 ring.versions(),
                 ring.newest()
@@ -141,19 +142,28 @@ fn keys(settings: emeterai::config::Settings, command: KeysCommand) -> Result<()
         KeysCommand::SealExisting => {
             let (_, _, clear) = status(&mut conn)?;
             let mut done = 0;
-            bar(0, clear, "photos sealed");
+            bar(0, clear, "photos, registrations and accounts sealed");
             loop {
                 let n = db::keys::seal_clear_photos(&mut conn, &ring, 100, clock.now())
+                    .and_then(|photos| {
+                        db::keys::seal_clear_identities(&mut conn, &ring, 100, clock.now())
+                            .map(|rows| photos + rows)
+                    })
                     .map_err(|e| e.to_string())?;
                 if n == 0 {
                     break;
                 }
                 done += n as i64;
-                bar(done, clear, "photos sealed");
+                bar(done, clear, "photos, registrations and accounts sealed");
             }
             println!();
             let (_, _, left) = status(&mut conn)?;
-            println!("{done} photo(s) sealed; {left} left in clear");
+            println!("{done} sealed; {left} left in clear");
+            if left == 0 && done > 0 {
+                // What was in clear leaves the free pages and the log too.
+                println!("compacting the database (VACUUM) ...");
+                db::keys::compact(&mut conn).map_err(|e| e.to_string())?;
+            }
         }
     }
     Ok(())

@@ -125,8 +125,8 @@ impl Metrics {
         );
         let photos_in_clear = Gauge::default();
         registry.register(
-            "photos_in_clear",
-            "KTP photos stored in clear by an earlier version, not yet sealed",
+            "rows_in_clear",
+            "KTP photos, registrations and accounts stored in clear by an earlier version, not yet sealed",
             photos_in_clear.clone(),
         );
         let kek_newest = Gauge::default();

@@ -38,6 +38,8 @@ diesel::table! {
         session_epoch -> BigInt,
         created_at -> Timestamp,
         nik_hash -> Nullable<Text>,
+        sealed -> Nullable<Binary>,
+        data_key_id -> Nullable<Text>,
     }
 }
 
@@ -80,6 +82,8 @@ diesel::table! {
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
         registration_id -> Nullable<Text>,
+        sealed -> Nullable<Binary>,
+        data_key_id -> Nullable<Text>,
     }
 }
 
@@ -102,6 +106,8 @@ diesel::table! {
         link_opened_at -> Nullable<Timestamp>,
         completed_at -> Nullable<Timestamp>,
         account_id -> Nullable<Text>,
+        sealed -> Nullable<Binary>,
+        data_key_id -> Nullable<Text>,
     }
 }
 

@@ -59,9 +59,10 @@ impl Application {
         let failure_log = crate::services::failures::FailureLog::new(&secret);
         {
             let mut conn = pool.get().map_err(DbError::from)?;
-            let filled =
-                db::accounts::backfill_nik_hashes(&mut conn, |nik| failure_log.nik_hash(nik))
-                    .map_err(|e| DbError::Migrate(e.to_string()))?;
+            let filled = db::accounts::backfill_nik_hashes(&mut conn, &keys, |nik| {
+                failure_log.nik_hash(nik)
+            })
+            .map_err(|e| DbError::Migrate(e.to_string()))?;
             if filled > 0 {
                 tracing::info!(filled, "NIK hashes filled for older accounts");
             }

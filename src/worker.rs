@@ -42,7 +42,7 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
                             "key maintenance"
                         );
                     }
-                    let more = progress.sealed as i64 == crate::services::keys::SEAL_BATCH
+                    let more = progress.sealed as i64 >= crate::services::keys::SEAL_BATCH
                         || progress.rewrapped as i64 == crate::services::keys::REWRAP_BATCH;
                     next_keys =
                         std::time::Instant::now() + Duration::from_secs(if more { 5 } else { 60 });

@@ -25,12 +25,51 @@ pub struct Account {
     pub session_epoch: i64,
     pub created_at: NaiveDateTime,
     pub nik_hash: Option<String>,
+    /// The identity fields sealed (`db/identity.rs`); `None`: stored in
+    /// clear by an earlier version.
+    pub sealed: Option<Vec<u8>>,
+    pub data_key_id: Option<String>,
 }
 
 impl Account {
     pub fn is_verified(&self) -> bool {
         self.verified_at.is_some()
     }
+
+    /// The identity fields in clear: opened when sealed.
+    pub fn opened(mut self, conn: &mut DbConn, ring: &KeyRing) -> QueryResult<Account> {
+        if let Some(stored) = self.sealed.take() {
+            let id = super::identity::open(conn, ring, "accounts", &self.id, &stored)?;
+            self.email = id.email;
+            self.nik = id.nik;
+            self.full_name = id.full_name;
+            self.birth_date = id.birth_date;
+            self.phone = id.phone;
+            self.npwp = id.npwp;
+            self.sealed = Some(stored);
+        }
+        Ok(self)
+    }
+
+    pub fn identity(&self) -> super::identity::Identity {
+        super::identity::Identity {
+            email: self.email.clone(),
+            nik: self.nik.clone(),
+            full_name: self.full_name.clone(),
+            birth_date: self.birth_date.clone(),
+            phone: self.phone.clone(),
+            npwp: self.npwp.clone(),
+        }
+    }
+}
+
+/// Opens the account a query found, if any.
+fn opened(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    found: Option<Account>,
+) -> QueryResult<Option<Account>> {
+    found.map(|a| a.opened(conn, ring)).transpose()
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -49,6 +88,8 @@ pub struct NewAccount {
     pub verified_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub nik_hash: Option<String>,
+    pub sealed: Option<Vec<u8>>,
+    pub data_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -187,18 +228,27 @@ pub fn find_upload(
 
 /// Whose photo an upload is: (email, NIK hash) of the account and the
 /// registrations that hold it.
-pub fn upload_owners(conn: &mut DbConn, id: &str) -> QueryResult<Vec<(String, Option<String>)>> {
+pub fn upload_owners(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    id: &str,
+) -> QueryResult<Vec<(String, Option<String>)>> {
     use crate::schema::registrations;
-    let mut owners: Vec<(String, Option<String>)> = accounts::table
+    let mut owners = Vec::new();
+    for account in accounts::table
         .filter(accounts::ktp_upload_id.eq(id))
-        .select((accounts::email, accounts::nik_hash))
-        .load(conn)?;
-    owners.extend(
-        registrations::table
-            .filter(registrations::ktp_upload_id.eq(id))
-            .select((registrations::email, registrations::nik_hash))
-            .load::<(String, Option<String>)>(conn)?,
-    );
+        .load::<Account>(conn)?
+    {
+        let account = account.opened(conn, ring)?;
+        owners.push((account.email, account.nik_hash));
+    }
+    for registration in registrations::table
+        .filter(registrations::ktp_upload_id.eq(id))
+        .load::<super::registrations::Registration>(conn)?
+    {
+        let registration = registration.opened(conn, ring)?;
+        owners.push((registration.email, registration.nik_hash));
+    }
     Ok(owners)
 }
 
@@ -250,43 +300,60 @@ pub fn delete_draft_upload(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
     })
 }
 
-pub fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<Account>> {
-    accounts::table
-        .filter(accounts::email.eq(email))
+pub fn find_by_email(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    email: &str,
+) -> QueryResult<Option<Account>> {
+    let found = accounts::table
+        .filter(accounts::email.eq_any(super::identity::email_keys(ring, email)))
         .first(conn)
-        .optional()
+        .optional()?;
+    opened(conn, ring, found)
 }
 
-pub fn find_by_id(conn: &mut DbConn, id: &str) -> QueryResult<Option<Account>> {
-    accounts::table.find(id).first(conn).optional()
+pub fn find_by_id(conn: &mut DbConn, ring: &KeyRing, id: &str) -> QueryResult<Option<Account>> {
+    let found = accounts::table.find(id).first(conn).optional()?;
+    opened(conn, ring, found)
 }
 
-pub fn find_by_nik_hash(conn: &mut DbConn, hash: &str) -> QueryResult<Option<Account>> {
-    accounts::table
+pub fn find_by_nik_hash(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    hash: &str,
+) -> QueryResult<Option<Account>> {
+    let found = accounts::table
         .filter(accounts::nik_hash.eq(hash))
         .first(conn)
-        .optional()
+        .optional()?;
+    opened(conn, ring, found)
 }
 
 /// Fills `nik_hash` for accounts made before it existed. Returns how many.
-pub fn backfill_nik_hashes(conn: &mut DbConn, hash: impl Fn(&str) -> String) -> QueryResult<usize> {
-    let missing: Vec<(String, String)> = accounts::table
+pub fn backfill_nik_hashes(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    hash: impl Fn(&str) -> String,
+) -> QueryResult<usize> {
+    let missing: Vec<Account> = accounts::table
         .filter(accounts::nik_hash.is_null())
-        .select((accounts::id, accounts::nik))
         .load(conn)?;
-    for (id, nik) in &missing {
-        diesel::update(accounts::table.find(id))
-            .set(accounts::nik_hash.eq(hash(nik)))
+    let count = missing.len();
+    for account in missing {
+        let account = account.opened(conn, ring)?;
+        diesel::update(accounts::table.find(&account.id))
+            .set(accounts::nik_hash.eq(hash(&account.nik)))
             .execute(conn)?;
     }
-    Ok(missing.len())
+    Ok(count)
 }
 
-pub fn find_by_nik(conn: &mut DbConn, nik: &str) -> QueryResult<Option<Account>> {
-    accounts::table
-        .filter(accounts::nik.eq(nik))
+pub fn find_by_nik(conn: &mut DbConn, ring: &KeyRing, nik: &str) -> QueryResult<Option<Account>> {
+    let found = accounts::table
+        .filter(accounts::nik.eq_any(super::identity::nik_keys(ring, nik)))
         .first(conn)
-        .optional()
+        .optional()?;
+    opened(conn, ring, found)
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -301,11 +368,21 @@ pub struct NewToken<'a> {
 
 /// Issues a new reset token (older ones stop working) and queues its mail,
 /// in one transaction.
-pub fn issue_token(conn: &mut DbConn, token: &NewToken<'_>, mail: &NewMail) -> QueryResult<()> {
-    super::retry_busy(|| issue_token_once(conn, token, mail))
+pub fn issue_token(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    token: &NewToken<'_>,
+    mail: &NewMail,
+) -> QueryResult<()> {
+    super::retry_busy(|| issue_token_once(conn, ring, token, mail))
 }
 
-fn issue_token_once(conn: &mut DbConn, token: &NewToken<'_>, mail: &NewMail) -> QueryResult<()> {
+fn issue_token_once(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    token: &NewToken<'_>,
+    mail: &NewMail,
+) -> QueryResult<()> {
     conn.transaction(|conn| {
         diesel::update(
             account_tokens::table
@@ -319,7 +396,7 @@ fn issue_token_once(conn: &mut DbConn, token: &NewToken<'_>, mail: &NewMail) -> 
         diesel::insert_into(account_tokens::table)
             .values(token)
             .execute(conn)?;
-        insert_mail(conn, mail)?;
+        insert_mail(conn, ring, mail)?;
         Ok(())
     })
 }
@@ -330,6 +407,7 @@ pub const PURPOSE_RESET: &str = "reset";
 /// not replaced by a newer one, not expired.
 pub fn account_for_token(
     conn: &mut DbConn,
+    ring: &KeyRing,
     token_hash: &str,
     purpose: &str,
     now: NaiveDateTime,
@@ -344,7 +422,7 @@ pub fn account_for_token(
         .first(conn)
         .optional()?;
     match account_id {
-        Some(id) => find_by_id(conn, &id),
+        Some(id) => find_by_id(conn, ring, &id),
         None => Ok(None),
     }
 }
@@ -355,21 +433,23 @@ pub fn account_for_token(
 /// longer usable (used meanwhile, expired).
 pub fn reset_password(
     conn: &mut DbConn,
+    ring: &KeyRing,
     token_hash: &str,
     password_hash: &str,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
-    super::retry_busy(|| reset_password_once(conn, token_hash, password_hash, now))
+    super::retry_busy(|| reset_password_once(conn, ring, token_hash, password_hash, now))
 }
 
 fn reset_password_once(
     conn: &mut DbConn,
+    ring: &KeyRing,
     token_hash: &str,
     password_hash: &str,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
     conn.transaction(|conn| {
-        let Some(account) = account_for_token(conn, token_hash, PURPOSE_RESET, now)? else {
+        let Some(account) = account_for_token(conn, ring, token_hash, PURPOSE_RESET, now)? else {
             return Ok(false);
         };
         let used = diesel::update(

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use super::DbConn;
 use crate::domain::sealed::{self, DataKey, KeyRing, SealError, WrappedKey};
 use crate::error::AppError;
-use crate::schema::{data_keys, ktp_uploads};
+use crate::schema::{accounts, data_keys, ktp_uploads, mail_outbox, registrations};
 
 /// Where a photo's bytes are sealed to.
 pub fn photo_aad(upload_id: &str) -> String {
@@ -184,19 +184,155 @@ pub fn rewrap_batch(conn: &mut DbConn, ring: &KeyRing, limit: i64) -> Result<usi
     Ok(done)
 }
 
-/// Destroys the data keys no photo uses any more (their photos were
-/// deleted): what they sealed is unreadable from then on, in this
-/// database and, once the KEK version that wrapped them is retired, in
-/// every backup. Keys younger than `cutoff` are left for the transaction
-/// that is storing their photo.
+/// Destroys the data keys nothing uses any more (their photo,
+/// registration, account or waiting mail was deleted): what they sealed is unreadable
+/// from then on, in this database and, once the KEK version that wrapped
+/// them is retired, in every backup. Keys younger than `cutoff` are left
+/// for the transaction that is storing what they seal.
 pub fn shred_unused(conn: &mut DbConn, cutoff: NaiveDateTime) -> QueryResult<usize> {
-    let used = ktp_uploads::table
+    let photos = ktp_uploads::table
         .filter(ktp_uploads::data_key_id.is_not_null())
         .select(ktp_uploads::data_key_id.assume_not_null());
+    let registrations = registrations::table
+        .filter(registrations::data_key_id.is_not_null())
+        .select(registrations::data_key_id.assume_not_null());
+    let accounts = accounts::table
+        .filter(accounts::data_key_id.is_not_null())
+        .select(accounts::data_key_id.assume_not_null());
+    let mails = mail_outbox::table
+        .filter(mail_outbox::data_key_id.is_not_null())
+        .select(mail_outbox::data_key_id.assume_not_null());
     diesel::delete(
         data_keys::table
             .filter(data_keys::created_at.lt(cutoff))
-            .filter(diesel::dsl::not(data_keys::id.eq_any(used))),
+            .filter(diesel::dsl::not(data_keys::id.eq_any(photos)))
+            .filter(diesel::dsl::not(data_keys::id.eq_any(registrations)))
+            .filter(diesel::dsl::not(data_keys::id.eq_any(accounts)))
+            .filter(diesel::dsl::not(data_keys::id.eq_any(mails))),
     )
     .execute(conn)
+}
+
+/// Registrations and accounts an earlier version stored in clear, sealed
+/// in one batch of at most `limit` each (each row in its own short
+/// transaction, changed only if still in clear). The number sealed.
+pub fn seal_clear_identities(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    limit: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    use super::identity::{Identity, seal};
+    let mut sealed = 0;
+    let clear: Vec<String> = registrations::table
+        .filter(registrations::sealed.is_null())
+        .select(registrations::id)
+        .limit(limit)
+        .load(conn)?;
+    for id in clear {
+        sealed += super::retry_busy(|| {
+            conn.transaction(|conn| {
+                let Some(row) = registrations::table
+                    .find(&id)
+                    .filter(registrations::sealed.is_null())
+                    .first::<super::registrations::Registration>(conn)
+                    .optional()?
+                else {
+                    return Ok(0);
+                };
+                let (wrapped, key) = ring.new_data_key();
+                insert(conn, &wrapped, now)?;
+                let identity = Identity {
+                    email: row.email,
+                    nik: row.nik,
+                    full_name: row.full_name,
+                    birth_date: row.birth_date,
+                    phone: row.phone,
+                    npwp: row.npwp,
+                };
+                let s = seal(ring, &key, "registrations", &id, &identity);
+                diesel::update(
+                    registrations::table
+                        .find(&id)
+                        .filter(registrations::sealed.is_null()),
+                )
+                .set((
+                    registrations::email.eq(&s.email_index),
+                    registrations::nik.eq(&s.nik_index),
+                    registrations::full_name.eq(""),
+                    registrations::birth_date.eq(""),
+                    registrations::phone.eq(""),
+                    registrations::npwp.eq(None::<String>),
+                    registrations::sealed.eq(&s.sealed),
+                    registrations::data_key_id.eq(key.id()),
+                ))
+                .execute(conn)
+            })
+        })?;
+    }
+    let clear: Vec<String> = accounts::table
+        .filter(accounts::sealed.is_null())
+        .select(accounts::id)
+        .limit(limit)
+        .load(conn)?;
+    for id in clear {
+        sealed += super::retry_busy(|| {
+            conn.transaction(|conn| {
+                let Some(row) = accounts::table
+                    .find(&id)
+                    .filter(accounts::sealed.is_null())
+                    .first::<super::accounts::Account>(conn)
+                    .optional()?
+                else {
+                    return Ok(0);
+                };
+                let (wrapped, key) = ring.new_data_key();
+                insert(conn, &wrapped, now)?;
+                let s = seal(ring, &key, "accounts", &id, &row.identity());
+                diesel::update(accounts::table.find(&id).filter(accounts::sealed.is_null()))
+                    .set((
+                        accounts::email.eq(&s.email_index),
+                        accounts::nik.eq(&s.nik_index),
+                        accounts::full_name.eq(""),
+                        accounts::birth_date.eq(""),
+                        accounts::phone.eq(""),
+                        accounts::npwp.eq(None::<String>),
+                        accounts::sealed.eq(&s.sealed),
+                        accounts::data_key_id.eq(key.id()),
+                    ))
+                    .execute(conn)
+            })
+        })?;
+    }
+    Ok(sealed)
+}
+
+/// Registrations and accounts still in clear.
+pub fn clear_identity_count(conn: &mut DbConn) -> QueryResult<i64> {
+    let registrations: i64 = registrations::table
+        .filter(registrations::sealed.is_null())
+        .count()
+        .get_result(conn)?;
+    let accounts: i64 = accounts::table
+        .filter(accounts::sealed.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok(registrations + accounts)
+}
+
+/// After the upgrade has sealed what an earlier version stored in clear:
+/// the old versions of those rows still sit in free pages and the
+/// write-ahead log (SQLite) or as dead tuples (PostgreSQL) until the
+/// database is compacted. SQLite: checkpoint the log to empty and VACUUM
+/// (the file is rewritten; writers wait meanwhile). PostgreSQL: VACUUM
+/// (dead tuples become free space; `VACUUM FULL` would rewrite the files,
+/// under an exclusive lock, and is left to the operator).
+pub fn compact(conn: &mut DbConn) -> QueryResult<()> {
+    use diesel::connection::SimpleConnection;
+    match conn {
+        DbConn::Sqlite(c) => c.batch_execute(
+            "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+        ),
+        DbConn::Postgres(c) => c.batch_execute("VACUUM"),
+    }
 }

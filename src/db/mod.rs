@@ -16,6 +16,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub mod accounts;
 pub mod failures;
+pub mod identity;
 pub mod keys;
 pub mod outbox;
 pub mod registrations;

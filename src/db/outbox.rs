@@ -5,7 +5,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConn;
-use crate::schema::mail_outbox;
+use crate::domain::sealed::{self, KeyRing};
+use crate::schema::{data_keys, mail_outbox};
 
 pub const STATUS_PENDING: &str = "pending";
 pub const STATUS_SENT: &str = "sent";
@@ -26,6 +27,9 @@ pub struct NewMail {
     pub created_at: NaiveDateTime,
     /// The pending registration a verification mail belongs to.
     pub registration_id: Option<String>,
+    /// Set by `insert_mail`: the address and bodies sealed.
+    pub sealed: Option<Vec<u8>>,
+    pub data_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable)]
@@ -45,13 +49,86 @@ pub struct Mail {
     pub created_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
     pub registration_id: Option<String>,
+    pub sealed: Option<Vec<u8>>,
+    pub data_key_id: Option<String>,
 }
 
-pub fn insert_mail(conn: &mut DbConn, mail: &NewMail) -> QueryResult<()> {
+/// What a waiting mail holds of the citizen, sealed.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Envelope {
+    to: String,
+    text: String,
+    html: String,
+}
+
+fn aad(id: &str) -> String {
+    sealed::aad("mail_outbox", "body", id)
+}
+
+impl Mail {
+    /// The address and bodies in clear: opened while the mail waits (a
+    /// mail sent or failed for good keeps none).
+    pub fn opened(mut self, conn: &mut DbConn, ring: &KeyRing) -> QueryResult<Mail> {
+        if let (Some(stored), Some(key_id)) = (self.sealed.take(), &self.data_key_id) {
+            let key = super::identity::data_key(conn, ring, key_id)?;
+            let plain = key
+                .open(&aad(&self.id), &stored)
+                .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+            let envelope: Envelope = serde_json::from_slice(&plain).map_err(|_| {
+                diesel::result::Error::DeserializationError(Box::new(sealed::SealError::Malformed))
+            })?;
+            self.to_address = envelope.to;
+            self.text_body = envelope.text;
+            self.html_body = envelope.html;
+        }
+        Ok(self)
+    }
+}
+
+/// Queues a mail: its address, text and HTML sealed under a data key of
+/// its own, the address kept in clear only as its blind index.
+pub fn insert_mail(conn: &mut DbConn, ring: &KeyRing, mail: &NewMail) -> QueryResult<()> {
+    let (wrapped, key) = ring.new_data_key();
+    let envelope = Envelope {
+        to: mail.to_address.clone(),
+        text: mail.text_body.clone(),
+        html: mail.html_body.clone(),
+    };
+    let plain = serde_json::to_vec(&envelope).expect("a mail serialises");
+    let sealed = NewMail {
+        to_address: super::identity::email_index(ring, &mail.to_address),
+        text_body: String::new(),
+        html_body: String::new(),
+        sealed: Some(key.seal(&aad(&mail.id), &plain)),
+        data_key_id: Some(wrapped.id.clone()),
+        ..mail.clone()
+    };
+    super::keys::insert(conn, &wrapped, mail.created_at)?;
     diesel::insert_into(mail_outbox::table)
-        .values(mail)
+        .values(&sealed)
         .execute(conn)
         .map(|_| ())
+}
+
+/// A mail's sealed part and its data key go (sent, or failed for good).
+fn shred(conn: &mut DbConn, id: &str) -> QueryResult<()> {
+    let key: Option<Option<String>> = mail_outbox::table
+        .find(id)
+        .select(mail_outbox::data_key_id)
+        .first(conn)
+        .optional()?;
+    diesel::update(mail_outbox::table.find(id))
+        .set((
+            mail_outbox::sealed.eq(None::<Vec<u8>>),
+            mail_outbox::data_key_id.eq(None::<String>),
+            mail_outbox::text_body.eq(""),
+            mail_outbox::html_body.eq(""),
+        ))
+        .execute(conn)?;
+    if let Some(Some(key)) = key {
+        diesel::delete(data_keys::table.find(key)).execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Claims up to `limit` mails that are due, for `lease` (until then no other
@@ -96,16 +173,17 @@ pub fn claim_due(
     Ok(claimed)
 }
 
-/// Delivered: the bodies (which hold single-use links) are not kept.
+/// Delivered: the bodies (which hold single-use links and the citizen's
+/// name) are not kept, and the address only as its blind index (for the
+/// staff timeline).
 pub fn mark_sent(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<()> {
+    shred(conn, id)?;
     diesel::update(mail_outbox::table.find(id))
         .set((
             mail_outbox::status.eq(STATUS_SENT),
             mail_outbox::sent_at.eq(now),
             mail_outbox::locked_until.eq(None::<NaiveDateTime>),
             mail_outbox::attempts.eq(mail_outbox::attempts + 1),
-            mail_outbox::text_body.eq(""),
-            mail_outbox::html_body.eq(""),
             mail_outbox::last_error.eq(None::<String>),
         ))
         .execute(conn)
@@ -135,19 +213,29 @@ pub fn mark_attempt_failed(
         ))
         .execute(conn)
         .map(|_| ());
-    if let (Ok(()), Some(at)) = (&query, retry_at) {
-        query = diesel::update(mail_outbox::table.find(id))
-            .set(mail_outbox::next_attempt_at.eq(at))
-            .execute(conn)
-            .map(|_| ());
+    match (&query, retry_at) {
+        (Ok(()), Some(at)) => {
+            query = diesel::update(mail_outbox::table.find(id))
+                .set(mail_outbox::next_attempt_at.eq(at))
+                .execute(conn)
+                .map(|_| ());
+        }
+        // Failed for good: what it held goes as for a sent mail.
+        (Ok(()), None) => query = shred(conn, id),
+        _ => {}
     }
     query
 }
 
-/// Mails to one address, newest first (for tests and the staff timeline).
-pub fn mails_to(conn: &mut DbConn, address: &str) -> QueryResult<Vec<Mail>> {
+/// Mails to one address, newest first (for tests and the staff timeline):
+/// under its blind index (rows of earlier versions under the address).
+pub fn mails_to(
+    conn: &mut DbConn,
+    ring: &crate::domain::sealed::KeyRing,
+    address: &str,
+) -> QueryResult<Vec<Mail>> {
     mail_outbox::table
-        .filter(mail_outbox::to_address.eq(address))
+        .filter(mail_outbox::to_address.eq_any(super::identity::email_keys(ring, address)))
         .order(mail_outbox::created_at.desc())
         .load(conn)
 }

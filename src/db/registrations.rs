@@ -15,7 +15,9 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::DbConn;
 use super::accounts::{self, NewAccount};
+use super::identity::{self, Identity};
 use super::outbox::{NewMail, insert_mail};
+use crate::domain::sealed::KeyRing;
 use crate::schema::{
     accounts as accounts_table, ktp_uploads, registration_submissions, registration_tokens,
     registrations,
@@ -40,6 +42,10 @@ pub struct Registration {
     pub link_opened_at: Option<NaiveDateTime>,
     pub completed_at: Option<NaiveDateTime>,
     pub account_id: Option<String>,
+    /// The identity fields sealed (`db/identity.rs`); `None`: stored in
+    /// clear by an earlier version.
+    pub sealed: Option<Vec<u8>>,
+    pub data_key_id: Option<String>,
 }
 
 impl Registration {
@@ -47,6 +53,29 @@ impl Registration {
     pub fn has_legacy_password(&self) -> bool {
         self.legacy_password_hash.is_some()
     }
+
+    /// The identity fields in clear: opened when sealed.
+    pub fn opened(mut self, conn: &mut DbConn, ring: &KeyRing) -> QueryResult<Registration> {
+        if let Some(stored) = self.sealed.take() {
+            let id = identity::open(conn, ring, "registrations", &self.id, &stored)?;
+            self.email = id.email;
+            self.nik = id.nik;
+            self.full_name = id.full_name;
+            self.birth_date = id.birth_date;
+            self.phone = id.phone;
+            self.npwp = id.npwp;
+            self.sealed = Some(stored);
+        }
+        Ok(self)
+    }
+}
+
+fn opened(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    found: Option<Registration>,
+) -> QueryResult<Option<Registration>> {
+    found.map(|r| r.opened(conn, ring)).transpose()
 }
 
 /// The citizen's details as submitted (already parsed and normalised).
@@ -75,6 +104,8 @@ pub struct PhotoUpload<'a> {
 
 /// Everything one `POST /register` writes.
 pub struct Submission<'a> {
+    /// Seals the identity fields and makes the blind indexes.
+    pub keys: &'a KeyRing,
     pub submission_id: &'a str,
     /// Used when the registration is new.
     pub new_id: &'a str,
@@ -157,24 +188,26 @@ pub fn submit(conn: &mut DbConn, sub: &Submission<'_>) -> QueryResult<SubmitOutc
 }
 
 fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, TxError> {
-    if let Some(outcome) = replay(conn, sub.submission_id)? {
+    if let Some(outcome) = replay(conn, sub.keys, sub.submission_id)? {
         return Ok(outcome);
     }
     let d = &sub.details;
+    let ring = sub.keys;
+    let email_index = identity::email_index(ring, &d.email);
     conn.transaction::<_, TxError, _>(|conn| {
         // Writing first takes SQLite's write lock at once, and makes a
         // concurrent twin of this submission wait on PostgreSQL's key.
         diesel::insert_into(registration_submissions::table)
             .values((
                 registration_submissions::submission_id.eq(sub.submission_id),
-                registration_submissions::email.eq(&d.email),
+                registration_submissions::email.eq(&email_index),
                 registration_submissions::created_at.eq(sub.now),
             ))
             .execute(conn)?;
-        if accounts::find_by_email(conn, &d.email)?.is_some() {
+        if accounts::find_by_email(conn, ring, &d.email)?.is_some() {
             return Err(TxError::Stop(SubmitOutcome::EmailTaken));
         }
-        if accounts::find_by_nik(conn, &d.nik)?.is_some() {
+        if accounts::find_by_nik(conn, ring, &d.nik)?.is_some() {
             return Err(TxError::Stop(SubmitOutcome::NikTaken));
         }
         let upload_id = match &sub.new_photo {
@@ -196,7 +229,15 @@ fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, 
             None => sub.draft_upload_id,
         };
 
-        let existing = find_by_email(conn, &d.email)?;
+        let existing = find_by_email(conn, ring, &d.email)?;
+        let identity = Identity {
+            email: d.email.clone(),
+            nik: d.nik.clone(),
+            full_name: d.full_name.clone(),
+            birth_date: d.birth_date.clone(),
+            phone: d.phone.clone(),
+            npwp: d.npwp.clone(),
+        };
         if let Some(old) = &existing
             && old.completed_at.is_some()
         {
@@ -205,14 +246,28 @@ fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, 
         }
         let (id, replaced) = match existing.filter(|r| r.completed_at.is_none()) {
             Some(old) => {
+                // Sealed again under the row's own data key (a row an
+                // earlier version stored in clear gets one now).
+                let key = match &old.data_key_id {
+                    Some(key_id) => identity::data_key(conn, ring, key_id)?,
+                    None => {
+                        let (wrapped, key) = ring.new_data_key();
+                        super::keys::insert(conn, &wrapped, sub.now)?;
+                        key
+                    }
+                };
+                let sealed = identity::seal(ring, &key, "registrations", &old.id, &identity);
                 diesel::update(registrations::table.find(&old.id))
                     .set((
-                        registrations::nik.eq(&d.nik),
+                        registrations::email.eq(&sealed.email_index),
+                        registrations::nik.eq(&sealed.nik_index),
                         registrations::nik_hash.eq(&d.nik_hash),
-                        registrations::full_name.eq(&d.full_name),
-                        registrations::birth_date.eq(&d.birth_date),
-                        registrations::phone.eq(&d.phone),
-                        registrations::npwp.eq(&d.npwp),
+                        registrations::full_name.eq(""),
+                        registrations::birth_date.eq(""),
+                        registrations::phone.eq(""),
+                        registrations::npwp.eq(None::<String>),
+                        registrations::sealed.eq(&sealed.sealed),
+                        registrations::data_key_id.eq(key.id()),
                         registrations::ktp_upload_id.eq(upload_id),
                         registrations::lang.eq(&d.lang),
                         // The old form's password went with the old data.
@@ -226,16 +281,21 @@ fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, 
                 (old.id, true)
             }
             None => {
+                let (wrapped, key) = ring.new_data_key();
+                super::keys::insert(conn, &wrapped, sub.now)?;
+                let sealed = identity::seal(ring, &key, "registrations", sub.new_id, &identity);
                 diesel::insert_into(registrations::table)
                     .values((
                         registrations::id.eq(sub.new_id),
-                        registrations::email.eq(&d.email),
-                        registrations::nik.eq(&d.nik),
+                        registrations::email.eq(&sealed.email_index),
+                        registrations::nik.eq(&sealed.nik_index),
                         registrations::nik_hash.eq(&d.nik_hash),
-                        registrations::full_name.eq(&d.full_name),
-                        registrations::birth_date.eq(&d.birth_date),
-                        registrations::phone.eq(&d.phone),
-                        registrations::npwp.eq(&d.npwp),
+                        registrations::full_name.eq(""),
+                        registrations::birth_date.eq(""),
+                        registrations::phone.eq(""),
+                        registrations::npwp.eq(None::<String>),
+                        registrations::sealed.eq(&sealed.sealed),
+                        registrations::data_key_id.eq(key.id()),
                         registrations::ktp_upload_id.eq(upload_id),
                         registrations::lang.eq(&d.lang),
                         registrations::created_at.eq(sub.now),
@@ -250,7 +310,7 @@ fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, 
             let mut mail = sub.mail.clone();
             mail.registration_id = Some(id.clone());
             insert_token(conn, sub.token_hash, &id, sub.now, sub.token_expires_at)?;
-            insert_mail(conn, &mail)?;
+            insert_mail(conn, ring, &mail)?;
         }
         diesel::update(registration_submissions::table.find(sub.submission_id))
             .set(registration_submissions::registration_id.eq(&id))
@@ -265,25 +325,36 @@ fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, 
     })
 }
 
-fn replay(conn: &mut DbConn, submission_id: &str) -> QueryResult<Option<SubmitOutcome>> {
-    let found: Option<(Option<String>, String)> = registration_submissions::table
+/// The outcome of a submission stored before: the same answer again (the
+/// address from its registration; the submission row keeps only its
+/// index).
+fn replay(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    submission_id: &str,
+) -> QueryResult<Option<SubmitOutcome>> {
+    let found: Option<Option<String>> = registration_submissions::table
         .find(submission_id)
-        .select((
-            registration_submissions::registration_id,
-            registration_submissions::email,
-        ))
+        .select(registration_submissions::registration_id)
         .first(conn)
         .optional()?;
-    Ok(match found {
-        Some((Some(registration_id), email)) => Some(SubmitOutcome::Registered {
-            registration_id,
-            email,
-            replaced: false,
-            mail_sent: true,
-            replay: true,
-        }),
-        _ => None,
-    })
+    let Some(Some(registration_id)) = found else {
+        return Ok(None);
+    };
+    let registration = registrations::table
+        .find(&registration_id)
+        .first::<Registration>(conn)
+        .optional()?;
+    let Some(registration) = opened(conn, ring, registration)? else {
+        return Ok(None);
+    };
+    Ok(Some(SubmitOutcome::Registered {
+        registration_id,
+        email: registration.email,
+        replaced: false,
+        mail_sent: true,
+        replay: true,
+    }))
 }
 
 /// Takes the right to send a link now: one conditional update, so however
@@ -342,40 +413,52 @@ fn delete_upload_if_unowned(conn: &mut DbConn, upload_id: &str) -> QueryResult<(
     .map(|_| ())
 }
 
-pub fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<Registration>> {
-    registrations::table
-        .filter(registrations::email.eq(email))
+pub fn find_by_email(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    email: &str,
+) -> QueryResult<Option<Registration>> {
+    let found = registrations::table
+        .filter(registrations::email.eq_any(identity::email_keys(ring, email)))
         .first(conn)
-        .optional()
+        .optional()?;
+    opened(conn, ring, found)
 }
 
 /// A registration waiting for its password under this address.
-pub fn find_pending_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<Registration>> {
-    registrations::table
-        .filter(registrations::email.eq(email))
+pub fn find_pending_by_email(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    email: &str,
+) -> QueryResult<Option<Registration>> {
+    let found = registrations::table
+        .filter(registrations::email.eq_any(identity::email_keys(ring, email)))
         .filter(registrations::completed_at.is_null())
         .first(conn)
-        .optional()
+        .optional()?;
+    opened(conn, ring, found)
 }
 
 /// Registrations under this email or NIK (for the staff timeline).
 pub fn find_related(
     conn: &mut DbConn,
+    ring: &KeyRing,
     email: Option<&str>,
     nik_hash: Option<&str>,
 ) -> QueryResult<Vec<Registration>> {
     let mut rows: Vec<Registration> = Vec::new();
     if let Some(email) = email {
-        rows.extend(find_by_email(conn, email)?);
+        rows.extend(find_by_email(conn, ring, email)?);
     }
     if let Some(hash) = nik_hash {
-        rows.extend(
-            registrations::table
-                .filter(registrations::nik_hash.eq(hash))
-                .order(registrations::created_at.desc())
-                .limit(20)
-                .load::<Registration>(conn)?,
-        );
+        for row in registrations::table
+            .filter(registrations::nik_hash.eq(hash))
+            .order(registrations::created_at.desc())
+            .limit(20)
+            .load::<Registration>(conn)?
+        {
+            rows.push(row.opened(conn, ring)?);
+        }
     }
     rows.sort_by(|a, b| a.id.cmp(&b.id));
     rows.dedup_by(|a, b| a.id == b.id);
@@ -416,11 +499,12 @@ pub enum LinkState {
 /// time it was opened is noted for the staff timeline; nothing else changes.
 pub fn open_link(
     conn: &mut DbConn,
+    ring: &KeyRing,
     token_hash: &str,
     now: NaiveDateTime,
     record_open: bool,
 ) -> QueryResult<LinkState> {
-    let state = link_state(conn, token_hash, now)?;
+    let state = link_state(conn, ring, token_hash, now)?;
     if record_open
         && let LinkState::Ready { registration } | LinkState::NikTaken { registration } = &state
     {
@@ -433,7 +517,12 @@ pub fn open_link(
     Ok(state)
 }
 
-fn link_state(conn: &mut DbConn, token_hash: &str, now: NaiveDateTime) -> QueryResult<LinkState> {
+fn link_state(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    token_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<LinkState> {
     let token: Option<(String, NaiveDateTime)> = registration_tokens::table
         .find(token_hash)
         .select((
@@ -445,15 +534,15 @@ fn link_state(conn: &mut DbConn, token_hash: &str, now: NaiveDateTime) -> QueryR
     let Some((registration_id, expires_at)) = token else {
         return Ok(LinkState::Unknown);
     };
-    let Some(registration) = registrations::table
+    let found = registrations::table
         .find(&registration_id)
         .first::<Registration>(conn)
-        .optional()?
-    else {
+        .optional()?;
+    let Some(registration) = opened(conn, ring, found)? else {
         return Ok(LinkState::Unknown);
     };
     if registration.completed_at.is_some()
-        || accounts::find_by_email(conn, &registration.email)?.is_some()
+        || accounts::find_by_email(conn, ring, &registration.email)?.is_some()
     {
         return Ok(LinkState::Done {
             email: registration.email,
@@ -464,7 +553,7 @@ fn link_state(conn: &mut DbConn, token_hash: &str, now: NaiveDateTime) -> QueryR
             email: registration.email,
         });
     }
-    if let Some(owner) = accounts::find_by_nik(conn, &registration.nik)? {
+    if let Some(owner) = accounts::find_by_nik(conn, ring, &registration.nik)? {
         // Each statement reads the newest commits (PostgreSQL, read
         // committed): a second tab's reads can straddle the first tab
         // making this very account. Its own account is "done", not taken.
@@ -492,21 +581,23 @@ pub enum CompleteOutcome {
 /// `None` uses the old form's password (and is refused without one).
 pub fn complete(
     conn: &mut DbConn,
+    ring: &KeyRing,
     token_hash: &str,
     password_hash: Option<&str>,
     now: NaiveDateTime,
 ) -> QueryResult<CompleteOutcome> {
-    retry_races(|| try_complete(conn, token_hash, password_hash, now))
+    retry_races(|| try_complete(conn, ring, token_hash, password_hash, now))
 }
 
 fn try_complete(
     conn: &mut DbConn,
+    ring: &KeyRing,
     token_hash: &str,
     password_hash: Option<&str>,
     now: NaiveDateTime,
 ) -> QueryResult<CompleteOutcome> {
     conn.transaction(|conn| {
-        let state = link_state(conn, token_hash, now)?;
+        let state = link_state(conn, ring, token_hash, now)?;
         let LinkState::Ready { registration } = state else {
             return Ok(CompleteOutcome::NotReady(Box::new(state)));
         };
@@ -531,15 +622,30 @@ fn try_complete(
             })));
         }
         let account_id = uuid::Uuid::new_v4().to_string();
+        // The account's identity under a data key of its own (deleting the
+        // account shreds it, whatever becomes of the registration).
+        let (wrapped, key) = ring.new_data_key();
+        super::keys::insert(conn, &wrapped, now)?;
+        let identity = Identity {
+            email: registration.email.clone(),
+            nik: registration.nik.clone(),
+            full_name: registration.full_name.clone(),
+            birth_date: registration.birth_date.clone(),
+            phone: registration.phone.clone(),
+            npwp: registration.npwp.clone(),
+        };
+        let sealed = identity::seal(ring, &key, "accounts", &account_id, &identity);
         diesel::insert_into(accounts_table::table)
             .values(&NewAccount {
                 id: account_id.clone(),
-                email: registration.email.clone(),
-                nik: registration.nik.clone(),
-                full_name: registration.full_name.clone(),
-                birth_date: registration.birth_date.clone(),
-                phone: registration.phone.clone(),
-                npwp: registration.npwp.clone(),
+                email: sealed.email_index,
+                nik: sealed.nik_index,
+                full_name: String::new(),
+                birth_date: String::new(),
+                phone: String::new(),
+                npwp: None,
+                sealed: Some(sealed.sealed),
+                data_key_id: Some(key.id().to_string()),
                 password_hash: hash,
                 ktp_upload_id: registration.ktp_upload_id.clone(),
                 lang: registration.lang.clone(),
@@ -572,6 +678,7 @@ pub enum ResendOutcome {
 /// mail for the registration found.
 pub fn resend(
     conn: &mut DbConn,
+    ring: &KeyRing,
     email: &str,
     token_hash: &str,
     ttl: Duration,
@@ -579,10 +686,10 @@ pub fn resend(
     now: NaiveDateTime,
     mail: impl Fn(&Registration) -> Option<NewMail>,
 ) -> QueryResult<ResendOutcome> {
-    let Some(registration) = find_pending_by_email(conn, email)? else {
+    let Some(registration) = find_pending_by_email(conn, ring, email)? else {
         return Ok(ResendOutcome::NothingWaiting);
     };
-    if accounts::find_by_email(conn, email)?.is_some() {
+    if accounts::find_by_email(conn, ring, email)?.is_some() {
         return Ok(ResendOutcome::NothingWaiting);
     }
     let Some(mail) = mail(&registration) else {
@@ -594,7 +701,7 @@ pub fn resend(
                 return Ok(ResendOutcome::Cooldown);
             }
             insert_token(conn, token_hash, &registration.id, now, now + ttl)?;
-            insert_mail(conn, &mail)?;
+            insert_mail(conn, ring, &mail)?;
             Ok(ResendOutcome::Sent)
         })
     })

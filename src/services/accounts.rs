@@ -73,11 +73,12 @@ pub async fn sign_in(
     // asked for the password at sign-up) still waiting for its link.
     let (account, waiting) = match Email::parse(typed_email) {
         Ok(email) => {
+            let keys = ctx.keys.clone();
             ctx.db(move |conn| -> Result<_, diesel::result::Error> {
-                let account = accounts::find_by_email(conn, email.as_str())?;
+                let account = accounts::find_by_email(conn, &keys, email.as_str())?;
                 let waiting = match account {
                     Some(_) => None,
-                    None => registrations::find_pending_by_email(conn, email.as_str())?
+                    None => registrations::find_pending_by_email(conn, &keys, email.as_str())?
                         .filter(|r| r.has_legacy_password()),
                 };
                 Ok((account, waiting))
@@ -148,13 +149,14 @@ async fn tell_owner_sign_in_paused(
     );
     let settings = ctx.settings.clone();
     let clock = ctx.clock.clone();
+    let keys = ctx.keys.clone();
     let queued = ctx
         .db(move |conn| -> Result<bool, AppError> {
             let now = clock.now();
             if !failures::rate_allow(conn, &once_key, now, window, 1)?.is_allowed() {
                 return Ok(false);
             }
-            let Some(account) = accounts::find_by_email(conn, email.as_str())? else {
+            let Some(account) = accounts::find_by_email(conn, &keys, email.as_str())? else {
                 return Ok(false);
             };
             let mail = crate::mail::sign_in_locked_mail(
@@ -165,7 +167,7 @@ async fn tell_owner_sign_in_paused(
                 now,
             )
             .map_err(AppError::internal)?;
-            crate::db::outbox::insert_mail(conn, &mail)?;
+            crate::db::outbox::insert_mail(conn, &keys, &mail)?;
             Ok(true)
         })
         .await?;
@@ -186,14 +188,10 @@ pub async fn session_account(
     sid: String,
     now: NaiveDateTime,
 ) -> Result<Option<Account>, AppError> {
-    let account = super::sessions::subject(
-        ctx,
-        &super::sessions::CITIZEN,
-        sid,
-        account_id,
-        now,
-        accounts::find_by_id,
-    )
+    let account = super::sessions::subject(ctx, &super::sessions::CITIZEN, sid, account_id, now, {
+        let keys = ctx.keys.clone();
+        move |conn, id| accounts::find_by_id(conn, &keys, id)
+    })
     .await?;
     Ok(account.filter(|a| a.session_epoch == epoch && a.is_verified()))
 }
@@ -231,7 +229,10 @@ pub async fn forgot_password(
     }
     let address = email.as_str().to_string();
     let account = ctx
-        .db(move |conn| accounts::find_by_email(conn, &address))
+        .db({
+            let keys = ctx.keys.clone();
+            move |conn| accounts::find_by_email(conn, &keys, &address)
+        })
         .await?;
     let Some(account) = account else {
         // Not verified yet: what that citizen needs is the verification
@@ -240,6 +241,7 @@ pub async fn forgot_password(
         return Ok(());
     };
     let settings = ctx.settings.clone();
+    let keys = ctx.keys.clone();
     ctx.db(move |conn| -> Result<(), AppError> {
         let (token, token_hash) = crate::domain::link_token::new_link_token();
         let mail = crate::mail::reset_mail(
@@ -255,6 +257,7 @@ pub async fn forgot_password(
         let ttl = Duration::minutes(i64::from(settings.reset_token_ttl_minutes));
         accounts::issue_token(
             conn,
+            &keys,
             &NewToken {
                 token_hash: &token_hash,
                 account_id: &account.id,
@@ -281,7 +284,8 @@ pub async fn reset_link_account(
     let Some(hash) = crate::domain::link_token::link_token_hash(token) else {
         return Ok(None);
     };
-    ctx.db(move |conn| accounts::account_for_token(conn, &hash, PURPOSE_RESET, now))
+    let keys = ctx.keys.clone();
+    ctx.db(move |conn| accounts::account_for_token(conn, &keys, &hash, PURPOSE_RESET, now))
         .await
 }
 
@@ -346,7 +350,10 @@ pub async fn reset_password(
     let password_hash = crate::services::passwords::hash(&ctx.hashing, password, &retry).await?;
     let hash = crate::domain::link_token::link_token_hash(token).expect("checked above");
     let changed = ctx
-        .db(move |conn| accounts::reset_password(conn, &hash, &password_hash, now))
+        .db({
+            let keys = ctx.keys.clone();
+            move |conn| accounts::reset_password(conn, &keys, &hash, &password_hash, now)
+        })
         .await?;
     if !changed {
         return Ok(Reset::LinkInvalid);

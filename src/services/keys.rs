@@ -22,6 +22,7 @@ pub struct Progress {
     pub rewrapped: usize,
     /// Data keys per KEK version, after the round.
     pub by_version: Vec<(i32, i64)>,
+    /// Photos, registrations and accounts still in clear.
     pub in_clear: i64,
 }
 
@@ -30,13 +31,15 @@ pub async fn maintain(ctx: &Ctx<'_>) -> Result<Progress, AppError> {
     let keys = ctx.keys.clone();
     let now = ctx.clock.now();
     ctx.db(move |conn| -> Result<Progress, AppError> {
-        let sealed = crate::db::keys::seal_clear_photos(conn, &keys, SEAL_BATCH, now)?;
+        let sealed = crate::db::keys::seal_clear_photos(conn, &keys, SEAL_BATCH, now)?
+            + crate::db::keys::seal_clear_identities(conn, &keys, SEAL_BATCH, now)?;
         let rewrapped = crate::db::keys::rewrap_batch(conn, &keys, REWRAP_BATCH)?;
         Ok(Progress {
             sealed,
             rewrapped,
             by_version: crate::db::keys::count_by_version(conn)?,
-            in_clear: crate::db::keys::clear_photo_count(conn)?,
+            in_clear: crate::db::keys::clear_photo_count(conn)?
+                + crate::db::keys::clear_identity_count(conn)?,
         })
     })
     .await

@@ -19,10 +19,20 @@ pub const BATCH: i64 = 20;
 pub async fn deliver_due(ctx: &Ctx<'_>, mailer: &Mailer) -> Result<usize, AppError> {
     let lease = chrono::Duration::seconds(ctx.settings.mail_timeout_secs as i64 * 2 + 30);
     let clock = ctx.clock.clone();
+    let keys = ctx.keys.clone();
     let claimed = ctx
-        .db(move |conn| {
+        .db(move |conn| -> Result<Vec<Mail>, AppError> {
             let now = clock.now();
-            outbox::claim_due(conn, now, now + lease, BATCH)
+            let mut opened = Vec::new();
+            for mail in outbox::claim_due(conn, now, now + lease, BATCH)? {
+                match mail.opened(conn, &keys) {
+                    Ok(mail) => opened.push(mail),
+                    // One mail that does not open must not stop the rest:
+                    // it is tried again after its lease (and logged).
+                    Err(error) => tracing::error!(%error, "a queued mail does not open"),
+                }
+            }
+            Ok(opened)
         })
         .await?;
     let count = claimed.len();

@@ -254,6 +254,7 @@ pub async fn submit(
         let (key, data) = crate::db::keys::seal_photo(ctx.keys, &upload_id, photo.ktp.data());
         (photo, key, data)
     });
+    let keys = ctx.keys.clone();
     let outcome = ctx
         .db(move |conn| {
             let new_photo = sealed_photo.as_ref().map(|(photo, key, data)| PhotoUpload {
@@ -267,6 +268,7 @@ pub async fn submit(
             registrations::submit(
                 conn,
                 &Submission {
+                    keys: &keys,
                     submission_id: &submission_key,
                     new_id: &registration_id,
                     details: Details {
@@ -368,7 +370,8 @@ pub async fn taken(
             now,
         )
         .map_err(AppError::internal)?;
-        ctx.db(move |conn| crate::db::outbox::insert_mail(conn, &mail))
+        let keys = ctx.keys.clone();
+        ctx.db(move |conn| crate::db::outbox::insert_mail(conn, &keys, &mail))
             .await?;
         ctx.mail_queued();
         return Ok(Taken::Mailed);

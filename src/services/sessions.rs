@@ -52,7 +52,7 @@ pub async fn subject<T: Send + 'static>(
     sid: String,
     subject: String,
     now: NaiveDateTime,
-    find: fn(&mut DbConn, &str) -> diesel::QueryResult<Option<T>>,
+    find: impl FnOnce(&mut DbConn, &str) -> diesel::QueryResult<Option<T>> + Send + 'static,
 ) -> Result<Option<T>, AppError> {
     ctx.db(move |conn| {
         let idle = Duration::minutes(kind.idle_minutes);

@@ -27,11 +27,13 @@ pub async fn resend(
     let cooldown = Duration::seconds(i64::from(ctx.settings.resend_cooldown_secs));
     let ttl = Duration::hours(i64::from(ctx.settings.verify_token_ttl_hours));
     let settings = ctx.settings.clone();
+    let keys = ctx.keys.clone();
     let result = ctx
         .db(move |conn| {
             let (token, token_hash) = crate::domain::link_token::new_link_token();
             registrations::resend(
                 conn,
+                &keys,
                 &address,
                 &token_hash,
                 ttl,
@@ -76,7 +78,8 @@ pub async fn open_link(
 ) -> Result<LinkState, AppError> {
     match crate::domain::link_token::link_token_hash(token) {
         Some(hash) => {
-            ctx.db(move |conn| registrations::open_link(conn, &hash, now, record_open))
+            let keys = ctx.keys.clone();
+            ctx.db(move |conn| registrations::open_link(conn, &keys, &hash, now, record_open))
                 .await
         }
         None => Ok(LinkState::Unknown),
@@ -137,8 +140,9 @@ pub async fn choose_password(
         return Ok(Choice::Link(Box::new(LinkState::Unknown)));
     };
     let lookup = token_hash.clone();
+    let keys = ctx.keys.clone();
     let link = ctx
-        .db(move |conn| registrations::open_link(conn, &lookup, now, false))
+        .db(move |conn| registrations::open_link(conn, &keys, &lookup, now, false))
         .await?;
     let registration = match link {
         LinkState::Ready { registration } => registration,
@@ -181,8 +185,11 @@ pub async fn choose_password(
         }
     };
     ctx.check_storage()?;
+    let keys = ctx.keys.clone();
     let outcome = ctx
-        .db(move |conn| registrations::complete(conn, &token_hash, password_hash.as_deref(), now))
+        .db(move |conn| {
+            registrations::complete(conn, &keys, &token_hash, password_hash.as_deref(), now)
+        })
         .await?;
     Ok(match outcome {
         CompleteOutcome::Completed { account_id, epoch } => {

@@ -308,13 +308,13 @@ async fn old_failures_are_purged(backend: Backend) {
     app.state.clock.advance(chrono::Duration::days(91));
     let (_, html) = app.get_html("/verify?token=new").await;
     let recent = code_on(&html, "VER");
-    assert_eq!(
+    // (The worker's own purge may have taken the old row first.)
+    let purged =
         emeterai::services::retention::purge_failures(&app.state.services(), app.state.clock.now())
             .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(failure_count(&app), 1);
+            .unwrap();
+    assert!(purged <= 1, "{purged}");
+    assert_eq!(failure_count(&app), 1, "only the recent failure is left");
     failure_row(&app, &recent);
 }
 

@@ -236,7 +236,7 @@ impl TestApp {
         }
         let outbox = {
             let mut conn = self.state.pool.get().unwrap();
-            emeterai::db::outbox::mails_to(&mut conn, to)
+            emeterai::db::outbox::mails_to(&mut conn, &self.state.keys, to)
                 .unwrap()
                 .into_iter()
                 .map(|m| {

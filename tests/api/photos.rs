@@ -4,7 +4,7 @@
 //! the answers kept; staff open a citizen's photo, audited.
 
 use diesel::prelude::*;
-use emeterai::schema::{ktp_uploads, registrations, staff_audit};
+use emeterai::schema::{ktp_uploads, staff_audit};
 use image::ImageFormat;
 
 use crate::helpers::{Backend, Registration, TestApp, encode_image, fake_jpeg};
@@ -67,11 +67,10 @@ fn camera_photo() -> Vec<u8> {
 
 fn stored_photo(app: &TestApp, email: &str) -> Vec<u8> {
     let mut conn = app.state.pool.get().unwrap();
-    let upload: String = registrations::table
-        .filter(registrations::email.eq(email))
-        .select(registrations::ktp_upload_id)
-        .first(&mut *conn)
-        .unwrap();
+    let upload = emeterai::db::registrations::find_by_email(&mut conn, &app.state.keys, email)
+        .unwrap()
+        .unwrap()
+        .ktp_upload_id;
     // Stored sealed; opened as staff would see it.
     emeterai::db::accounts::find_upload(&mut conn, &app.state.keys, &upload)
         .unwrap()

@@ -904,11 +904,11 @@ async fn a_waiting_nik_does_not_block_and_the_first_to_finish_owns_it(backend: B
     };
     assert_eq!(app.register(&mut again).await.status(), 409);
     let mut conn = app.state.pool.get().unwrap();
-    let email: String = accounts::table
-        .select(accounts::email)
-        .first(&mut *conn)
-        .unwrap();
-    assert_eq!(email, "siti.aminah@example.co.id");
+    let account =
+        emeterai::db::accounts::find_by_nik(&mut conn, &app.state.keys, "3578015708950001")
+            .unwrap()
+            .unwrap();
+    assert_eq!(account.email, "siti.aminah@example.co.id");
 }
 
 async fn stale_form_comes_back_with_values(backend: Backend) {

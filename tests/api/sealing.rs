@@ -59,22 +59,65 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-async fn photos_are_sealed_in_the_database_and_its_dump(backend: Backend) {
+async fn identity_data_is_sealed_in_the_database_and_its_dump(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    app.register(&mut Registration::default()).await;
-    app.register_and_verify(&mut Registration::budi()).await;
-    app.register(&mut Registration {
-        email: "dewi@example.com".into(),
+    let dewi = Registration {
+        email: "dewi.lestari@example.com".into(),
         full_name: "Dewi Lestari".into(),
         nik: "3201015708950002".into(),
+        phone: "0857-1234-9876".into(),
         ..Default::default()
-    })
-    .await;
+    };
+    app.register(&mut Registration::default()).await;
+    app.register_and_verify(&mut Registration::budi()).await;
+    app.register(&mut dewi.clone()).await;
+    // Every mail delivered (a sent mail keeps no address or body).
+    for address in ["siti.aminah@example.co.id", "dewi.lestari@example.com"] {
+        app.wait_for_mail(address, 1).await;
+    }
     let photos = stored_photos(&app);
     assert_eq!(photos.len(), 3);
+    // Each citizen is still found and opened by the portal.
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        let found =
+            emeterai::db::registrations::find_by_email(&mut conn, &app.state.keys, &dewi.email)
+                .unwrap()
+                .unwrap();
+        assert_eq!(found.full_name, "Dewi Lestari");
+        assert_eq!(found.phone, "+6285712349876");
+        let account =
+            emeterai::db::accounts::find_by_nik(&mut conn, &app.state.keys, "3201011708900003")
+                .unwrap()
+                .unwrap();
+        assert_eq!(account.email, "budi@example.com");
+    }
+    // Give the outbox a moment to write what it sent.
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(500)).await;
     let copy = database_copy(&app, backend);
+    for identity in [
+        "3578015708950001",
+        "3201011708900003",
+        "3201015708950002",
+        "Siti Aminah",
+        "Budi Santoso",
+        "Dewi Lestari",
+        "siti.aminah@example.co.id",
+        "budi@example.com",
+        "dewi.lestari@example.com",
+        "6281234567890",
+        "6281311112222",
+        "6285712349876",
+        "1995-08-17",
+        "1990-08-17",
+    ] {
+        assert!(
+            !contains(&copy, identity.as_bytes()),
+            "{identity} is in the copy of the database"
+        );
+    }
     assert!(copy.len() > 10_000, "the copy holds the rows");
     for (id, stored, key) in &photos {
         assert!(emeterai::domain::sealed::is_sealed(stored), "{id} in clear");
@@ -141,20 +184,25 @@ async fn photos_stored_in_clear_are_sealed_after_the_upgrade(backend: Backend) {
         let mut conn = app.state.pool.get().unwrap();
         // Back to the schema before sealing, where a photo is stored in
         // clear, then forward again.
-        let reverted = match &mut *conn {
-            DbConn::Sqlite(c) => {
-                use diesel_migrations::MigrationHarness;
-                c.revert_last_migration(emeterai::db::SQLITE_MIGRATIONS)
-                    .map(|v| v.to_string())
+        loop {
+            let reverted = match &mut *conn {
+                DbConn::Sqlite(c) => {
+                    use diesel_migrations::MigrationHarness;
+                    c.revert_last_migration(emeterai::db::SQLITE_MIGRATIONS)
+                        .map(|v| v.to_string())
+                }
+                DbConn::Postgres(c) => {
+                    use diesel_migrations::MigrationHarness;
+                    c.revert_last_migration(emeterai::db::POSTGRES_MIGRATIONS)
+                        .map(|v| v.to_string())
+                }
             }
-            DbConn::Postgres(c) => {
-                use diesel_migrations::MigrationHarness;
-                c.revert_last_migration(emeterai::db::POSTGRES_MIGRATIONS)
-                    .map(|v| v.to_string())
+            .unwrap();
+            assert!(reverted.as_str() >= "20261202000009", "{reverted}");
+            if reverted.contains("000009") {
+                break;
             }
         }
-        .unwrap();
-        assert!(reverted.contains("000009"), "{reverted}");
         let now = app.state.clock.now().format("%Y-%m-%d %H:%M:%S");
         let data = match backend {
             Backend::Sqlite => format!("X'{}'", hex::encode(&photo)),
@@ -185,6 +233,105 @@ async fn photos_stored_in_clear_are_sealed_after_the_upgrade(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(again.sealed, 0);
+}
+
+/// Reverts migrations down to (and including) `version`.
+fn revert_to(conn: &mut DbConn, version: &str) {
+    use diesel_migrations::MigrationHarness;
+    loop {
+        let reverted = match conn {
+            DbConn::Sqlite(c) => c
+                .revert_last_migration(emeterai::db::SQLITE_MIGRATIONS)
+                .map(|v| v.to_string()),
+            DbConn::Postgres(c) => c
+                .revert_last_migration(emeterai::db::POSTGRES_MIGRATIONS)
+                .map(|v| v.to_string()),
+        }
+        .unwrap();
+        assert!(reverted.as_str() >= version, "{reverted}");
+        if reverted.contains(version) {
+            return;
+        }
+    }
+}
+
+async fn identities_stored_in_clear_are_sealed_after_the_upgrade(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    // A verified account and a waiting registration, as the previous
+    // version stored them: in clear.
+    app.register_and_verify(&mut Registration::budi()).await;
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        revert_to(&mut conn, "20261202000010");
+        let now = app.state.clock.now().format("%Y-%m-%d %H:%M:%S");
+        conn.batch_execute(&format!(
+            "UPDATE accounts SET email = 'budi@example.com', nik = '3201011708900003',
+               full_name = 'Budi Santoso', birth_date = '1990-08-17', phone = '+6281311112222';
+             INSERT INTO registrations (id, email, nik, full_name, birth_date, phone,
+               ktp_upload_id, lang, created_at, updated_at)
+               VALUES ('r-lama', 'siti.aminah@example.co.id', '3578015708950001', 'Siti Aminah',
+               '1995-08-17', '+6281234567890', (SELECT ktp_upload_id FROM accounts), 'id',
+               '{now}', '{now}');"
+        ))
+        .unwrap();
+    }
+    emeterai::db::migrate(&app.state.pool).unwrap();
+    let read = |app: &TestApp| {
+        let mut conn = app.state.pool.get().unwrap();
+        let keys = &app.state.keys;
+        let account = emeterai::db::accounts::find_by_email(&mut conn, keys, "budi@example.com")
+            .unwrap()
+            .expect("the account is found by its address");
+        let waiting = emeterai::db::registrations::find_by_email(
+            &mut conn,
+            keys,
+            "siti.aminah@example.co.id",
+        )
+        .unwrap()
+        .expect("the registration is found by its address");
+        (
+            account.full_name,
+            account.nik,
+            waiting.full_name,
+            waiting.phone,
+        )
+    };
+    let before = read(&app);
+    assert_eq!(before.0, "Budi Santoso");
+    loop {
+        let progress = emeterai::services::keys::maintain(&app.state.services())
+            .await
+            .unwrap();
+        if progress.in_clear == 0 {
+            break;
+        }
+    }
+    assert_eq!(read(&app), before, "the same data, sealed");
+    // What `emeterai keys seal-existing` ends with: the clear versions of
+    // the rows leave free pages, the write-ahead log and dead tuples.
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        emeterai::db::keys::compact(&mut conn).unwrap();
+    }
+    let copy = database_copy(&app, backend);
+    for identity in [
+        "Budi Santoso",
+        "Siti Aminah",
+        "3201011708900003",
+        "6281234567890",
+    ] {
+        assert!(
+            !contains(&copy, identity.as_bytes()),
+            "{identity} left in clear"
+        );
+    }
+    // Signing in still works with the sealed account.
+    let response = app
+        .login("budi@example.com", &Registration::budi().password)
+        .await;
+    assert_eq!(response.status(), 303);
 }
 
 async fn rotation_rewraps_every_data_key_and_old_versions_retire(backend: Backend) {
@@ -228,7 +375,10 @@ async fn rotation_rewraps_every_data_key_and_old_versions_retire(backend: Backen
     emeterai::services::keys::maintain(&second.state.services())
         .await
         .unwrap();
-    assert_eq!(by_version(&second), [(2, 3)]);
+    // Three photos, three registrations (and no mail key left: all sent).
+    let after = by_version(&second);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].0, 2);
     // Version 1 retired from the key file: every photo still opens.
     let retired: String = std::fs::read_to_string(&key_file)
         .unwrap()
@@ -284,9 +434,10 @@ async fn a_purged_photo_is_shredded(backend: Backend) {
 }
 
 on_both_backends!(
-    photos_are_sealed_in_the_database_and_its_dump,
+    identity_data_is_sealed_in_the_database_and_its_dump,
     a_sealed_photo_moved_to_another_row_does_not_open,
     photos_stored_in_clear_are_sealed_after_the_upgrade,
+    identities_stored_in_clear_are_sealed_after_the_upgrade,
     rotation_rewraps_every_data_key_and_old_versions_retire,
     a_purged_photo_is_shredded,
 );

@@ -618,9 +618,10 @@ async fn older_accounts_get_their_nik_hash(backend: Backend) {
         .set(accounts::nik_hash.eq(None::<String>))
         .execute(&mut *conn)
         .unwrap();
-    let filled =
-        emeterai::db::accounts::backfill_nik_hashes(&mut conn, |n| app.state.failures.nik_hash(n))
-            .unwrap();
+    let filled = emeterai::db::accounts::backfill_nik_hashes(&mut conn, &app.state.keys, |n| {
+        app.state.failures.nik_hash(n)
+    })
+    .unwrap();
     assert_eq!(filled, 1);
     let hash: Option<String> = accounts::table
         .select(accounts::nik_hash)

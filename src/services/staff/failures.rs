@@ -11,6 +11,7 @@ use crate::db::failures::FailureRow;
 use crate::db::outbox::Mail;
 use crate::db::registrations::Registration;
 use crate::db::staff::{self as staff_db, DayCount, Note};
+use crate::domain::sealed::KeyRing;
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::services::Ctx;
@@ -72,16 +73,17 @@ pub async fn find(ctx: &Ctx<'_>, reference: &str) -> Result<Option<FailureRow>, 
 /// else by its NIK (an attempt under another address).
 fn citizen_account(
     conn: &mut DbConn,
+    keys: &KeyRing,
     email: Option<&str>,
     nik_hash: Option<&str>,
 ) -> diesel::QueryResult<Option<Account>> {
     if let Some(email) = email
-        && let Some(account) = crate::db::accounts::find_by_email(conn, email)?
+        && let Some(account) = crate::db::accounts::find_by_email(conn, keys, email)?
     {
         return Ok(Some(account));
     }
     match nik_hash {
-        Some(hash) => crate::db::accounts::find_by_nik_hash(conn, hash),
+        Some(hash) => crate::db::accounts::find_by_nik_hash(conn, keys, hash),
         None => Ok(None),
     }
 }
@@ -89,6 +91,7 @@ fn citizen_account(
 /// The story of the failure `reference`, or `None` when there is none.
 pub async fn story(ctx: &Ctx<'_>, reference: &str) -> Result<Option<Story>, AppError> {
     let lookup = reference.to_string();
+    let keys = ctx.keys.clone();
     ctx.db(move |conn| -> Result<_, AppError> {
         let Some(failure) = crate::services::failures::find(conn, &lookup)? else {
             return Ok(None);
@@ -96,7 +99,7 @@ pub async fn story(ctx: &Ctx<'_>, reference: &str) -> Result<Option<Story>, AppE
         let notes = staff_db::notes(conn, &lookup)?;
         let (email, nik_hash) = (failure.email.as_deref(), failure.nik_hash.as_deref());
         let mut related = staff_db::related(conn, email, nik_hash, RELATED_MAX)?;
-        let account = citizen_account(conn, email, nik_hash)?;
+        let account = citizen_account(conn, &keys, email, nik_hash)?;
         if let Some(account) = &account
             && Some(account.email.as_str()) != email
         {
@@ -119,10 +122,12 @@ pub async fn story(ctx: &Ctx<'_>, reference: &str) -> Result<Option<Story>, AppE
             .as_ref()
             .map(|a| a.email.clone())
             .or(failure.email.clone());
-        let mut registrations = crate::db::registrations::find_related(conn, email, nik_hash)?;
+        let mut registrations =
+            crate::db::registrations::find_related(conn, &keys, email, nik_hash)?;
         if let Some(account) = &account {
             registrations.extend(crate::db::registrations::find_related(
                 conn,
+                &keys,
                 Some(&account.email),
                 None,
             )?);
@@ -130,13 +135,17 @@ pub async fn story(ctx: &Ctx<'_>, reference: &str) -> Result<Option<Story>, AppE
             registrations.dedup_by(|a, b| a.id == b.id);
         }
         let mut mails = match &mail_address {
-            Some(email) => crate::db::outbox::mails_to(conn, email)?,
+            Some(email) => crate::db::outbox::mails_to(conn, &keys, email)?,
             None => Vec::new(),
         };
         // Mails to the other addresses a NIK waited under.
         for registration in &registrations {
             if Some(&registration.email) != mail_address.as_ref() {
-                mails.extend(crate::db::outbox::mails_to(conn, &registration.email)?);
+                mails.extend(crate::db::outbox::mails_to(
+                    conn,
+                    &keys,
+                    &registration.email,
+                )?);
             }
         }
         Ok(Some(Story {
@@ -194,13 +203,19 @@ pub async fn resend_link(
     now: NaiveDateTime,
 ) -> Result<ResendOutcome, AppError> {
     let (email, hash) = (failure.email.clone(), failure.nik_hash.clone());
+    let keys = ctx.keys.clone();
     let address = ctx
         .db(move |conn| -> Result<Option<String>, AppError> {
-            if let Some(account) = citizen_account(conn, email.as_deref(), hash.as_deref())? {
+            if let Some(account) = citizen_account(conn, &keys, email.as_deref(), hash.as_deref())?
+            {
                 return Ok(Some(account.email));
             }
-            let waiting =
-                crate::db::registrations::find_related(conn, email.as_deref(), hash.as_deref())?;
+            let waiting = crate::db::registrations::find_related(
+                conn,
+                &keys,
+                email.as_deref(),
+                hash.as_deref(),
+            )?;
             Ok(waiting
                 .into_iter()
                 .filter(|r| r.completed_at.is_none())
@@ -234,7 +249,7 @@ pub async fn photo(
         let Some(failure) = crate::services::failures::find(conn, &lookup)? else {
             return Ok(None);
         };
-        let owners = crate::db::accounts::upload_owners(conn, &id)?;
+        let owners = crate::db::accounts::upload_owners(conn, &keys, &id)?;
         let related = owners.iter().any(|(email, nik_hash)| {
             failure.email.as_ref() == Some(email)
                 || (nik_hash.is_some() && failure.nik_hash == *nik_hash)
