@@ -673,6 +673,13 @@ pub enum ResendOutcome {
     NothingWaiting,
 }
 
+/// How long a new link works, and the shortest time between two.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkTimes {
+    pub ttl: Duration,
+    pub cooldown: Duration,
+}
+
 /// Sends one more link to a waiting registration (earlier links keep
 /// working), unless one went out within the cooldown. `mail` builds the
 /// mail for the registration found.
@@ -681,8 +688,7 @@ pub fn resend(
     ring: &KeyRing,
     email: &str,
     token_hash: &str,
-    ttl: Duration,
-    cooldown: Duration,
+    LinkTimes { ttl, cooldown }: LinkTimes,
     now: NaiveDateTime,
     mail: impl Fn(&Registration) -> Option<NewMail>,
 ) -> QueryResult<ResendOutcome> {

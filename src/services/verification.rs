@@ -36,8 +36,7 @@ pub async fn resend(
                 &keys,
                 &address,
                 &token_hash,
-                ttl,
-                cooldown,
+                registrations::LinkTimes { ttl, cooldown },
                 now,
                 |registration| {
                     let mail = crate::mail::verification_mail(
