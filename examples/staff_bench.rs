@@ -181,7 +181,8 @@ async fn main() {
             reason: Some("validation".into()),
             ..Default::default()
         };
-        let rows = emeterai::db::staff::page(&mut conn, &filter, None, 10_000).unwrap();
+        let rows =
+            emeterai::db::staff::page(&mut conn, &state.keys, &filter, None, 10_000).unwrap();
         let last = rows.last().unwrap();
         emeterai::db::staff::Cursor {
             at: last.occurred_at,

@@ -148,6 +148,8 @@ diesel::table! {
         resolved_at -> Nullable<Timestamp>,
         resolved_by -> Nullable<Text>,
         email_shape -> Nullable<Text>,
+        email_sealed -> Nullable<Binary>,
+        data_key_id -> Nullable<Text>,
     }
 }
 

@@ -71,7 +71,11 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
         if state.failures.buffered() > 0 {
             let flush_state = state.clone();
             if let Ok(written) = web::block(move || {
-                crate::services::failures::flush_buffered(&flush_state.pool, &flush_state.failures)
+                crate::services::failures::flush_buffered(
+                    &flush_state.pool,
+                    &flush_state.failures,
+                    &flush_state.keys,
+                )
             })
             .await
                 && written > 0

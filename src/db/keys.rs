@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use super::DbConn;
 use crate::domain::sealed::{self, DataKey, KeyRing, SealError, WrappedKey};
 use crate::error::AppError;
-use crate::schema::{accounts, data_keys, ktp_uploads, mail_outbox, registrations};
+use crate::schema::{accounts, data_keys, failures, ktp_uploads, mail_outbox, registrations};
 
 /// Where a photo's bytes are sealed to.
 pub fn photo_aad(upload_id: &str) -> String {
@@ -202,13 +202,17 @@ pub fn shred_unused(conn: &mut DbConn, cutoff: NaiveDateTime) -> QueryResult<usi
     let mails = mail_outbox::table
         .filter(mail_outbox::data_key_id.is_not_null())
         .select(mail_outbox::data_key_id.assume_not_null());
+    let failures = failures::table
+        .filter(failures::data_key_id.is_not_null())
+        .select(failures::data_key_id.assume_not_null());
     diesel::delete(
         data_keys::table
             .filter(data_keys::created_at.lt(cutoff))
             .filter(diesel::dsl::not(data_keys::id.eq_any(photos)))
             .filter(diesel::dsl::not(data_keys::id.eq_any(registrations)))
             .filter(diesel::dsl::not(data_keys::id.eq_any(accounts)))
-            .filter(diesel::dsl::not(data_keys::id.eq_any(mails))),
+            .filter(diesel::dsl::not(data_keys::id.eq_any(mails)))
+            .filter(diesel::dsl::not(data_keys::id.eq_any(failures))),
     )
     .execute(conn)
 }

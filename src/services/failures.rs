@@ -21,6 +21,7 @@ use sha2::Sha256;
 use super::Ctx;
 use crate::db::{DbConn, Pool};
 use crate::domain::mask_nik;
+use crate::domain::sealed::KeyRing;
 use crate::error::AppError;
 use crate::schema::failures;
 
@@ -165,6 +166,9 @@ pub struct NewFailureRow {
     pub user_agent: Option<String>,
     pub path: String,
     pub email_shape: Option<String>,
+    /// Set when written (`insert`): the email sealed, `email` its index.
+    pub email_sealed: Option<Vec<u8>>,
+    pub data_key_id: Option<String>,
 }
 
 pub use crate::db::failures::FailureRow;
@@ -248,6 +252,8 @@ fn row_for(ctx: &Ctx<'_>, client: &Client, reference: &str, failure: Failure) ->
             .map(|ua| ua.chars().take(200).collect()),
         path: client.path.chars().take(200).collect(),
         email_shape: failure.email_shape,
+        email_sealed: None,
+        data_key_id: None,
     }
 }
 
@@ -258,12 +264,13 @@ pub async fn record_as(ctx: &Ctx<'_>, client: &Client, reference: &str, failure:
     let row = row_for(ctx, client, reference, failure);
     tracing::info!(reference, reason, fields = %row.fields, "failure recorded");
     let pool = ctx.pool.clone();
+    let keys = ctx.keys.clone();
     let attempt = row.clone();
     let written = tokio::task::spawn_blocking(move || -> Result<(), String> {
         let mut conn = pool
             .get_timeout(std::time::Duration::from_millis(500))
             .map_err(|e| e.to_string())?;
-        insert(&mut conn, &attempt).map_err(|e| e.to_string())
+        insert(&mut conn, &keys, &attempt).map_err(|e| e.to_string())
     })
     .await;
     if !matches!(written, Ok(Ok(()))) {
@@ -278,15 +285,36 @@ pub async fn record(ctx: &Ctx<'_>, client: &Client, prefix: &str, failure: Failu
     reference
 }
 
-fn insert(conn: &mut DbConn, row: &NewFailureRow) -> QueryResult<()> {
-    diesel::insert_into(failures::table)
-        .values(row)
-        .execute(conn)
-        .map(|_| ())
+/// Writes a failure row, its email sealed under a data key of its own (the
+/// `email` column keeps the address's blind index, for staff search).
+pub fn insert(conn: &mut DbConn, ring: &KeyRing, row: &NewFailureRow) -> QueryResult<()> {
+    let Some(email) = row.email.as_deref().filter(|_| row.email_sealed.is_none()) else {
+        return diesel::insert_into(failures::table)
+            .values(row)
+            .execute(conn)
+            .map(|_| ());
+    };
+    let (wrapped, key) = ring.new_data_key();
+    let sealed = NewFailureRow {
+        email: Some(crate::db::identity::email_index(ring, email)),
+        email_sealed: Some(key.seal(
+            &crate::db::failures::email_aad(&row.reference),
+            email.as_bytes(),
+        )),
+        data_key_id: Some(wrapped.id.clone()),
+        ..row.clone()
+    };
+    conn.transaction(|conn| {
+        crate::db::keys::insert(conn, &wrapped, row.occurred_at)?;
+        diesel::insert_into(failures::table)
+            .values(&sealed)
+            .execute(conn)
+            .map(|_| ())
+    })
 }
 
 /// Writes rows that waited in memory. Returns how many were written.
-pub fn flush_buffered(pool: &Pool, log: &FailureLog) -> usize {
+pub fn flush_buffered(pool: &Pool, log: &FailureLog, ring: &KeyRing) -> usize {
     let rows = log.take_buffered();
     if rows.is_empty() {
         return 0;
@@ -301,7 +329,7 @@ pub fn flush_buffered(pool: &Pool, log: &FailureLog) -> usize {
     let mut written = 0;
     let mut rows = rows.into_iter();
     for row in rows.by_ref() {
-        match insert(&mut conn, &row) {
+        match insert(&mut conn, ring, &row) {
             Ok(()) => written += 1,
             // Already written (a retry after a partial flush).
             Err(diesel::result::Error::DatabaseError(
@@ -321,7 +349,20 @@ pub fn flush_buffered(pool: &Pool, log: &FailureLog) -> usize {
 /// Deletes failures older than `cutoff` and rate counters whose window
 /// ended more than a day ago.
 pub fn purge(conn: &mut DbConn, cutoff: NaiveDateTime, now: NaiveDateTime) -> QueryResult<usize> {
+    use crate::schema::data_keys;
     use crate::schema::rate_counters as rc;
+    // The rows' data keys first: their emails are shredded with them.
+    diesel::delete(
+        data_keys::table.filter(
+            data_keys::id.eq_any(
+                failures::table
+                    .filter(failures::occurred_at.lt(cutoff))
+                    .filter(failures::data_key_id.is_not_null())
+                    .select(failures::data_key_id.assume_not_null()),
+            ),
+        ),
+    )
+    .execute(conn)?;
     let deleted =
         diesel::delete(failures::table.filter(failures::occurred_at.lt(cutoff))).execute(conn)?;
     diesel::delete(rc::table.filter(rc::window_end.lt(now - chrono::Duration::days(1))))
@@ -329,8 +370,9 @@ pub fn purge(conn: &mut DbConn, cutoff: NaiveDateTime, now: NaiveDateTime) -> Qu
     Ok(deleted)
 }
 
-pub fn find(conn: &mut DbConn, reference: &str) -> QueryResult<Option<FailureRow>> {
-    failures::table.find(reference).first(conn).optional()
+pub fn find(conn: &mut DbConn, ring: &KeyRing, reference: &str) -> QueryResult<Option<FailureRow>> {
+    let found: Option<FailureRow> = failures::table.find(reference).first(conn).optional()?;
+    Ok(crate::db::failures::opened(conn, ring, found.into_iter().collect())?.pop())
 }
 
 /// What a rate limit decided.

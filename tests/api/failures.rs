@@ -18,12 +18,12 @@ fn code_on(html: &str, prefix: &str) -> String {
     code.to_string()
 }
 
+/// A failure row as staff read it (its email opened).
 fn failure_row(app: &TestApp, reference: &str) -> FailureRow {
     let mut conn = app.state.pool.get().unwrap();
-    failures::table
-        .find(reference)
-        .first(&mut *conn)
-        .unwrap_or_else(|e| panic!("no failure row {reference}: {e}"))
+    emeterai::services::failures::find(&mut conn, &app.state.keys, reference)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no failure row {reference}"))
 }
 
 fn failure_count(app: &TestApp) -> i64 {

@@ -73,6 +73,36 @@ async fn identity_data_is_sealed_in_the_database_and_its_dump(backend: Backend) 
     app.register(&mut Registration::default()).await;
     app.register_and_verify(&mut Registration::budi()).await;
     app.register(&mut dewi.clone()).await;
+    // A failure with Dewi's address in the failure log (a mistyped phone,
+    // three times), found by staff through the address's index.
+    let stuck = app
+        .register_stuck(&mut Registration {
+            phone: "021".into(),
+            photo: None,
+            ..dewi.clone()
+        })
+        .await
+        .text()
+        .await
+        .unwrap();
+    let reference = crate::helpers::reference_code(&stuck).expect("a reference code");
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        let found = emeterai::db::staff::page(
+            &mut conn,
+            &app.state.keys,
+            &emeterai::db::staff::FailureFilter {
+                email: Some(dewi.email.clone()),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].reference, reference);
+        assert_eq!(found[0].email.as_deref(), Some(dewi.email.as_str()));
+    }
     // Every mail delivered (a sent mail keeps no address or body).
     for address in ["siti.aminah@example.co.id", "dewi.lestari@example.com"] {
         app.wait_for_mail(address, 1).await;

@@ -2,7 +2,7 @@
 
 use chrono::{Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use emeterai::schema::{failures, staff_audit};
+use emeterai::schema::staff_audit;
 use emeterai::services::failures::NewFailureRow;
 
 use crate::helpers::{Backend, Registration, TestApp, attr_after};
@@ -168,16 +168,16 @@ fn failure(
         user_agent: Some("Mozilla/5.0 (Linux; Android 14)".into()),
         path: "/register".into(),
         email_shape: None,
+        email_sealed: None,
+        data_key_id: None,
     }
 }
 
+/// Writes the rows as the portal does (emails sealed).
 fn insert(app: &TestApp, rows: &[NewFailureRow]) {
     let mut conn = app.state.pool.get().unwrap();
     for row in rows {
-        diesel::insert_into(failures::table)
-            .values(row)
-            .execute(&mut *conn)
-            .unwrap();
+        emeterai::services::failures::insert(&mut conn, &app.state.keys, row).unwrap();
     }
 }
 

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use crate::db::failures::FailureRow;
 use crate::db::{DbConn, MultiBackend};
+use crate::domain::sealed::KeyRing;
 use crate::schema::{failure_notes, failures};
 
 /// What staff filter the failure log by. Each search matches exactly, on
@@ -49,7 +50,7 @@ impl Cursor {
     }
 }
 
-fn filtered(filter: &FailureFilter) -> failures::BoxedQuery<'static, MultiBackend> {
+fn filtered(ring: &KeyRing, filter: &FailureFilter) -> failures::BoxedQuery<'static, MultiBackend> {
     let mut query = failures::table.into_boxed::<MultiBackend>();
     if let Some(reason) = &filter.reason {
         query = query.filter(failures::reason.eq(reason.clone()));
@@ -64,7 +65,7 @@ fn filtered(filter: &FailureFilter) -> failures::BoxedQuery<'static, MultiBacken
         query = query.filter(failures::reference.eq(reference.clone()));
     }
     if let Some(email) = &filter.email {
-        query = query.filter(failures::email.eq(email.clone()));
+        query = query.filter(failures::email.eq_any(crate::db::identity::email_keys(ring, email)));
     }
     if let Some(hash) = &filter.nik_hash {
         query = query.filter(failures::nik_hash.eq(hash.clone()));
@@ -72,14 +73,16 @@ fn filtered(filter: &FailureFilter) -> failures::BoxedQuery<'static, MultiBacken
     query
 }
 
-/// One page of failures, newest first, after `cursor`.
+/// One page of failures, newest first, after `cursor`, their emails
+/// opened.
 pub fn page(
     conn: &mut DbConn,
+    ring: &KeyRing,
     filter: &FailureFilter,
     cursor: Option<&Cursor>,
     limit: i64,
 ) -> QueryResult<Vec<FailureRow>> {
-    let mut query = filtered(filter);
+    let mut query = filtered(ring, filter);
     if let Some(c) = cursor {
         // (occurred_at, reference) < (at, reference), written so both
         // planners see `occurred_at <= at` as the start of an index range
@@ -92,15 +95,17 @@ pub fn page(
             ),
         );
     }
-    query
+    let rows = query
         .order((failures::occurred_at.desc(), failures::reference.desc()))
         .limit(limit)
-        .load(conn)
+        .load(conn)?;
+    crate::db::failures::opened(conn, ring, rows)
 }
 
 /// Everything recorded for the same email or NIK, newest first.
 pub fn related(
     conn: &mut DbConn,
+    ring: &KeyRing,
     email: Option<&str>,
     nik_hash: Option<&str>,
     limit: i64,
@@ -109,7 +114,7 @@ pub fn related(
     if let Some(email) = email {
         rows.extend(
             failures::table
-                .filter(failures::email.eq(email))
+                .filter(failures::email.eq_any(crate::db::identity::email_keys(ring, email)))
                 .order(failures::occurred_at.desc())
                 .limit(limit)
                 .load::<FailureRow>(conn)?,
@@ -127,7 +132,7 @@ pub fn related(
     rows.sort_by(|a, b| (b.occurred_at, &b.reference).cmp(&(a.occurred_at, &a.reference)));
     rows.dedup_by(|a, b| a.reference == b.reference);
     rows.truncate(limit as usize);
-    Ok(rows)
+    crate::db::failures::opened(conn, ring, rows)
 }
 
 #[derive(Debug, Clone, Queryable)]

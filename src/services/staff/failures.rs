@@ -48,7 +48,8 @@ pub async fn page(
     cursor: Option<Cursor>,
     limit: i64,
 ) -> Result<Vec<FailureRow>, AppError> {
-    ctx.db(move |conn| staff_db::page(conn, &filter, cursor.as_ref(), limit))
+    let keys = ctx.keys.clone();
+    ctx.db(move |conn| staff_db::page(conn, &keys, &filter, cursor.as_ref(), limit))
         .await
 }
 
@@ -65,7 +66,8 @@ pub async fn counts_by_day(
 /// One failure by its reference code.
 pub async fn find(ctx: &Ctx<'_>, reference: &str) -> Result<Option<FailureRow>, AppError> {
     let reference = reference.to_string();
-    ctx.db(move |conn| crate::services::failures::find(conn, &reference))
+    let keys = ctx.keys.clone();
+    ctx.db(move |conn| crate::services::failures::find(conn, &keys, &reference))
         .await
 }
 
@@ -93,18 +95,19 @@ pub async fn story(ctx: &Ctx<'_>, reference: &str) -> Result<Option<Story>, AppE
     let lookup = reference.to_string();
     let keys = ctx.keys.clone();
     ctx.db(move |conn| -> Result<_, AppError> {
-        let Some(failure) = crate::services::failures::find(conn, &lookup)? else {
+        let Some(failure) = crate::services::failures::find(conn, &keys, &lookup)? else {
             return Ok(None);
         };
         let notes = staff_db::notes(conn, &lookup)?;
         let (email, nik_hash) = (failure.email.as_deref(), failure.nik_hash.as_deref());
-        let mut related = staff_db::related(conn, email, nik_hash, RELATED_MAX)?;
+        let mut related = staff_db::related(conn, &keys, email, nik_hash, RELATED_MAX)?;
         let account = citizen_account(conn, &keys, email, nik_hash)?;
         if let Some(account) = &account
             && Some(account.email.as_str()) != email
         {
             related.extend(staff_db::related(
                 conn,
+                &keys,
                 Some(&account.email),
                 None,
                 RELATED_MAX,
@@ -246,7 +249,7 @@ pub async fn photo(
     let (lookup, id) = (reference.to_string(), upload.to_string());
     let keys = ctx.keys.clone();
     ctx.db(move |conn| -> Result<_, AppError> {
-        let Some(failure) = crate::services::failures::find(conn, &lookup)? else {
+        let Some(failure) = crate::services::failures::find(conn, &keys, &lookup)? else {
             return Ok(None);
         };
         let owners = crate::db::accounts::upload_owners(conn, &keys, &id)?;

@@ -1,0 +1,2 @@
+ALTER TABLE failures DROP COLUMN data_key_id;
+ALTER TABLE failures DROP COLUMN email_sealed;
