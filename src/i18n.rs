@@ -358,6 +358,13 @@ pub struct Text {
     pub staff_ktp_photo: &'static str,
     pub staff_ktp_photo_open: &'static str,
     pub staff_ktp_photo_audited: &'static str,
+    pub staff_reveal_label: &'static str,
+    pub staff_reveal_hint: &'static str,
+    pub staff_reveal_button: &'static str,
+    pub staff_reveal_reason_missing: &'static str,
+    pub staff_revealed_nik: &'static str,
+    pub staff_revealed_birth_date: &'static str,
+    pub staff_revealed_note: &'static str,
 }
 
 pub static ID: Text = Text {
@@ -650,6 +657,13 @@ pub static ID: Text = Text {
     staff_ktp_photo: "Foto KTP",
     staff_ktp_photo_open: "Buka foto KTP",
     staff_ktp_photo_audited: "Data pribadi (UU 27/2022): buka hanya untuk membantu penelepon ini. Setiap kali dibuka tercatat di log audit.",
+    staff_reveal_label: "Alasan membuka NIK lengkap dan tanggal lahir",
+    staff_reveal_hint: "Misalnya: mencocokkan data dengan penelepon. Alasan Anda dicatat di log audit.",
+    staff_reveal_button: "Tampilkan NIK lengkap",
+    staff_reveal_reason_missing: "Tuliskan alasan sebelum membuka NIK lengkap.",
+    staff_revealed_nik: "NIK lengkap",
+    staff_revealed_birth_date: "Tanggal lahir",
+    staff_revealed_note: "Ditampilkan sekali untuk halaman ini dan tercatat di log audit.",
 };
 
 pub static EN: Text = Text {
@@ -942,6 +956,13 @@ pub static EN: Text = Text {
     staff_ktp_photo: "KTP photo",
     staff_ktp_photo_open: "Open the KTP photo",
     staff_ktp_photo_audited: "Personal data (UU 27/2022): open it only to help this caller. Every view is recorded in the audit log.",
+    staff_reveal_label: "Reason for showing the full NIK and date of birth",
+    staff_reveal_hint: "For example: checking the details with the caller. Your reason is recorded in the audit log.",
+    staff_reveal_button: "Show the full NIK",
+    staff_reveal_reason_missing: "Write a reason before showing the full NIK.",
+    staff_revealed_nik: "Full NIK",
+    staff_revealed_birth_date: "Date of birth",
+    staff_revealed_note: "Shown once, for this page, and recorded in the audit log.",
 };
 
 /// The words staff read for what was typed into an email field that is no
@@ -1001,6 +1022,10 @@ pub fn audit_action_label(code: &str, lang: Lang) -> &'static str {
             "Sent the verification email again",
         ),
         "view_ktp_photo" => ("Membuka foto KTP", "Opened a KTP photo"),
+        "failure_reveal" => (
+            "Membuka NIK lengkap dan tanggal lahir",
+            "Showed the full NIK and date of birth",
+        ),
         _ => ("Tindakan lain", "Other action"),
     };
     match lang {
@@ -1058,6 +1083,7 @@ mod tests {
             "failure_resolve",
             "failure_resend",
             "view_ktp_photo",
+            "failure_reveal",
         ] {
             assert_ne!(
                 audit_action_label(code, Lang::Id),

@@ -1058,3 +1058,75 @@ fn staff_cli_adds_lists_and_disables() {
     let (_, out) = run(&["staff", "list"], "");
     assert!(out.contains("petugas@peruri.test\tdisabled"), "{out}");
 }
+
+/// The whole NIK and birth date are shown only on an explicit request
+/// with a reason, which the audit log keeps; the page shows them once.
+async fn the_full_nik_is_shown_only_with_a_reason_and_audited(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let staff = signed_in_staff(&app).await;
+    app.register_and_verify(&mut Registration::default()).await;
+    let stuck = app
+        .register_stuck(&mut Registration {
+            phone: "021".into(),
+            photo: None,
+            ..Default::default()
+        })
+        .await
+        .text()
+        .await
+        .unwrap();
+    let reference = crate::helpers::reference_code(&stuck).unwrap();
+    let detail = format!("/staff/failures/{reference}");
+    let (status, page) = html(&staff, &app, &detail).await;
+    assert_eq!(status, 200);
+    assert!(!page.contains("3578015708950001"), "masked until asked");
+    assert!(page.contains("Tampilkan NIK lengkap"), "{page}");
+    let csrf = attr_after(&page, r#"name="csrf_token""#, "value").unwrap();
+    let reveal = |reason: &'static str, client: reqwest::Client, csrf: String| {
+        let url = app.url(&format!("{detail}/reveal"));
+        async move {
+            client
+                .post(url)
+                .form(&[("csrf_token", csrf.as_str()), ("reason", reason)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let reveals = |app: &TestApp| -> Vec<String> {
+        let mut conn = app.state.pool.get().unwrap();
+        staff_audit::table
+            .filter(staff_audit::action.eq("failure_reveal"))
+            .select(staff_audit::target)
+            .load(&mut *conn)
+            .unwrap()
+    };
+    // No reason: nothing shown, nothing audited, the page says why.
+    let response = reveal("  ", staff.clone(), csrf.clone()).await;
+    assert_eq!(response.status(), 303);
+    let (_, page) = html(&staff, &app, &format!("{detail}?done=reveal_reason")).await;
+    assert!(page.contains("Tuliskan alasan"), "{page}");
+    assert!(!page.contains("3578015708950001"));
+    assert!(reveals(&app).is_empty());
+    // Someone without a staff session gets nothing.
+    let response = reveal("ingin tahu", app.new_browser(), csrf.clone()).await;
+    assert_ne!(response.status(), 200);
+    assert!(!response.text().await.unwrap().contains("3578015708950001"));
+    // With a reason: shown on this answer, and audited with the reason.
+    let response = reveal("mencocokkan data dengan penelepon", staff.clone(), csrf).await;
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("3578015708950001"), "{page}");
+    assert!(page.contains("1995-08-17"));
+    assert_eq!(
+        reveals(&app),
+        [format!("{reference}: mencocokkan data dengan penelepon")]
+    );
+    // Opened again, the page is masked again.
+    let (_, page) = html(&staff, &app, &detail).await;
+    assert!(!page.contains("3578015708950001"));
+}
+
+on_both_backends!(the_full_nik_is_shown_only_with_a_reason_and_audited);

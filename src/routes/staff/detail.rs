@@ -34,6 +34,11 @@ struct FailurePage {
     /// KTP photos to open: (whose, upload id).
     photos: Vec<(String, String)>,
     notice: &'static str,
+    /// The citizen's whole NIK and birth date can be shown (an account or
+    /// a waiting registration was found), on request with a reason.
+    can_reveal: bool,
+    /// Shown after that request: (NIK, birth date).
+    revealed: Option<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +56,29 @@ pub async fn failure(
 ) -> Result<HttpResponse, AppError> {
     let staff = staff_or_login!(req, state);
     let reference = path.into_inner().to_ascii_uppercase();
+    let notice = match query.done.as_deref() {
+        Some("note") => ctx.t.staff_note_added,
+        Some("resolved") => ctx.t.staff_marked_resolved,
+        Some("resent") => ctx.t.staff_resent,
+        Some("cooldown") => ctx.t.staff_resend_cooldown,
+        Some("nothing") => ctx.t.staff_resend_nothing,
+        Some("reveal_reason") => ctx.t.staff_reveal_reason_missing,
+        _ => "",
+    };
+    render_detail(ctx, &session, &state, staff, reference, notice, false).await
+}
+
+/// The detail page of `reference`; with `reveal`, the citizen's whole NIK
+/// and birth date on it (the caller audited the request and its reason).
+async fn render_detail(
+    ctx: PageCtx,
+    session: &Session,
+    state: &web::Data<AppState>,
+    staff: StaffUser,
+    reference: String,
+    notice: &'static str,
+    reveal: bool,
+) -> Result<HttpResponse, AppError> {
     let lang = ctx.lang;
     let t = ctx.t;
     let Some(Story {
@@ -64,7 +92,9 @@ pub async fn failure(
     else {
         return Err(AppError::NotFound);
     };
-    audit(&state, &staff, "view_failure", reference.clone()).await?;
+    if !reveal {
+        audit(state, &staff, "view_failure", reference.clone()).await?;
+    }
 
     let mut timeline: Vec<TimelineEntry> = related
         .iter()
@@ -156,16 +186,22 @@ pub async fn failure(
     }
     timeline.sort_by_key(|entry| std::cmp::Reverse(entry.at));
 
-    let notice = match query.done.as_deref() {
-        Some("note") => t.staff_note_added,
-        Some("resolved") => t.staff_marked_resolved,
-        Some("resent") => t.staff_resent,
-        Some("cooldown") => t.staff_resend_cooldown,
-        Some("nothing") => t.staff_resend_nothing,
-        _ => "",
-    };
+    // Whose NIK and birth date: the account's, else the newest waiting
+    // registration's.
+    let identity = account
+        .as_ref()
+        .map(|a| (a.nik.clone(), a.birth_date.clone()))
+        .or_else(|| {
+            registrations
+                .iter()
+                .filter(|r| r.completed_at.is_none())
+                .max_by_key(|r| r.updated_at)
+                .map(|r| (r.nik.clone(), r.birth_date.clone()))
+        });
     let page = FailurePage {
-        csrf: crate::session::csrf_token(&session),
+        can_reveal: identity.is_some(),
+        revealed: identity.filter(|_| reveal),
+        csrf: crate::session::csrf_token(session),
         staff,
         when: wib(failure.occurred_at),
         reason: reason_label(&failure.reason, lang),
@@ -213,11 +249,17 @@ pub struct ActionForm {
     csrf_token: String,
     #[serde(default)]
     note: String,
+    /// Why the whole NIK is shown (`reveal`).
+    #[serde(default)]
+    reason: String,
 }
 
-/// `POST /staff/failures/{reference}/{action}`: `note`, `resolve`, `resend`.
+/// `POST /staff/failures/{reference}/{action}`: `note`, `resolve`, `resend`,
+/// `reveal` (the whole NIK and birth date, with a reason, audited: the
+/// answer is the detail page with them, never a link that shows them).
 pub async fn failure_action(
     req: HttpRequest,
+    ctx: PageCtx,
     session: Session,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -251,6 +293,20 @@ pub async fn failure_action(
             ResendOutcome::Cooldown => "cooldown",
             ResendOutcome::NothingWaiting => "nothing",
         },
+        "reveal" => {
+            let reason: String = form.reason.trim().chars().take(300).collect();
+            if reason.is_empty() {
+                return Ok(see_other(&format!("{back}?done=reveal_reason")));
+            }
+            audit(
+                &state,
+                &staff,
+                "failure_reveal",
+                format!("{reference}: {reason}"),
+            )
+            .await?;
+            return render_detail(ctx, &session, &state, staff, reference, "", true).await;
+        }
         _ => return Err(AppError::NotFound),
     };
     audit(&state, &staff, &format!("failure_{action}"), reference).await?;
