@@ -78,6 +78,33 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_KEY_FILE", value_name = "EMETERAI_KEY_FILE")]
     pub key_file: Option<PathBuf>,
 
+    /// The PKCS#11 module (an HSM's library, e.g. SoftHSM2's
+    /// /usr/lib/softhsm/libsofthsm2.so) for key-encryption keys written
+    /// `kek N pkcs11:LABEL` in the key file.
+    #[arg(
+        long,
+        env = "EMETERAI_PKCS11_MODULE",
+        value_name = "EMETERAI_PKCS11_MODULE"
+    )]
+    pub pkcs11_module: Option<PathBuf>,
+
+    /// The label of the PKCS#11 token that holds those keys.
+    #[arg(
+        long,
+        env = "EMETERAI_PKCS11_TOKEN",
+        value_name = "EMETERAI_PKCS11_TOKEN"
+    )]
+    pub pkcs11_token: Option<String>,
+
+    /// The token's user PIN.
+    #[arg(
+        long,
+        env = "EMETERAI_PKCS11_PIN",
+        value_name = "EMETERAI_PKCS11_PIN",
+        hide_env_values = true
+    )]
+    pub pkcs11_pin: Option<String>,
+
     /// Directory for the SQLite database and the development secret key.
     #[arg(
         long,
@@ -436,7 +463,30 @@ impl Settings {
             }
             Err(e) => return Err(fail(e.to_string())),
         };
-        crate::domain::sealed::KeyRing::parse(&text).map_err(|e| fail(e.to_string()))
+        let mut token: Option<std::sync::Arc<crate::pkcs11::Token>> = None;
+        let mut find = |label: &str| -> Result<Box<dyn crate::domain::sealed::TokenKek>, String> {
+            if token.is_none() {
+                token = Some(crate::pkcs11::Token::open(&self.pkcs11_config()?)?);
+            }
+            token.as_ref().expect("opened above").key(label)
+        };
+        crate::domain::sealed::KeyRing::parse_with(&text, &mut find)
+            .map_err(|e| fail(e.to_string()))
+    }
+
+    /// The PKCS#11 token's settings, all three needed.
+    pub fn pkcs11_config(&self) -> Result<crate::pkcs11::TokenConfig, String> {
+        match (&self.pkcs11_module, &self.pkcs11_token, &self.pkcs11_pin) {
+            (Some(module), Some(token), Some(pin)) => Ok(crate::pkcs11::TokenConfig {
+                module: module.clone(),
+                token: token.clone(),
+                pin: pin.clone(),
+            }),
+            _ => Err(
+                "EMETERAI_PKCS11_MODULE, EMETERAI_PKCS11_TOKEN and EMETERAI_PKCS11_PIN must be set for a pkcs11: key"
+                    .into(),
+            ),
+        }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod hashing;
 pub mod i18n;
 pub mod mail;
 pub mod metrics;
+pub mod pkcs11;
 pub mod reference;
 pub mod routes;
 pub mod schema;

@@ -58,13 +58,25 @@ fn keys(settings: emeterai::config::Settings, command: KeysCommand) -> Result<()
     use std::io::Write;
     let path = settings.key_file_path().map_err(|e| e.to_string())?;
     if let KeysCommand::Rotate = command {
-        let ring = settings.load_keys().map_err(|e| e.to_string())?;
-        let (version, line) = ring.next_version_line();
+        // The file as it is (it may hold only the index key, before the
+        // first version is made in a token).
         let text =
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let version = emeterai::domain::sealed::KeyRing::next_version(&text);
+        // With a token configured, the new version is a key made inside it.
+        let line = if settings.pkcs11_module.is_some() {
+            let token = emeterai::pkcs11::Token::open(&settings.pkcs11_config()?)?;
+            let label = format!("emeterai-kek-{version}");
+            token.generate_key(&label)?;
+            format!("kek {version} pkcs11:{label}\n")
+        } else {
+            emeterai::domain::sealed::KeyRing::kek_line(version)
+        };
         let text = format!("{}\n{line}", text.trim_end());
         emeterai::config::write_private(&path, &text)
             .map_err(|e| format!("{}: {e}", path.display()))?;
+        // The file with the new version must load as it will at start-up.
+        settings.load_keys().map_err(|e| e.to_string())?;
         println!(
             "key-encryption key version {version} added to {}; restart the instances, then run `emeterai keys rewrap`",
             path.display()

@@ -183,7 +183,7 @@ pub fn reencode_photos(
                 Ok(photo) => {
                     // Sealed again under a new data key; the old one is
                     // shredded with the other unused keys.
-                    let (key, sealed) = super::keys::seal_photo(ring, &id, photo.data());
+                    let (key, sealed) = super::keys::seal_photo(ring, &id, photo.data())?;
                     super::retry_busy(|| {
                         conn.transaction(|conn| {
                             super::keys::insert(conn, &key, now)?;

@@ -78,6 +78,13 @@ fn unreadable(table: &str, row: &str, key: &str, e: SealError) -> DieselError {
     DieselError::DeserializationError(Box::new(e))
 }
 
+/// A fresh data key (`KeyRing::new_data_key`); a token that does not
+/// answer is an error the web layer answers with a 503.
+pub fn new_key(ring: &KeyRing) -> QueryResult<(sealed::WrappedKey, DataKey)> {
+    ring.new_data_key()
+        .map_err(|e| DieselError::DeserializationError(Box::new(e)))
+}
+
 /// The data key a row's value names, unwrapped.
 pub fn data_key(conn: &mut DbConn, ring: &KeyRing, key_id: &str) -> QueryResult<DataKey> {
     let wrapped = super::keys::find(conn, key_id)?.ok_or_else(|| {

@@ -45,10 +45,14 @@ pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<WrappedKey>> {
 
 /// A photo sealed for storage under a fresh data key: the key to store
 /// with it and the sealed bytes.
-pub fn seal_photo(ring: &KeyRing, upload_id: &str, plain: &[u8]) -> (WrappedKey, Vec<u8>) {
-    let (wrapped, key) = ring.new_data_key();
+pub fn seal_photo(
+    ring: &KeyRing,
+    upload_id: &str,
+    plain: &[u8],
+) -> QueryResult<(WrappedKey, Vec<u8>)> {
+    let (wrapped, key) = crate::db::identity::new_key(ring)?;
     let sealed = key.seal(&photo_aad(upload_id), plain);
-    (wrapped, sealed)
+    Ok((wrapped, sealed))
 }
 
 /// Opens stored bytes: sealed ones with their data key, or bytes stored
@@ -107,7 +111,7 @@ pub fn seal_clear_photos(
                 if sealed::is_sealed(&data) {
                     return Ok(false);
                 }
-                let (key, data) = seal_photo(ring, &id, &data);
+                let (key, data) = seal_photo(ring, &id, &data)?;
                 insert(conn, &key, now)?;
                 let changed = diesel::update(
                     ktp_uploads::table
@@ -244,7 +248,7 @@ pub fn seal_clear_identities(
                 else {
                     return Ok(0);
                 };
-                let (wrapped, key) = ring.new_data_key();
+                let (wrapped, key) = crate::db::identity::new_key(ring)?;
                 insert(conn, &wrapped, now)?;
                 let identity = Identity {
                     email: row.email,
@@ -290,7 +294,7 @@ pub fn seal_clear_identities(
                 else {
                     return Ok(0);
                 };
-                let (wrapped, key) = ring.new_data_key();
+                let (wrapped, key) = crate::db::identity::new_key(ring)?;
                 insert(conn, &wrapped, now)?;
                 let s = seal(ring, &key, "accounts", &id, &row.identity());
                 diesel::update(accounts::table.find(&id).filter(accounts::sealed.is_null()))

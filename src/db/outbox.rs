@@ -88,7 +88,7 @@ impl Mail {
 /// Queues a mail: its address, text and HTML sealed under a data key of
 /// its own, the address kept in clear only as its blind index.
 pub fn insert_mail(conn: &mut DbConn, ring: &KeyRing, mail: &NewMail) -> QueryResult<()> {
-    let (wrapped, key) = ring.new_data_key();
+    let (wrapped, key) = crate::db::identity::new_key(ring)?;
     let envelope = Envelope {
         to: mail.to_address.clone(),
         text: mail.text_body.clone(),

@@ -251,7 +251,7 @@ fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, 
                 let key = match &old.data_key_id {
                     Some(key_id) => identity::data_key(conn, ring, key_id)?,
                     None => {
-                        let (wrapped, key) = ring.new_data_key();
+                        let (wrapped, key) = crate::db::identity::new_key(ring)?;
                         super::keys::insert(conn, &wrapped, sub.now)?;
                         key
                     }
@@ -281,7 +281,7 @@ fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, 
                 (old.id, true)
             }
             None => {
-                let (wrapped, key) = ring.new_data_key();
+                let (wrapped, key) = crate::db::identity::new_key(ring)?;
                 super::keys::insert(conn, &wrapped, sub.now)?;
                 let sealed = identity::seal(ring, &key, "registrations", sub.new_id, &identity);
                 diesel::insert_into(registrations::table)
@@ -624,7 +624,7 @@ fn try_complete(
         let account_id = uuid::Uuid::new_v4().to_string();
         // The account's identity under a data key of its own (deleting the
         // account shreds it, whatever becomes of the registration).
-        let (wrapped, key) = ring.new_data_key();
+        let (wrapped, key) = crate::db::identity::new_key(ring)?;
         super::keys::insert(conn, &wrapped, now)?;
         let identity = Identity {
             email: registration.email.clone(),

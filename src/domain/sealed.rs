@@ -17,7 +17,9 @@
 //! - A **blind index** (HMAC-SHA256 under an index key of its own) finds a
 //!   value without storing it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit};
@@ -39,7 +41,41 @@ pub enum SealError {
     UnknownKek(i32),
     #[error("data key {0} does not open: altered, or moved to another row or column")]
     Tampered(String),
+    #[error("the key-encryption key's token refused or did not answer: {0}")]
+    Token(String),
 }
+
+/// A key-encryption key kept in a token (an HSM through PKCS#11,
+/// `pkcs11.rs`): AES-256-GCM runs inside it, the key never leaves it.
+pub trait TokenKek: Send + Sync {
+    /// Encrypts `plain` under the token's key: ciphertext and tag.
+    fn encrypt(
+        &self,
+        nonce: &[u8; NONCE_BYTES],
+        aad: &[u8],
+        plain: &[u8],
+    ) -> Result<Vec<u8>, String>;
+    /// Decrypts what `encrypt` made; an error when it does not open.
+    fn decrypt(
+        &self,
+        nonce: &[u8; NONCE_BYTES],
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, String>;
+}
+
+/// A key-encryption key version: in the key file, or in a token.
+enum Kek {
+    Local(Aes256Gcm),
+    Token(Box<dyn TokenKek>),
+}
+
+/// How long a data key unwrapped by a token stays in memory: a token
+/// unwraps a few thousand keys a second at best, and one sign-up reads its
+/// registration several times in a few seconds; five minutes bounds what
+/// a memory dump of a running instance holds beyond what it is working on.
+pub const TOKEN_CACHE: Duration = Duration::from_secs(300);
+const TOKEN_CACHE_MAX: usize = 100_000;
 
 /// Where a sealed value belongs: the table, column and row it was sealed
 /// for.
@@ -143,8 +179,11 @@ fn split_sealed(stored: &[u8]) -> Option<(&str, &[u8])> {
 /// The key-encryption key versions and the blind-index key, as loaded
 /// from the key file (never from the database they protect).
 pub struct KeyRing {
-    keks: BTreeMap<i32, Aes256Gcm>,
+    keks: BTreeMap<i32, Kek>,
     index: Vec<u8>,
+    /// Data keys a token unwrapped, for `TOKEN_CACHE` (a key-file KEK
+    /// unwraps in microseconds and is not cached).
+    cache: Mutex<HashMap<String, (Instant, [u8; KEY_BYTES])>>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -164,6 +203,12 @@ pub enum KeyFileError {
     NoKek,
     #[error("no blind-index key (`index <64 hex digits>`)")]
     NoIndex,
+    #[error("key-encryption key version {version} (`pkcs11:{label}`): {reason}")]
+    Token {
+        version: i32,
+        label: String,
+        reason: String,
+    },
 }
 
 fn parse_key(hex_text: &str) -> Option<[u8; KEY_BYTES]> {
@@ -190,10 +235,41 @@ impl KeyRing {
     /// The line that adds the next KEK version to a key file's text.
     pub fn next_version_line(&self) -> (i32, String) {
         let next = self.newest() + 1;
-        (next, format!("kek {next} {}\n", random_hex()))
+        (next, Self::kek_line(next))
     }
 
+    /// A key file line with a new random KEK as `version`.
+    pub fn kek_line(version: i32) -> String {
+        format!("kek {version} {}\n", random_hex())
+    }
+
+    /// The version after the newest a key file's text names (1 for none).
+    pub fn next_version(text: &str) -> i32 {
+        text.lines()
+            .filter_map(|line| {
+                let mut parts = line.split_whitespace();
+                (parts.next() == Some("kek"))
+                    .then(|| parts.next()?.parse::<i32>().ok())
+                    .flatten()
+            })
+            .max()
+            .unwrap_or(0)
+            + 1
+    }
+
+    /// A key file whose KEK versions are all hex keys.
     pub fn parse(text: &str) -> Result<KeyRing, KeyFileError> {
+        Self::parse_with(text, &mut |_| {
+            Err("no PKCS#11 token is configured (EMETERAI_PKCS11_MODULE)".to_string())
+        })
+    }
+
+    /// A key file; a version written `kek N pkcs11:LABEL` is the token key
+    /// `token` finds under that label.
+    pub fn parse_with(
+        text: &str,
+        token: &mut dyn FnMut(&str) -> Result<Box<dyn TokenKek>, String>,
+    ) -> Result<KeyRing, KeyFileError> {
         let mut keks = BTreeMap::new();
         let mut index = None;
         for (n, line) in text.lines().enumerate() {
@@ -209,11 +285,19 @@ impl KeyRing {
                         .ok()
                         .filter(|v| *v > 0)
                         .ok_or(KeyFileError::Line(n + 1))?;
-                    let key = parse_key(key).ok_or(KeyFileError::Line(n + 1))?;
-                    if keks
-                        .insert(version, Aes256Gcm::new((&key).into()))
-                        .is_some()
-                    {
+                    let kek = match key.strip_prefix("pkcs11:") {
+                        Some(label) => {
+                            Kek::Token(token(label).map_err(|reason| KeyFileError::Token {
+                                version,
+                                label: label.to_string(),
+                                reason,
+                            })?)
+                        }
+                        None => Kek::Local(Aes256Gcm::new(
+                            (&parse_key(key).ok_or(KeyFileError::Line(n + 1))?).into(),
+                        )),
+                    };
+                    if keks.insert(version, kek).is_some() {
                         return Err(KeyFileError::Duplicate(version));
                     }
                 }
@@ -229,7 +313,13 @@ impl KeyRing {
         Ok(KeyRing {
             keks,
             index: index.ok_or(KeyFileError::NoIndex)?,
+            cache: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether the newest version is a token's (`pkcs11:`).
+    pub fn newest_in_token(&self) -> bool {
+        matches!(self.keks[&self.newest()], Kek::Token(_))
     }
 
     /// The KEK version new data keys are wrapped under.
@@ -241,37 +331,43 @@ impl KeyRing {
         self.keks.keys().copied().collect()
     }
 
-    /// A fresh data key, and its wrapped form to store.
-    pub fn new_data_key(&self) -> (WrappedKey, DataKey) {
+    /// A fresh data key, and its wrapped form to store. Fails only when a
+    /// token holds the newest KEK version and does not answer.
+    pub fn new_data_key(&self) -> Result<(WrappedKey, DataKey), SealError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let key: [u8; KEY_BYTES] = rand::random();
-        let wrapped = self.wrap(&id, self.newest(), &key);
+        let wrapped = self.wrap(&id, self.newest(), &key)?;
         let data = DataKey {
             id: id.clone(),
             cipher: Aes256Gcm::new((&key).into()),
         };
-        (wrapped, data)
+        Ok((wrapped, data))
     }
 
-    fn wrap(&self, id: &str, version: i32, key: &[u8; KEY_BYTES]) -> WrappedKey {
-        let kek = &self.keks[&version];
+    fn wrap(&self, id: &str, version: i32, key: &[u8; KEY_BYTES]) -> Result<WrappedKey, SealError> {
         let nonce: [u8; NONCE_BYTES] = rand::random();
+        let aad = format!("data_keys:{id}");
+        let sealed = match &self.keks[&version] {
+            Kek::Local(kek) => kek
+                .encrypt(
+                    (&nonce).into(),
+                    Payload {
+                        msg: key,
+                        aad: aad.as_bytes(),
+                    },
+                )
+                .expect("AES-GCM encrypts a key"),
+            Kek::Token(token) => token
+                .encrypt(&nonce, aad.as_bytes(), key)
+                .map_err(SealError::Token)?,
+        };
         let mut wrapped = nonce.to_vec();
-        wrapped.extend(
-            kek.encrypt(
-                (&nonce).into(),
-                Payload {
-                    msg: key,
-                    aad: format!("data_keys:{id}").as_bytes(),
-                },
-            )
-            .expect("AES-GCM encrypts a key"),
-        );
-        WrappedKey {
+        wrapped.extend(sealed);
+        Ok(WrappedKey {
             id: id.to_string(),
             kek_version: version,
             wrapped,
-        }
+        })
     }
 
     fn unwrap_bytes(&self, stored: &WrappedKey) -> Result<[u8; KEY_BYTES], SealError> {
@@ -284,15 +380,44 @@ impl KeyRing {
         }
         let (nonce, body) = stored.wrapped.split_at(NONCE_BYTES);
         let nonce: &[u8; NONCE_BYTES] = nonce.try_into().expect("split at the nonce");
-        let key = kek
-            .decrypt(
-                nonce.into(),
-                Payload {
-                    msg: body,
-                    aad: format!("data_keys:{}", stored.id).as_bytes(),
-                },
-            )
-            .map_err(|_| SealError::Tampered(stored.id.clone()))?;
+        let aad = format!("data_keys:{}", stored.id);
+        let key = match kek {
+            Kek::Local(kek) => kek
+                .decrypt(
+                    nonce.into(),
+                    Payload {
+                        msg: body,
+                        aad: aad.as_bytes(),
+                    },
+                )
+                .map_err(|_| SealError::Tampered(stored.id.clone()))?,
+            Kek::Token(token) => {
+                let cached = {
+                    let cache = self.cache.lock().expect("cache lock");
+                    cache
+                        .get(&stored.id)
+                        .filter(|(at, _)| at.elapsed() < TOKEN_CACHE)
+                        .map(|(_, key)| *key)
+                };
+                if let Some(key) = cached {
+                    return Ok(key);
+                }
+                let key: [u8; KEY_BYTES] = token
+                    .decrypt(nonce, aad.as_bytes(), body)
+                    .map_err(|_| SealError::Tampered(stored.id.clone()))?
+                    .try_into()
+                    .map_err(|_| SealError::Tampered(stored.id.clone()))?;
+                let mut cache = self.cache.lock().expect("cache lock");
+                if cache.len() >= TOKEN_CACHE_MAX {
+                    cache.retain(|_, (at, _)| at.elapsed() < TOKEN_CACHE);
+                    if cache.len() >= TOKEN_CACHE_MAX {
+                        cache.clear();
+                    }
+                }
+                cache.insert(stored.id.clone(), (Instant::now(), key));
+                return Ok(key);
+            }
+        };
         key.try_into()
             .map_err(|_| SealError::Tampered(stored.id.clone()))
     }
@@ -313,7 +438,7 @@ impl KeyRing {
             return Ok(None);
         }
         let key = self.unwrap_bytes(stored)?;
-        Ok(Some(self.wrap(&stored.id, self.newest(), &key)))
+        Ok(Some(self.wrap(&stored.id, self.newest(), &key)?))
     }
 
     /// The blind index of a normalised value: HMAC-SHA256 under the index
@@ -339,7 +464,7 @@ mod tests {
     #[test]
     fn a_value_opens_only_in_its_place_under_its_key() {
         let ring = ring();
-        let (stored, key) = ring.new_data_key();
+        let (stored, key) = ring.new_data_key().unwrap();
         let place = aad("ktp_uploads", "data", "u1");
         let sealed = key.seal(&place, b"\xFF\xD8\xFF photo");
         assert!(is_sealed(&sealed));
@@ -358,7 +483,7 @@ mod tests {
             Err(SealError::Tampered(_))
         ));
         assert!(key.open(&aad("accounts", "nik", "u1"), &sealed).is_err());
-        let (_, other) = ring.new_data_key();
+        let (_, other) = ring.new_data_key().unwrap();
         assert!(matches!(
             other.open(&place, &sealed),
             Err(SealError::WrongKey(_))
@@ -374,7 +499,7 @@ mod tests {
     fn rotation_rewraps_and_retired_versions_do_not_open() {
         let text = KeyRing::new_file_text();
         let old = KeyRing::parse(&text).unwrap();
-        let (stored, key) = old.new_data_key();
+        let (stored, key) = old.new_data_key().unwrap();
         assert_eq!(stored.kek_version, 1);
         let sealed = key.seal("t.c:r", b"secret");
         let (version, line) = old.next_version_line();

@@ -294,7 +294,7 @@ pub fn insert(conn: &mut DbConn, ring: &KeyRing, row: &NewFailureRow) -> QueryRe
             .execute(conn)
             .map(|_| ());
     };
-    let (wrapped, key) = ring.new_data_key();
+    let (wrapped, key) = crate::db::identity::new_key(ring)?;
     let sealed = NewFailureRow {
         email: Some(crate::db::identity::email_index(ring, email)),
         email_sealed: Some(key.seal(

@@ -151,7 +151,7 @@ pub async fn keep_draft_photo(
         stored.file_name.clone(),
         stored.size_bytes,
     );
-    let (key, sealed) = crate::db::keys::seal_photo(ctx.keys, &id, photo.ktp.data());
+    let (key, sealed) = crate::db::keys::seal_photo(ctx.keys, &id, photo.ktp.data())?;
     ctx.db(move |conn| {
         accounts::insert_upload(
             conn,
@@ -250,10 +250,13 @@ pub async fn submit(
     // The photo is sealed before the transaction, under a data key of its
     // own (no key is needed inside it).
     let upload_id = uuid::Uuid::new_v4().to_string();
-    let sealed_photo = new_photo.map(|photo| {
-        let (key, data) = crate::db::keys::seal_photo(ctx.keys, &upload_id, photo.ktp.data());
-        (photo, key, data)
-    });
+    let sealed_photo = match new_photo {
+        Some(photo) => {
+            let (key, data) = crate::db::keys::seal_photo(ctx.keys, &upload_id, photo.ktp.data())?;
+            Some((photo, key, data))
+        }
+        None => None,
+    };
     let keys = ctx.keys.clone();
     let outcome = ctx
         .db(move |conn| {

@@ -19,6 +19,7 @@ mod limits;
 mod ops;
 mod pages;
 mod photos;
+mod pkcs11;
 mod register;
 mod sealing;
 mod sessions;
