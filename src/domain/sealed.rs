@@ -66,9 +66,13 @@ pub trait TokenKek: Send + Sync {
 
 /// A key-encryption key version: in the key file, or in a token.
 enum Kek {
-    Local(Aes256Gcm),
+    // Boxed: the expanded AES key schedule is about a kilobyte.
+    Local(Box<Aes256Gcm>),
     Token(Box<dyn TokenKek>),
 }
+
+/// Finds the token key a `pkcs11:LABEL` version names.
+pub type TokenFinder<'a> = dyn FnMut(&str) -> Result<Box<dyn TokenKek>, String> + 'a;
 
 /// How long a data key unwrapped by a token stays in memory: a token
 /// unwraps a few thousand keys a second at best, and one sign-up reads its
@@ -266,10 +270,7 @@ impl KeyRing {
 
     /// A key file; a version written `kek N pkcs11:LABEL` is the token key
     /// `token` finds under that label.
-    pub fn parse_with(
-        text: &str,
-        token: &mut dyn FnMut(&str) -> Result<Box<dyn TokenKek>, String>,
-    ) -> Result<KeyRing, KeyFileError> {
+    pub fn parse_with(text: &str, token: &mut TokenFinder<'_>) -> Result<KeyRing, KeyFileError> {
         let mut keks = BTreeMap::new();
         let mut index = None;
         for (n, line) in text.lines().enumerate() {
@@ -293,9 +294,9 @@ impl KeyRing {
                                 reason,
                             })?)
                         }
-                        None => Kek::Local(Aes256Gcm::new(
+                        None => Kek::Local(Box::new(Aes256Gcm::new(
                             (&parse_key(key).ok_or(KeyFileError::Line(n + 1))?).into(),
-                        )),
+                        ))),
                     };
                     if keks.insert(version, kek).is_some() {
                         return Err(KeyFileError::Duplicate(version));
