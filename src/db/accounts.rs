@@ -39,13 +39,14 @@ impl Account {
     /// The identity fields in clear: opened when sealed.
     pub fn opened(mut self, conn: &mut DbConn, ring: &KeyRing) -> QueryResult<Account> {
         if let Some(stored) = self.sealed.take() {
-            let id = super::identity::open(conn, ring, "accounts", &self.id, &stored)?;
-            self.email = id.email;
-            self.nik = id.nik;
-            self.full_name = id.full_name;
-            self.birth_date = id.birth_date;
-            self.phone = id.phone;
-            self.npwp = id.npwp;
+            super::identity::open(conn, ring, "accounts", &self.id, &stored)?.fill(
+                &mut self.email,
+                &mut self.nik,
+                &mut self.full_name,
+                &mut self.birth_date,
+                &mut self.phone,
+                &mut self.npwp,
+            );
             self.sealed = Some(stored);
         }
         Ok(self)

@@ -32,6 +32,30 @@ pub struct Identity {
     pub npwp: Option<String>,
 }
 
+impl Identity {
+    /// Writes these fields into a row read from the database (a
+    /// registration's or an account's, whose columns share the names).
+    #[allow(clippy::too_many_arguments)]
+    pub fn fill(
+        self,
+        email: &mut String,
+        nik: &mut String,
+        full_name: &mut String,
+        birth_date: &mut String,
+        phone: &mut String,
+        npwp: &mut Option<String>,
+    ) {
+        (*email, *nik, *full_name, *birth_date, *phone, *npwp) = (
+            self.email,
+            self.nik,
+            self.full_name,
+            self.birth_date,
+            self.phone,
+            self.npwp,
+        );
+    }
+}
+
 pub fn email_index(ring: &KeyRing, email: &str) -> String {
     format!("{INDEX_PREFIX}{}", ring.blind_index("email", email))
 }

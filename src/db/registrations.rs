@@ -57,13 +57,14 @@ impl Registration {
     /// The identity fields in clear: opened when sealed.
     pub fn opened(mut self, conn: &mut DbConn, ring: &KeyRing) -> QueryResult<Registration> {
         if let Some(stored) = self.sealed.take() {
-            let id = identity::open(conn, ring, "registrations", &self.id, &stored)?;
-            self.email = id.email;
-            self.nik = id.nik;
-            self.full_name = id.full_name;
-            self.birth_date = id.birth_date;
-            self.phone = id.phone;
-            self.npwp = id.npwp;
+            identity::open(conn, ring, "registrations", &self.id, &stored)?.fill(
+                &mut self.email,
+                &mut self.nik,
+                &mut self.full_name,
+                &mut self.birth_date,
+                &mut self.phone,
+                &mut self.npwp,
+            );
             self.sealed = Some(stored);
         }
         Ok(self)
@@ -418,11 +419,7 @@ pub fn find_by_email(
     ring: &KeyRing,
     email: &str,
 ) -> QueryResult<Option<Registration>> {
-    let found = registrations::table
-        .filter(registrations::email.eq_any(identity::email_keys(ring, email)))
-        .first(conn)
-        .optional()?;
-    opened(conn, ring, found)
+    find_under(conn, ring, email, false)
 }
 
 /// A registration waiting for its password under this address.
@@ -431,11 +428,22 @@ pub fn find_pending_by_email(
     ring: &KeyRing,
     email: &str,
 ) -> QueryResult<Option<Registration>> {
-    let found = registrations::table
+    find_under(conn, ring, email, true)
+}
+
+fn find_under(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    email: &str,
+    pending_only: bool,
+) -> QueryResult<Option<Registration>> {
+    let mut query = registrations::table
         .filter(registrations::email.eq_any(identity::email_keys(ring, email)))
-        .filter(registrations::completed_at.is_null())
-        .first(conn)
-        .optional()?;
+        .into_boxed::<crate::db::MultiBackend>();
+    if pending_only {
+        query = query.filter(registrations::completed_at.is_null());
+    }
+    let found = query.first(conn).optional()?;
     opened(conn, ring, found)
 }
 
