@@ -117,7 +117,7 @@ sed -e "s|listen 80;|listen 127.0.0.1:$front;|" \
     -e "s|127.0.0.1:8081|127.0.0.1:${ports[0]}|" \
     -e "s|127.0.0.1:8082|127.0.0.1:${ports[1]}|" \
     -e "s|127.0.0.1:8083|127.0.0.1:${ports[2]}|" \
-    -e "s|/var/cache/nginx/emeterai|$out/nginx/cache|" \
+    -e "s|/var/lib/nginx/emeterai-static|$out/nginx/cache|" \
     -e "s|/usr/share/emeterai/nginx|$out/nginx/html|" \
     "$here/nginx/emeterai.conf" >"$out/nginx/emeterai.conf"
 cp "$here/nginx/busy.html" "$out/nginx/html/"
