@@ -10,7 +10,8 @@ use crate::db::{registrations, sessions};
 use crate::domain::{Email, Password, Problem};
 use crate::error::AppError;
 use crate::i18n::Lang;
-use crate::services::failures::{self, Allowance, Client, Failure, SignInGate, reason};
+use crate::services::failures::{self, Client, Failure, reason};
+use crate::services::limits::{self, Allowance, SignInGate};
 
 pub use crate::db::accounts::Account;
 
@@ -47,7 +48,7 @@ pub async fn sign_in(
     password: String,
 ) -> Result<SignIn, AppError> {
     let window = Duration::minutes(ctx.settings.signin_lock_minutes);
-    match failures::reserve_sign_in(
+    match limits::reserve_sign_in(
         ctx,
         client,
         SCOPE,
@@ -101,7 +102,7 @@ pub async fn sign_in(
     }
     match account {
         Some(account) if matches => {
-            failures::refund_sign_in(ctx, SCOPE, typed_email).await?;
+            limits::refund_sign_in(ctx, SCOPE, typed_email).await?;
             tracing::info!("citizen signed in");
             Ok(SignIn::SignedIn {
                 account_id: account.id,
@@ -117,7 +118,7 @@ pub async fn sign_in(
                 ctx.log
                     .keyed_hash("email", &typed_email.trim().to_lowercase())
             );
-            let stuck = !failures::allow(ctx, vec![(tries_key, FREE_SIGN_IN_TRIES)])
+            let stuck = !limits::allow(ctx, vec![(tries_key, FREE_SIGN_IN_TRIES)])
                 .await?
                 .is_allowed();
             let reference = if stuck {
@@ -153,7 +154,7 @@ async fn tell_owner_sign_in_paused(
     let queued = ctx
         .db(move |conn| -> Result<bool, AppError> {
             let now = clock.now();
-            if !failures::rate_allow(conn, &once_key, now, window, 1)?.is_allowed() {
+            if !limits::rate_allow(conn, &once_key, now, window, 1)?.is_allowed() {
                 return Ok(false);
             }
             let Some(account) = accounts::find_by_email(conn, &keys, email.as_str())? else {
@@ -218,7 +219,7 @@ pub async fn forgot_password(
     now: NaiveDateTime,
 ) -> Result<(), AppError> {
     if let Allowance::Refused { retry_after_secs } =
-        failures::allow_for_client_and_address(ctx, client, "forgot", email.as_str()).await?
+        limits::allow_for_client_and_address(ctx, client, "forgot", email.as_str()).await?
     {
         let failure = Failure::new(reason::RATE_LIMITED).email(email.as_str());
         let reference = failures::record(ctx, client, "LIM", failure).await;

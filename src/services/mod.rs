@@ -15,14 +15,16 @@
 //!   composes and sends; the worker calls it).
 //! - [`retention`]: purging what has expired.
 //! - [`sessions`]: the server-side session records of citizens and staff.
-//! - [`failures`]: the failure log (reference codes) and every limit,
-//!   counted atomically in the database.
+//! - [`failures`]: the failure log (reference codes).
+//! - [`limits`]: every rate limit and counter, counted atomically in the
+//!   database.
 //! - [`passwords`]: bcrypt on the hashing pool (`hashing.rs`), admitted
 //!   or refused at once.
 
 pub mod accounts;
 pub mod failures;
 pub mod keys;
+pub mod limits;
 pub mod outbox;
 pub mod passwords;
 pub mod registration;

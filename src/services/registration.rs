@@ -12,7 +12,8 @@ use crate::db::registrations::{self, Details, PhotoUpload, Submission};
 use crate::domain::{BirthDate, Email, FullName, KtpPhoto, Nik, Npwp, PhoneNumber, Problem};
 use crate::error::AppError;
 use crate::i18n::Lang;
-use crate::services::failures::{self, Allowance, Client, Failure, reason};
+use crate::services::failures::{self, Client, Failure, reason};
+use crate::services::limits::{self, Allowance};
 
 pub use crate::db::accounts::UploadInfo as StoredPhoto;
 pub use crate::db::registrations::SubmitOutcome;
@@ -69,11 +70,9 @@ pub async fn admit_upload(ctx: &Ctx<'_>, client: &Client) -> Result<(), AppError
         tracing::warn!("upload budget reached: registration refused");
         return Err(AppError::unavailable("upload storage budget reached"));
     }
-    let key = format!("register-ip:{}", failures::client_key(ctx.log, client));
+    let key = format!("register-ip:{}", limits::client_key(ctx.log, client));
     let limit = ctx.settings.registrations_per_ip_hour;
-    if let Allowance::Refused { retry_after_secs } =
-        failures::allow(ctx, vec![(key, limit)]).await?
-    {
+    if let Allowance::Refused { retry_after_secs } = limits::allow(ctx, vec![(key, limit)]).await? {
         let failure = Failure::new(reason::RATE_LIMITED);
         let reference = failures::record(ctx, client, "LIM", failure).await;
         return Err(AppError::RateLimited {
@@ -128,7 +127,7 @@ pub async fn keep_draft_photo(
     );
     let decision = ctx
         .db(move |conn| {
-            failures::rate_allow(
+            limits::rate_allow(
                 conn,
                 &key,
                 now,
@@ -189,7 +188,7 @@ pub async fn form_came_back(
     posted_submission: &str,
 ) -> Result<Option<String>, AppError> {
     let stuck = failure.reason != reason::VALIDATION
-        || !failures::allow(
+        || !limits::allow(
             ctx,
             vec![(
                 format!(
@@ -326,7 +325,7 @@ pub async fn may_say_replaced(
         return Ok(false);
     }
     Ok(
-        failures::allow_for_client_and_address(ctx, client, "pending", email)
+        limits::allow_for_client_and_address(ctx, client, "pending", email)
             .await?
             .is_allowed(),
     )
@@ -380,11 +379,11 @@ pub async fn taken(
         return Ok(Taken::Mailed);
     }
     let limit = ctx.settings;
-    let allowance = failures::allow(
+    let allowance = limits::allow(
         ctx,
         vec![
             (
-                format!("taken-ip:{}", failures::client_key(ctx.log, client)),
+                format!("taken-ip:{}", limits::client_key(ctx.log, client)),
                 limit.rate_limit_per_ip_hour,
             ),
             (

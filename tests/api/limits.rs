@@ -151,7 +151,7 @@ async fn a_new_key_under_parallel_requests_refuses_nobody(backend: Backend) {
             let state = app.state.clone();
             let key = key.clone();
             async move {
-                emeterai::services::failures::allow(&state.services(), vec![(key, 1000)])
+                emeterai::services::limits::allow(&state.services(), vec![(key, 1000)])
                     .await
                     .unwrap()
             }
@@ -452,7 +452,7 @@ on_both_backends!(draft_photos_are_bounded_per_form_and_session);
 /// read the clock a moment earlier but is counted second is not told to
 /// wait (a double-pressed "Masuk" got 429 "wait a second").
 async fn a_parallel_free_attempt_is_not_told_to_wait(backend: Backend) {
-    use emeterai::services::failures::{SignInGate, paced_allow};
+    use emeterai::services::limits::{SignInGate, paced_allow};
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };

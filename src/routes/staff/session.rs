@@ -83,13 +83,13 @@ pub async fn login_post(
 /// `Retry-After` that says when.
 pub(super) fn refused_sign_in(
     ctx: PageCtx,
-    gate: crate::services::failures::SignInGate,
+    gate: crate::services::limits::SignInGate,
     page: impl FnOnce(PageCtx, &'static str, StatusCode) -> Result<HttpResponse, AppError>,
 ) -> Result<HttpResponse, AppError> {
     let t = ctx.t;
     let retry_after_secs = gate.retry_after().unwrap_or(1);
     let message = match gate {
-        crate::services::failures::SignInGate::Wait { .. } => t.staff_wait,
+        crate::services::limits::SignInGate::Wait { .. } => t.staff_wait,
         _ => t.staff_locked,
     };
     let mut response = page(ctx, message, StatusCode::TOO_MANY_REQUESTS)?;

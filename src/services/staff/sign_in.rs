@@ -8,7 +8,8 @@ use chrono::{Duration, NaiveDateTime};
 use crate::db::staff::{self as staff_db, LOCK_MINUTES, MAX_FAILED_LOGINS};
 use crate::domain::second_factor::{self, SealingKey, TotpSecret};
 use crate::error::AppError;
-use crate::services::failures::{self, Client, SignInGate};
+use crate::services::failures::{self, Client};
+use crate::services::limits::{self, SignInGate};
 use crate::services::{Ctx, sessions};
 
 pub use crate::db::staff::Staff;
@@ -51,7 +52,7 @@ pub async fn check_password(
     now: NaiveDateTime,
 ) -> Result<PasswordCheck, AppError> {
     let email = typed_email.trim().to_lowercase();
-    let gate = failures::reserve_sign_in(
+    let gate = limits::reserve_sign_in(
         ctx,
         client,
         PASSWORD_SCOPE,
@@ -79,7 +80,7 @@ pub async fn check_password(
         crate::services::passwords::verify(&ctx.hashing, password, stored, "/staff/login").await?;
     match found {
         Some(staff) if matches && staff.disabled_at.is_none() => {
-            failures::refund_sign_in(ctx, PASSWORD_SCOPE, &email).await?;
+            limits::refund_sign_in(ctx, PASSWORD_SCOPE, &email).await?;
             let id = staff.id.clone();
             ctx.db(move |conn| staff_db::login_succeeded(conn, &id))
                 .await?;
@@ -135,7 +136,7 @@ pub async fn check_code(
     enrolment: Option<&TotpSecret>,
     now: NaiveDateTime,
 ) -> Result<CodeCheck, AppError> {
-    let gate = failures::reserve_sign_in(
+    let gate = limits::reserve_sign_in(
         ctx,
         client,
         CODE_SCOPE,
@@ -218,7 +219,7 @@ pub async fn check_code(
         tracing::info!("staff second factor refused");
         return Ok(CodeCheck::Wrong);
     };
-    failures::refund_sign_in(ctx, CODE_SCOPE, &staff.email).await?;
+    limits::refund_sign_in(ctx, CODE_SCOPE, &staff.email).await?;
     Ok(accepted)
 }
 
