@@ -205,6 +205,37 @@ async fn a_sealed_photo_moved_to_another_row_does_not_open(backend: Backend) {
     assert!(opened(&app, first).is_err());
 }
 
+/// A citizen whose sealed data does not open (altered in the database)
+/// gets the 503 page with the contact channels and a reference code, not
+/// garbage and not a 500.
+async fn a_value_that_does_not_open_is_a_clear_503_page(backend: Backend) {
+    use emeterai::schema::registrations;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register(&mut Registration::default()).await;
+    let mails = app.wait_for_mail("siti.aminah@example.co.id", 1).await;
+    let link = crate::mail_stub::verification_path(&mails[0]);
+    assert_eq!(app.get_html(&link).await.0, 200);
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        let mut stored: Vec<u8> = registrations::table
+            .select(registrations::sealed.assume_not_null())
+            .first(&mut *conn)
+            .unwrap();
+        *stored.last_mut().unwrap() ^= 1;
+        diesel::update(registrations::table)
+            .set(registrations::sealed.eq(stored))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    let (status, html) = app.get_html(&link).await;
+    assert_eq!(status, 503, "{html}");
+    assert!(html.contains("1500 159"), "{html}");
+    assert!(crate::helpers::reference_code(&html).is_some(), "{html}");
+    assert!(!html.contains("Siti"), "no data shown");
+}
+
 async fn photos_stored_in_clear_are_sealed_after_the_upgrade(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -466,6 +497,7 @@ async fn a_purged_photo_is_shredded(backend: Backend) {
 on_both_backends!(
     identity_data_is_sealed_in_the_database_and_its_dump,
     a_sealed_photo_moved_to_another_row_does_not_open,
+    a_value_that_does_not_open_is_a_clear_503_page,
     photos_stored_in_clear_are_sealed_after_the_upgrade,
     identities_stored_in_clear_are_sealed_after_the_upgrade,
     rotation_rewraps_every_data_key_and_old_versions_retire,
