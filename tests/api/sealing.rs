@@ -124,8 +124,21 @@ async fn identity_data_is_sealed_in_the_database_and_its_dump(backend: Backend) 
                 .unwrap();
         assert_eq!(account.email, "budi@example.com");
     }
-    // Give the outbox a moment to write what it sent.
-    actix_web::rt::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The outbox writes what it sent right after the provider answered.
+    for _ in 0..250 {
+        let waiting: i64 = {
+            let mut conn = app.state.pool.get().unwrap();
+            emeterai::schema::mail_outbox::table
+                .filter(emeterai::schema::mail_outbox::sealed.is_not_null())
+                .count()
+                .get_result(&mut *conn)
+                .unwrap()
+        };
+        if waiting == 0 {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let copy = database_copy(&app, backend);
     for identity in [
         "3578015708950001",
