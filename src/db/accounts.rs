@@ -313,6 +313,25 @@ pub fn find_by_email(
     opened(conn, ring, found)
 }
 
+/// Whether an account has this address: its index is enough, nothing is
+/// opened.
+pub fn email_taken(conn: &mut DbConn, ring: &KeyRing, email: &str) -> QueryResult<bool> {
+    let n: i64 = accounts::table
+        .filter(accounts::email.eq_any(super::identity::email_keys(ring, email)))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// Whether an account holds this NIK (by its index).
+pub fn nik_taken(conn: &mut DbConn, ring: &KeyRing, nik: &str) -> QueryResult<bool> {
+    let n: i64 = accounts::table
+        .filter(accounts::nik.eq_any(super::identity::nik_keys(ring, nik)))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
 pub fn find_by_id(conn: &mut DbConn, ring: &KeyRing, id: &str) -> QueryResult<Option<Account>> {
     let found = accounts::table.find(id).first(conn).optional()?;
     opened(conn, ring, found)

@@ -205,10 +205,10 @@ fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, 
                 registration_submissions::created_at.eq(sub.now),
             ))
             .execute(conn)?;
-        if accounts::find_by_email(conn, ring, &d.email)?.is_some() {
+        if accounts::email_taken(conn, ring, &d.email)? {
             return Err(TxError::Stop(SubmitOutcome::EmailTaken));
         }
-        if accounts::find_by_nik(conn, ring, &d.nik)?.is_some() {
+        if accounts::nik_taken(conn, ring, &d.nik)? {
             return Err(TxError::Stop(SubmitOutcome::NikTaken));
         }
         let upload_id = match &sub.new_photo {
@@ -550,7 +550,7 @@ fn link_state(
         return Ok(LinkState::Unknown);
     };
     if registration.completed_at.is_some()
-        || accounts::find_by_email(conn, ring, &registration.email)?.is_some()
+        || accounts::email_taken(conn, ring, &registration.email)?
     {
         return Ok(LinkState::Done {
             email: registration.email,
@@ -703,7 +703,7 @@ pub fn resend(
     let Some(registration) = find_pending_by_email(conn, ring, email)? else {
         return Ok(ResendOutcome::NothingWaiting);
     };
-    if accounts::find_by_email(conn, ring, email)?.is_some() {
+    if accounts::email_taken(conn, ring, email)? {
         return Ok(ResendOutcome::NothingWaiting);
     }
     let Some(mail) = mail(&registration) else {
