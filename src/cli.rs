@@ -48,7 +48,7 @@ pub enum KeysCommand {
     /// running instances do the same in the background), with a progress
     /// bar.
     Rewrap,
-    /// Seal the KTP photos, registrations and accounts stored in clear by
+    /// Seal the KTP photos, registrations, accounts, failure rows and mails stored in clear by
     /// versions before sealing, in batches (the running instances do the
     /// same in the background).
     SealExisting,

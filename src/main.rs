@@ -97,8 +97,7 @@ fn keys(settings: emeterai::config::Settings, command: KeysCommand) -> Result<()
             .filter(|(v, _)| *v == ring.newest())
             .map(|(_, n)| n)
             .sum();
-        let clear = db::keys::clear_photo_count(conn).map_err(|e| e.to_string())?
-            + db::keys::clear_identity_count(conn).map_err(|e| e.to_string())?;
+        let clear = db::keys::clear_count(conn).map_err(|e| e.to_string())?;
         Ok((total, newest, clear))
     };
     // One line, redrawn: `[#####.....] 50% 500/1000 what`.
@@ -127,7 +126,7 @@ fn keys(settings: emeterai::config::Settings, command: KeysCommand) -> Result<()
             }
             let (_, _, clear) = status(&mut conn)?;
             println!(
-                "photos, registrations and accounts in clear: {clear}; key file {} has version(s) {:?}, newest {}",
+                "rows in clear (photos, registrations, accounts, failures, mails): {clear}; key file {} has version(s) {:?}, newest {}",
                 path.display(),
                 ring.versions(),
                 ring.newest()
@@ -154,19 +153,15 @@ fn keys(settings: emeterai::config::Settings, command: KeysCommand) -> Result<()
         KeysCommand::SealExisting => {
             let (_, _, clear) = status(&mut conn)?;
             let mut done = 0;
-            bar(0, clear, "photos, registrations and accounts sealed");
+            bar(0, clear, "rows sealed");
             loop {
-                let n = db::keys::seal_clear_photos(&mut conn, &ring, 100, clock.now())
-                    .and_then(|photos| {
-                        db::keys::seal_clear_identities(&mut conn, &ring, 100, clock.now())
-                            .map(|rows| photos + rows)
-                    })
+                let n = db::keys::seal_clear(&mut conn, &ring, 100, clock.now())
                     .map_err(|e| e.to_string())?;
                 if n == 0 {
                     break;
                 }
                 done += n as i64;
-                bar(done, clear, "photos, registrations and accounts sealed");
+                bar(done, clear, "rows sealed");
             }
             println!();
             let (_, _, left) = status(&mut conn)?;

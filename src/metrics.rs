@@ -126,7 +126,7 @@ impl Metrics {
         let photos_in_clear = Gauge::default();
         registry.register(
             "rows_in_clear",
-            "KTP photos, registrations and accounts stored in clear by an earlier version, not yet sealed",
+            "Rows holding identity data in clear (KTP photos, registrations, accounts, failure rows, mails) from an earlier version, not yet sealed",
             photos_in_clear.clone(),
         );
         let kek_newest = Gauge::default();

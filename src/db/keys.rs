@@ -315,6 +315,118 @@ pub fn seal_clear_identities(
     Ok(sealed)
 }
 
+/// Failure rows and mails an earlier version stored with the address in
+/// clear, sealed in one batch of at most `limit` each (conditional updates,
+/// so many instances may run it). A failure's address is sealed under a
+/// key of its own and its `email` column becomes the blind index; a waiting
+/// mail is sealed as `outbox::insert_mail` seals it; a mail already sent or
+/// failed keeps only the index of its address and no bodies.
+pub fn seal_clear_logs(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    limit: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    use super::identity::{INDEX_PREFIX, email_index, new_key};
+    let mut sealed = 0;
+    let clear: Vec<(String, String)> = failures::table
+        .filter(failures::email_sealed.is_null())
+        .filter(failures::email.is_not_null())
+        .filter(failures::email.not_like(format!("{INDEX_PREFIX}%")))
+        .select((failures::reference, failures::email.assume_not_null()))
+        .limit(limit)
+        .load(conn)?;
+    for (reference, email) in clear {
+        let (wrapped, key) = new_key(ring)?;
+        let stored = key.seal(&super::failures::email_aad(&reference), email.as_bytes());
+        sealed += super::retry_busy(|| {
+            conn.transaction(|conn| {
+                insert(conn, &wrapped, now)?;
+                let n = diesel::update(
+                    failures::table
+                        .find(&reference)
+                        .filter(failures::email_sealed.is_null())
+                        .filter(failures::email.eq(&email)),
+                )
+                .set((
+                    failures::email.eq(email_index(ring, &email)),
+                    failures::email_sealed.eq(&stored),
+                    failures::data_key_id.eq(key.id()),
+                ))
+                .execute(conn)?;
+                if n == 0 {
+                    // Sealed meanwhile by another instance: this key seals nothing.
+                    diesel::delete(data_keys::table.find(key.id())).execute(conn)?;
+                }
+                Ok(n)
+            })
+        })?;
+    }
+    let clear: Vec<(String, String)> = mail_outbox::table
+        .filter(mail_outbox::sealed.is_null())
+        .filter(mail_outbox::to_address.not_like(format!("{INDEX_PREFIX}%")))
+        .select((mail_outbox::id, mail_outbox::status))
+        .limit(limit)
+        .load(conn)?;
+    for (id, status) in clear {
+        sealed += super::retry_busy(|| {
+            conn.transaction(|conn| {
+                let Some(mail) = mail_outbox::table
+                    .find(&id)
+                    .filter(mail_outbox::sealed.is_null())
+                    .filter(mail_outbox::to_address.not_like(format!("{INDEX_PREFIX}%")))
+                    .first::<super::outbox::Mail>(conn)
+                    .optional()?
+                else {
+                    return Ok(0);
+                };
+                if status == super::outbox::STATUS_PENDING {
+                    super::outbox::seal_in_place(conn, ring, &mail, now)
+                } else {
+                    diesel::update(mail_outbox::table.find(&id))
+                        .set((
+                            mail_outbox::to_address.eq(email_index(ring, &mail.to_address)),
+                            mail_outbox::text_body.eq(""),
+                            mail_outbox::html_body.eq(""),
+                        ))
+                        .execute(conn)
+                }
+            })
+        })?;
+    }
+    Ok(sealed)
+}
+
+/// One batch of every kind of row an earlier version stored in clear:
+/// photos, registrations, accounts, failure rows and mails.
+pub fn seal_clear(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    limit: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    Ok(seal_clear_photos(conn, ring, limit, now)?
+        + seal_clear_identities(conn, ring, limit, now)?
+        + seal_clear_logs(conn, ring, limit, now)?)
+}
+
+/// Rows of every kind still holding identity data in clear.
+pub fn clear_count(conn: &mut DbConn) -> QueryResult<i64> {
+    use super::identity::INDEX_PREFIX;
+    let failures: i64 = failures::table
+        .filter(failures::email_sealed.is_null())
+        .filter(failures::email.is_not_null())
+        .filter(failures::email.not_like(format!("{INDEX_PREFIX}%")))
+        .count()
+        .get_result(conn)?;
+    let mails: i64 = mail_outbox::table
+        .filter(mail_outbox::sealed.is_null())
+        .filter(mail_outbox::to_address.not_like(format!("{INDEX_PREFIX}%")))
+        .count()
+        .get_result(conn)?;
+    Ok(clear_photo_count(conn)? + clear_identity_count(conn)? + failures + mails)
+}
+
 /// Registrations and accounts still in clear.
 pub fn clear_identity_count(conn: &mut DbConn) -> QueryResult<i64> {
     let registrations: i64 = registrations::table

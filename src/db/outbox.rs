@@ -110,6 +110,36 @@ pub fn insert_mail(conn: &mut DbConn, ring: &KeyRing, mail: &NewMail) -> QueryRe
         .map(|_| ())
 }
 
+/// Seals a waiting mail an earlier version stored in clear, where it is.
+pub fn seal_in_place(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    mail: &Mail,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let (wrapped, key) = crate::db::identity::new_key(ring)?;
+    let envelope = Envelope {
+        to: mail.to_address.clone(),
+        text: mail.text_body.clone(),
+        html: mail.html_body.clone(),
+    };
+    let plain = serde_json::to_vec(&envelope).expect("a mail serialises");
+    super::keys::insert(conn, &wrapped, now)?;
+    diesel::update(
+        mail_outbox::table
+            .find(&mail.id)
+            .filter(mail_outbox::sealed.is_null()),
+    )
+    .set((
+        mail_outbox::to_address.eq(super::identity::email_index(ring, &mail.to_address)),
+        mail_outbox::text_body.eq(""),
+        mail_outbox::html_body.eq(""),
+        mail_outbox::sealed.eq(key.seal(&aad(&mail.id), &plain)),
+        mail_outbox::data_key_id.eq(key.id()),
+    ))
+    .execute(conn)
+}
+
 /// A mail's sealed part and its data key go (sent, or failed for good).
 fn shred(conn: &mut DbConn, id: &str) -> QueryResult<()> {
     let key: Option<Option<String>> = mail_outbox::table

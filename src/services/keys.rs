@@ -1,5 +1,5 @@
 //! Keeping data sealed under the current keys, in the background: photos
-//! stored in clear by an earlier version are sealed, and data keys still
+//! and identity data stored in clear by an earlier version are sealed, and data keys still
 //! wrapped by an older key-encryption key version are re-wrapped with the
 //! newest (rotation). Small batches, each key or photo in its own short
 //! transaction with a conditional update: every instance's worker may run
@@ -22,7 +22,8 @@ pub struct Progress {
     pub rewrapped: usize,
     /// Data keys per KEK version, after the round.
     pub by_version: Vec<(i32, i64)>,
-    /// Photos, registrations and accounts still in clear.
+    /// Rows still holding identity data in clear (photos, registrations,
+    /// accounts, failure rows, mails).
     pub in_clear: i64,
 }
 
@@ -31,15 +32,13 @@ pub async fn maintain(ctx: &Ctx<'_>) -> Result<Progress, AppError> {
     let keys = ctx.keys.clone();
     let now = ctx.clock.now();
     ctx.db(move |conn| -> Result<Progress, AppError> {
-        let sealed = crate::db::keys::seal_clear_photos(conn, &keys, SEAL_BATCH, now)?
-            + crate::db::keys::seal_clear_identities(conn, &keys, SEAL_BATCH, now)?;
+        let sealed = crate::db::keys::seal_clear(conn, &keys, SEAL_BATCH, now)?;
         let rewrapped = crate::db::keys::rewrap_batch(conn, &keys, REWRAP_BATCH)?;
         Ok(Progress {
             sealed,
             rewrapped,
             by_version: crate::db::keys::count_by_version(conn)?,
-            in_clear: crate::db::keys::clear_photo_count(conn)?
-                + crate::db::keys::clear_identity_count(conn)?,
+            in_clear: crate::db::keys::clear_count(conn)?,
         })
     })
     .await

@@ -352,6 +352,65 @@ async fn identities_stored_in_clear_are_sealed_after_the_upgrade(backend: Backen
         .unwrap();
     }
     emeterai::db::migrate(&app.state.pool).unwrap();
+    {
+        // A failure row and two mails written by a version that kept the
+        // address in clear: one mail sent, one waiting (due later, so the
+        // worker leaves it be).
+        let mut conn = app.state.pool.get().unwrap();
+        let now = app.state.clock.now();
+        let later = (now + chrono::Duration::days(1)).format("%Y-%m-%d %H:%M:%S");
+        let now = now.format("%Y-%m-%d %H:%M:%S");
+        conn.batch_execute(&format!(
+            "INSERT INTO failures (reference, occurred_at, reason, fields, email, path)
+               VALUES ('E-LAMA-01', '{now}', 'email_taken', '', 'siti.lama@example.net', '/register');
+             INSERT INTO mail_outbox (id, kind, to_address, subject, text_body, html_body, status,
+               attempts, next_attempt_at, created_at, sent_at)
+               VALUES ('m-lama-sent', 'verify', 'siti.lama@example.net', 'Verifikasi',
+                 'Halo Siti Lama', '<p>Halo Siti Lama</p>', 'sent', 1, '{now}', '{now}', '{now}'),
+               ('m-lama-wait', 'verify', 'siti.lama@example.net', 'Verifikasi',
+                 'Halo Siti Lama', '<p>Halo Siti Lama</p>', 'pending', 0, '{later}', '{now}', NULL);"
+        ))
+        .unwrap();
+    }
+    let read_logs = |app: &TestApp| {
+        let mut conn = app.state.pool.get().unwrap();
+        let keys = &app.state.keys;
+        let failures = emeterai::db::staff::related(
+            &mut conn,
+            keys,
+            Some("siti.lama@example.net"),
+            None,
+            10,
+        )
+        .unwrap();
+        let mut mails: Vec<(String, String, String)> =
+            emeterai::db::outbox::mails_to(&mut conn, keys, "siti.lama@example.net")
+                .unwrap()
+                .into_iter()
+                .map(|m| {
+                    let m = m.opened(&mut conn, keys).unwrap();
+                    (m.id, m.to_address, m.text_body)
+                })
+                .collect();
+        mails.sort();
+        (
+            failures
+                .into_iter()
+                .map(|f| (f.reference, f.email))
+                .collect::<Vec<_>>(),
+            mails,
+        )
+    };
+    let logs_before = read_logs(&app);
+    assert_eq!(
+        logs_before.0,
+        vec![(
+            "E-LAMA-01".to_string(),
+            Some("siti.lama@example.net".to_string())
+        )],
+        "staff find the clear failure row by its address"
+    );
+    assert_eq!(logs_before.1.len(), 2);
     let read = |app: &TestApp| {
         let mut conn = app.state.pool.get().unwrap();
         let keys = &app.state.keys;
@@ -383,6 +442,24 @@ async fn identities_stored_in_clear_are_sealed_after_the_upgrade(backend: Backen
         }
     }
     assert_eq!(read(&app), before, "the same data, sealed");
+    let logs_after = read_logs(&app);
+    assert_eq!(logs_after.0, logs_before.0, "the failure row, sealed, found alike");
+    assert_eq!(
+        logs_after.1,
+        vec![
+            (
+                "m-lama-sent".to_string(),
+                emeterai::db::identity::email_index(&app.state.keys, "siti.lama@example.net"),
+                String::new()
+            ),
+            (
+                "m-lama-wait".to_string(),
+                "siti.lama@example.net".to_string(),
+                "Halo Siti Lama".to_string()
+            ),
+        ],
+        "the waiting mail keeps its text (sealed); the sent one keeps nothing"
+    );
     // What `emeterai keys seal-existing` ends with: the clear versions of
     // the rows leave free pages, the write-ahead log and dead tuples.
     {
@@ -393,6 +470,8 @@ async fn identities_stored_in_clear_are_sealed_after_the_upgrade(backend: Backen
     for identity in [
         "Budi Santoso",
         "Siti Aminah",
+        "siti.lama@example.net",
+        "Halo Siti Lama",
         "3201011708900003",
         "6281234567890",
     ] {
