@@ -449,6 +449,16 @@ impl Settings {
     /// The key ring sealing citizens' data: read from the key file; in
     /// development a missing default file is generated (mode 0600).
     pub fn load_keys(&self) -> Result<crate::domain::sealed::KeyRing, ConfigError> {
+        let ring = self.read_keys(true)?;
+        let again = self.clone();
+        Ok(ring.with_reload(Box::new(move || {
+            again.read_keys(false).map_err(|e| e.to_string())
+        })))
+    }
+
+    /// The key file as it is now; in development, made when missing and
+    /// `generate` (never when read again: a new file would hold new keys).
+    fn read_keys(&self, generate: bool) -> Result<crate::domain::sealed::KeyRing, ConfigError> {
         let path = self.key_file_path()?;
         let fail = |reason: String| ConfigError::KeyFile {
             path: path.clone(),
@@ -456,7 +466,11 @@ impl Settings {
         };
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.key_file.is_none() => {
+            Err(e)
+                if generate
+                    && e.kind() == std::io::ErrorKind::NotFound
+                    && self.key_file.is_none() =>
+            {
                 let text = crate::domain::sealed::KeyRing::new_file_text();
                 write_private(&path, &text).map_err(|e| fail(e.to_string()))?;
                 text

@@ -78,7 +78,7 @@ fn keys(settings: emeterai::config::Settings, command: KeysCommand) -> Result<()
         // The file with the new version must load as it will at start-up.
         settings.load_keys().map_err(|e| e.to_string())?;
         println!(
-            "key-encryption key version {version} added to {}; restart the instances, then run `emeterai keys rewrap`",
+            "key-encryption key version {version} added to {}; running instances that read this file take it within a minute and re-wrap the data keys in the background (`emeterai keys rewrap` does it now, `emeterai keys status` shows how far they are)",
             path.display()
         );
         return Ok(());

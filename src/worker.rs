@@ -27,6 +27,11 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
         // after a rotation: a batch every few seconds while work is left,
         // else once a minute (and the metrics then).
         if std::time::Instant::now() >= next_keys {
+            // A version `keys rotate` added (the key file is shared by
+            // every instance) is taken within a minute, without a restart.
+            if let Err(reason) = state.keys.refresh() {
+                tracing::error!(%reason, "the key file could not be read again");
+            }
             match crate::services::keys::maintain(&state.services()).await {
                 Ok(progress) => {
                     state.metrics.set_keys(

@@ -18,7 +18,7 @@
 //!   value without storing it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{Aead, Payload};
@@ -183,12 +183,26 @@ fn split_sealed(stored: &[u8]) -> Option<(&str, &[u8])> {
 /// The key-encryption key versions and the blind-index key, as loaded
 /// from the key file (never from the database they protect).
 pub struct KeyRing {
-    keks: BTreeMap<i32, Kek>,
+    /// Written only when the key file is read again (`refresh`).
+    keks: RwLock<BTreeMap<i32, Kek>>,
     index: Vec<u8>,
     /// Data keys a token unwrapped, for `TOKEN_CACHE` (a key-file KEK
     /// unwraps in microseconds and is not cached).
     cache: Mutex<HashMap<String, (Instant, [u8; KEY_BYTES])>>,
+    /// Reads the key file again (set by `config.rs`), so that a version
+    /// another instance was rotated to opens here without a restart.
+    reload: Option<Reloader>,
+    /// When a value naming an unknown version last made it read the file.
+    last_reload: Mutex<Option<Instant>>,
 }
+
+/// Reads the key file again, as at start-up.
+pub type Reloader = Box<dyn Fn() -> Result<KeyRing, String> + Send + Sync>;
+
+/// The key file is read again at most this often when a data key names a
+/// version this instance does not know (a read of a small file, and token
+/// look-ups when versions live in a token).
+const RELOAD_EVERY: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -312,24 +326,74 @@ impl KeyRing {
             return Err(KeyFileError::NoKek);
         }
         Ok(KeyRing {
-            keks,
+            keks: RwLock::new(keks),
             index: index.ok_or(KeyFileError::NoIndex)?,
             cache: Mutex::new(HashMap::new()),
+            reload: None,
+            last_reload: Mutex::new(None),
         })
+    }
+
+    /// The ring, able to read its key file again (`refresh`).
+    pub fn with_reload(mut self, reload: Reloader) -> KeyRing {
+        self.reload = Some(reload);
+        self
+    }
+
+    /// Reads the key file again and takes its KEK versions: a version
+    /// added by `keys rotate` (on any host sharing the file) wraps new data
+    /// keys from now on, and a retired one stops opening. The blind-index
+    /// key cannot change this way (every lookup would miss): a file with
+    /// another one is refused and the ring stays as it was. At most once
+    /// Whether the versions changed.
+    pub fn refresh(&self) -> Result<bool, String> {
+        let Some(reload) = &self.reload else {
+            return Ok(false);
+        };
+        let fresh = reload()?;
+        if fresh.index != self.index {
+            return Err(
+                "the key file's blind-index key changed: restart every instance to use it".into(),
+            );
+        }
+        let fresh_keks = fresh.keks.into_inner().expect("a fresh lock");
+        let mut keks = self.keks.write().expect("key ring lock");
+        let before: Vec<i32> = keks.keys().copied().collect();
+        let after: Vec<i32> = fresh_keks.keys().copied().collect();
+        if before == after {
+            return Ok(false);
+        }
+        *keks = fresh_keks;
+        drop(keks);
+        // Keys a retired version unwrapped leave the cache with it.
+        self.cache.lock().expect("cache lock").clear();
+        tracing::info!(
+            ?before,
+            ?after,
+            "key file read again: key-encryption key versions changed"
+        );
+        Ok(true)
     }
 
     /// Whether the newest version is a token's (`pkcs11:`).
     pub fn newest_in_token(&self) -> bool {
-        matches!(self.keks[&self.newest()], Kek::Token(_))
+        let keks = self.keks.read().expect("key ring lock");
+        matches!(keks.values().next_back(), Some(Kek::Token(_)))
     }
 
     /// The KEK version new data keys are wrapped under.
     pub fn newest(&self) -> i32 {
-        *self.keks.keys().next_back().expect("a ring has a version")
+        let keks = self.keks.read().expect("key ring lock");
+        *keks.keys().next_back().expect("a ring has a version")
     }
 
     pub fn versions(&self) -> Vec<i32> {
-        self.keks.keys().copied().collect()
+        self.keks
+            .read()
+            .expect("key ring lock")
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// A fresh data key, and its wrapped form to store. Fails only when a
@@ -348,7 +412,8 @@ impl KeyRing {
     fn wrap(&self, id: &str, version: i32, key: &[u8; KEY_BYTES]) -> Result<WrappedKey, SealError> {
         let nonce: [u8; NONCE_BYTES] = rand::random();
         let aad = format!("data_keys:{id}");
-        let sealed = match &self.keks[&version] {
+        let keks = self.keks.read().expect("key ring lock");
+        let sealed = match keks.get(&version).ok_or(SealError::UnknownKek(version))? {
             Kek::Local(kek) => kek
                 .encrypt(
                     (&nonce).into(),
@@ -372,8 +437,31 @@ impl KeyRing {
     }
 
     fn unwrap_bytes(&self, stored: &WrappedKey) -> Result<[u8; KEY_BYTES], SealError> {
-        let kek = self
-            .keks
+        match self.unwrap_known(stored) {
+            // Another instance may have rotated to a version this one has
+            // not read yet: read the key file again, then try once more.
+            // At most once per `RELOAD_EVERY`, however many values name it.
+            Err(SealError::UnknownKek(_)) if self.reload.is_some() => {
+                {
+                    let mut last = self.last_reload.lock().expect("reload lock");
+                    if last.is_some_and(|at| at.elapsed() < RELOAD_EVERY) {
+                        drop(last);
+                        return self.unwrap_known(stored);
+                    }
+                    *last = Some(Instant::now());
+                }
+                if let Err(reason) = self.refresh() {
+                    tracing::error!(%reason, "the key file could not be read again");
+                }
+                self.unwrap_known(stored)
+            }
+            other => other,
+        }
+    }
+
+    fn unwrap_known(&self, stored: &WrappedKey) -> Result<[u8; KEY_BYTES], SealError> {
+        let keks = self.keks.read().expect("key ring lock");
+        let kek = keks
             .get(&stored.kek_version)
             .ok_or(SealError::UnknownKek(stored.kek_version))?;
         if stored.wrapped.len() < NONCE_BYTES {

@@ -375,14 +375,9 @@ async fn identities_stored_in_clear_are_sealed_after_the_upgrade(backend: Backen
     let read_logs = |app: &TestApp| {
         let mut conn = app.state.pool.get().unwrap();
         let keys = &app.state.keys;
-        let failures = emeterai::db::staff::related(
-            &mut conn,
-            keys,
-            Some("siti.lama@example.net"),
-            None,
-            10,
-        )
-        .unwrap();
+        let failures =
+            emeterai::db::staff::related(&mut conn, keys, Some("siti.lama@example.net"), None, 10)
+                .unwrap();
         let mut mails: Vec<(String, String, String)> =
             emeterai::db::outbox::mails_to(&mut conn, keys, "siti.lama@example.net")
                 .unwrap()
@@ -443,7 +438,10 @@ async fn identities_stored_in_clear_are_sealed_after_the_upgrade(backend: Backen
     }
     assert_eq!(read(&app), before, "the same data, sealed");
     let logs_after = read_logs(&app);
-    assert_eq!(logs_after.0, logs_before.0, "the failure row, sealed, found alike");
+    assert_eq!(
+        logs_after.0, logs_before.0,
+        "the failure row, sealed, found alike"
+    );
     assert_eq!(
         logs_after.1,
         vec![
@@ -487,7 +485,9 @@ async fn identities_stored_in_clear_are_sealed_after_the_upgrade(backend: Backen
     assert_eq!(response.status(), 303);
 }
 
-async fn rotation_rewraps_every_data_key_and_old_versions_retire(backend: Backend) {
+async fn rotation_rewraps_every_data_key_running_instances_follow_and_old_versions_retire(
+    backend: Backend,
+) {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("keys.txt");
     std::fs::write(
@@ -523,6 +523,15 @@ async fn rotation_rewraps_every_data_key_and_old_versions_retire(backend: Backen
         let mut conn = app.state.pool.get().unwrap();
         emeterai::db::keys::count_by_version(&mut conn).unwrap()
     };
+    // The first instance, started before the rotation, opens what was
+    // sealed under version 2 without a restart: it reads the key file
+    // again when a data key names a version it does not know.
+    assert_eq!(first.state.keys.versions(), [1]);
+    for (id, _, _) in stored_photos(&first) {
+        assert!(opened(&first, &id).is_ok(), "{id}");
+    }
+    assert_eq!(first.state.keys.versions(), [1, 2]);
+    assert_eq!(first.state.keys.newest(), 2, "and seals new data under it");
     // The new data key is under version 2; the two older ones are
     // re-wrapped by the batch (the second instance's worker runs it too).
     emeterai::services::keys::maintain(&second.state.services())
@@ -547,11 +556,21 @@ async fn rotation_rewraps_every_data_key_and_old_versions_retire(backend: Backen
     for (id, _, _) in stored_photos(&third) {
         assert!(opened(&third, &id).is_ok(), "{id}");
     }
-    // The first instance, which knows only version 1, cannot open them:
-    // a clear error (503), not garbage.
-    let (id, _, _) = stored_photos(&first).remove(0);
+    // A running instance drops the retired version when its worker reads
+    // the file again (once a minute).
+    assert_eq!(first.state.keys.refresh(), Ok(true));
+    assert_eq!(first.state.keys.versions(), [2]);
+    // An instance whose key file knows only version 1 (a stale copy)
+    // cannot open them: a clear error (503), not garbage.
+    let stale = dir.path().join("stale-keys.txt");
+    std::fs::write(&stale, &text).unwrap();
+    let fourth = TestApp::spawn_on(first.db.share(), with_keys(stale))
+        .await
+        .unwrap();
+    assert_eq!(fourth.state.keys.versions(), [1]);
+    let (id, _, _) = stored_photos(&fourth).remove(0);
     assert!(matches!(
-        opened(&first, &id),
+        opened(&fourth, &id),
         Err(emeterai::error::AppError::Unavailable(_))
     ));
 }
@@ -592,6 +611,6 @@ on_both_backends!(
     a_value_that_does_not_open_is_a_clear_503_page,
     photos_stored_in_clear_are_sealed_after_the_upgrade,
     identities_stored_in_clear_are_sealed_after_the_upgrade,
-    rotation_rewraps_every_data_key_and_old_versions_retire,
+    rotation_rewraps_every_data_key_running_instances_follow_and_old_versions_retire,
     a_purged_photo_is_shredded,
 );
