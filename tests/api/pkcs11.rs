@@ -173,4 +173,89 @@ fn a_wrong_pin_is_refused_at_start_up() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-on_both_backends!(the_portal_runs_on_a_key_in_the_token);
+/// `emeterai keys rotate|rewrap|status` as an operator runs them against a
+/// token, beside a portal that keeps running: the new version is made in
+/// the token, the data keys move to it, and the running portal follows.
+async fn a_rotation_in_the_token_from_the_command_line(backend: Backend) {
+    let Some(conf) = softhsm() else {
+        return;
+    };
+    // A token of its own: the versions' labels (`emeterai-kek-N`) are fixed.
+    let token = format!("rot-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    new_token(conf, &token);
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("keys.txt");
+    std::fs::write(&key_file, format!("index {}\n", hex::encode([9u8; 32]))).unwrap();
+    let Some(db) = crate::helpers::TestDb::new(backend) else {
+        return;
+    };
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_emeterai"))
+            .current_dir(dir.path())
+            .env_clear()
+            .env("SOFTHSM2_CONF", conf)
+            .env("DATABASE_URL", &db.url)
+            .env("EMETERAI_KEY_FILE", &key_file)
+            .env("EMETERAI_PKCS11_MODULE", MODULE)
+            .env("EMETERAI_PKCS11_TOKEN", &token)
+            .env("EMETERAI_PKCS11_PIN", PIN)
+            .arg("keys")
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "keys {args:?}: {stdout}{stderr}");
+        stdout
+    };
+    // The first version, made in the token, before the portal starts.
+    cli(&["rotate"]);
+    let settings = {
+        let key_file = key_file.clone();
+        let token = token.clone();
+        move |s: &mut emeterai::config::Settings| {
+            s.key_file = Some(key_file);
+            s.pkcs11_module = Some(MODULE.into());
+            s.pkcs11_token = Some(token);
+            s.pkcs11_pin = Some(PIN.into());
+        }
+    };
+    let app = TestApp::spawn_on(db.share(), settings).await.unwrap();
+    app.register_and_verify(&mut Registration::default()).await;
+    // Version 2, in the token; the data keys re-wrapped from the command
+    // line while the portal runs.
+    cli(&["rotate"]);
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    assert!(text.contains("kek 1 pkcs11:emeterai-kek-1\n"), "{text}");
+    assert!(text.contains("kek 2 pkcs11:emeterai-kek-2\n"), "{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("kek") && l.len() > 40),
+        "no key in the file: {text}"
+    );
+    let rewrap = cli(&["rewrap"]);
+    assert!(rewrap.contains("under version 2"), "{rewrap}");
+    let status = cli(&["status"]);
+    assert!(!status.contains("version 1:"), "{status}");
+    assert!(status.contains("newest 2"), "{status}");
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        let by_version = emeterai::db::keys::count_by_version(&mut conn).unwrap();
+        assert_eq!(by_version.iter().map(|(v, _)| *v).collect::<Vec<_>>(), [2]);
+    }
+    // The portal, started on version 1 only, signs the citizen in (it opens
+    // the account under version 2, reading the key file again).
+    assert_eq!(app.state.keys.versions(), [1]);
+    let response = app
+        .login(
+            "siti.aminah@example.co.id",
+            &Registration::default().password,
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(app.state.keys.versions(), [1, 2]);
+}
+
+on_both_backends!(
+    the_portal_runs_on_a_key_in_the_token,
+    a_rotation_in_the_token_from_the_command_line
+);
