@@ -322,6 +322,14 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_RATE_LIMIT_PER_EMAIL_HOUR", value_name = "EMETERAI_RATE_LIMIT_PER_EMAIL_HOUR", default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub rate_limit_per_email_hour: i64,
 
+    /// Days a mail's "not me" link works (cancel a registration one never made, or secure an account).
+    #[arg(long, env = "EMETERAI_NOT_ME_TTL_DAYS", value_name = "EMETERAI_NOT_ME_TTL_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub not_me_ttl_days: u32,
+
+    /// "Which address did I use?" reminders per NIK and per address per hour.
+    #[arg(long, env = "EMETERAI_REMIND_PER_HOUR", value_name = "EMETERAI_REMIND_PER_HOUR", default_value_t = 3, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub remind_per_hour: i64,
+
     /// Days failed-registration records are kept before the purge deletes them.
     #[arg(long, env = "EMETERAI_FAILURE_RETENTION_DAYS", value_name = "EMETERAI_FAILURE_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub failure_retention_days: u32,

@@ -175,6 +175,7 @@ struct VerifyText<'a> {
     name: &'a str,
     link: &'a str,
     hours: u32,
+    not_me: &'a str,
 }
 
 html_part!(VerifyHtml, VerifyText, "mail/verify.html");
@@ -191,11 +192,13 @@ pub fn verification_mail(
 ) -> Result<NewMail, askama::Error> {
     let link = format!("{}/verify?token={}", settings.base_url, token);
     let hours = settings.verify_token_ttl_hours;
+    let (not_me, not_me_hash) = not_me_link(settings);
     let values = VerifyText {
         lang,
         name,
         link: &link,
         hours,
+        not_me: &not_me,
     };
     let text = values.render()?;
     let html = VerifyHtml(&values).render()?;
@@ -205,11 +208,21 @@ pub fn verification_mail(
     };
     let mut mail = outbox_mail(KIND_VERIFY, None, to, subject, text, html, now);
     mail.registration_id = Some(registration_id.to_string());
+    mail.not_me_hash = Some(not_me_hash);
     Ok(mail)
 }
 
 pub const KIND_GUIDANCE: &str = "guidance";
 pub const KIND_RESET: &str = "reset";
+pub const KIND_REMINDER: &str = "reminder";
+
+/// A mail's "not me" link (`/not-me?token=...`) and the hash stored with
+/// the mail: its recipient cancels a registration they never made, or
+/// secures their account (`services/not_me.rs`).
+fn not_me_link(settings: &Settings) -> (String, String) {
+    let (token, hash) = crate::domain::link_token::new_link_token();
+    (format!("{}/not-me?token={token}", settings.base_url), hash)
+}
 
 #[derive(Template)]
 #[template(path = "mail/reset.txt")]
@@ -218,6 +231,10 @@ struct ResetText<'a> {
     name: &'a str,
     link: &'a str,
     minutes: u32,
+    not_me: &'a str,
+    /// The "which address did I use?" reminder: this address holds the
+    /// NIK; the sign-in page's link beside the reset link.
+    reminder: Option<&'a str>,
 }
 
 html_part!(ResetHtml, ResetText, "mail/reset.html");
@@ -233,6 +250,7 @@ struct LockedText<'a> {
     minutes: i64,
     forgot: &'a str,
     phone: &'a str,
+    not_me: &'a str,
 }
 
 html_part!(LockedHtml, LockedText, "mail/locked.html");
@@ -249,6 +267,7 @@ pub fn sign_in_locked_mail(
     let lang = Lang::from_code(&account.lang).unwrap_or_default();
     let forgot = format!("{}/password/forgot", settings.base_url);
     let (name, phone) = (account.full_name.as_str(), settings.contact_phone.as_str());
+    let (not_me, not_me_hash) = not_me_link(settings);
     let values = LockedText {
         lang,
         name,
@@ -256,6 +275,7 @@ pub fn sign_in_locked_mail(
         minutes,
         forgot: &forgot,
         phone,
+        not_me: &not_me,
     };
     let text = values.render()?;
     let html = LockedHtml(&values).render()?;
@@ -263,7 +283,7 @@ pub fn sign_in_locked_mail(
         Lang::Id => "Masuk ke akun e-Meterai Anda dihentikan sementara",
         Lang::En => "Signing in to your e-Meterai account is paused",
     };
-    Ok(outbox_mail(
+    let mut mail = outbox_mail(
         KIND_SIGN_IN_LOCKED,
         Some(&account.id),
         &account.email,
@@ -271,10 +291,14 @@ pub fn sign_in_locked_mail(
         text,
         html,
         now,
-    ))
+    );
+    mail.not_me_hash = Some(not_me_hash);
+    Ok(mail)
 }
 
-/// The password-reset mail, ready for the outbox.
+/// The password-reset mail, ready for the outbox; with `reminder`, the
+/// "which address did I use?" mail (the same reset link, and sign-in).
+#[allow(clippy::too_many_arguments)]
 pub fn reset_mail(
     settings: &Settings,
     lang: Lang,
@@ -282,31 +306,32 @@ pub fn reset_mail(
     to: &str,
     name: &str,
     token: &str,
+    reminder: bool,
     now: NaiveDateTime,
 ) -> Result<NewMail, askama::Error> {
     let link = format!("{}/password/reset?token={}", settings.base_url, token);
     let minutes = settings.reset_token_ttl_minutes;
+    let (not_me, not_me_hash) = not_me_link(settings);
+    let sign_in = format!("{}/login", settings.base_url);
     let values = ResetText {
         lang,
         name,
         link: &link,
         minutes,
+        not_me: &not_me,
+        reminder: reminder.then_some(sign_in.as_str()),
     };
     let text = values.render()?;
     let html = ResetHtml(&values).render()?;
-    let subject = match lang {
-        Lang::Id => "Buat kata sandi baru untuk akun e-Meterai Anda",
-        Lang::En => "Set a new password for your e-Meterai account",
+    let (kind, subject) = match (lang, reminder) {
+        (Lang::Id, false) => (KIND_RESET, "Buat kata sandi baru untuk akun e-Meterai Anda"),
+        (Lang::En, false) => (KIND_RESET, "Set a new password for your e-Meterai account"),
+        (Lang::Id, true) => (KIND_REMINDER, "Alamat email akun e-Meterai Anda"),
+        (Lang::En, true) => (KIND_REMINDER, "The email address of your e-Meterai account"),
     };
-    Ok(outbox_mail(
-        KIND_RESET,
-        Some(account_id),
-        to,
-        subject,
-        text,
-        html,
-        now,
-    ))
+    let mut mail = outbox_mail(kind, Some(account_id), to, subject, text, html, now);
+    mail.not_me_hash = Some(not_me_hash);
+    Ok(mail)
 }
 
 #[derive(Template)]
@@ -391,6 +416,7 @@ fn outbox_mail(
         registration_id: None,
         sealed: None,
         data_key_id: None,
+        not_me_hash: None,
     }
 }
 

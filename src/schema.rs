@@ -84,6 +84,8 @@ diesel::table! {
         registration_id -> Nullable<Text>,
         sealed -> Nullable<Binary>,
         data_key_id -> Nullable<Text>,
+        not_me_hash -> Nullable<Text>,
+        not_me_used_at -> Nullable<Timestamp>,
     }
 }
 

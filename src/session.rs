@@ -21,6 +21,7 @@ const ACCOUNT_KEY: &str = "account";
 const EPOCH_KEY: &str = "epoch";
 const SID_KEY: &str = "sid";
 const PENDING_EMAIL_KEY: &str = "pending_email";
+const REMIND_NIK_KEY: &str = "remind_nik";
 
 pub fn middleware(
     secret: &[u8],
@@ -89,6 +90,16 @@ pub fn sign_out(session: &Session) {
 /// the check-your-email page.
 pub fn set_pending_email(session: &Session, email: &str) {
     let _ = session.insert(PENDING_EMAIL_KEY, email);
+}
+
+/// The NIK this browser was just told is already registered: what the
+/// "which address did I use?" button mails a reminder about.
+pub fn set_remind_nik(session: &Session, nik: &str) {
+    let _ = session.insert(REMIND_NIK_KEY, nik);
+}
+
+pub fn remind_nik(session: &Session) -> Option<String> {
+    session.get::<String>(REMIND_NIK_KEY).ok().flatten()
 }
 
 pub fn pending_email(session: &Session) -> Option<String> {

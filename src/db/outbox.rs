@@ -30,6 +30,8 @@ pub struct NewMail {
     /// Set by `insert_mail`: the address and bodies sealed.
     pub sealed: Option<Vec<u8>>,
     pub data_key_id: Option<String>,
+    /// The SHA-256 of the mail's "not me" link token (`db/not_me.rs`).
+    pub not_me_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable)]
@@ -51,6 +53,8 @@ pub struct Mail {
     pub registration_id: Option<String>,
     pub sealed: Option<Vec<u8>>,
     pub data_key_id: Option<String>,
+    pub not_me_hash: Option<String>,
+    pub not_me_used_at: Option<NaiveDateTime>,
 }
 
 /// What a waiting mail holds of the citizen, sealed.

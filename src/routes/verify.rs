@@ -104,6 +104,9 @@ struct ResultPage {
     resend: Option<Option<(String, String)>>,
     csrf: String,
     reference: Option<String>,
+    /// The NIK was taken by another account: the "which address did I
+    /// use?" form, with that account's address masked.
+    remind: Option<Option<String>>,
 }
 
 /// `GET /verify?token=...` (and HEAD): shows, never changes. Only the time
@@ -174,6 +177,15 @@ async fn link_state_page(
         let masked = crate::domain::email_mask(&e);
         Some((e, masked))
     };
+    let remind = match &link {
+        LinkState::NikTaken { registration } => {
+            crate::session::set_remind_nik(session, &registration.nik);
+            let holder =
+                crate::services::reminder::holder(&state.services(), &registration.nik).await?;
+            Some(holder.filter(|_| !state.settings.enumeration_safe))
+        }
+        _ => None,
+    };
     let (status, title, body, sign_in, resend) = match link {
         LinkState::Done { .. } => (
             StatusCode::OK,
@@ -212,6 +224,7 @@ async fn link_state_page(
         resend,
         csrf: crate::session::csrf_token(session),
         reference,
+        remind,
         ctx,
     };
     page.ctx.render(status, &page)

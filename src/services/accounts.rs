@@ -241,6 +241,19 @@ pub async fn forgot_password(
         super::verification::resend(ctx, email, lang, now).await?;
         return Ok(());
     };
+    queue_account_link(ctx, account, lang, now, false).await
+}
+
+/// Queues a password-reset link to the account's own address (older reset
+/// links stop working): the reset mail, or with `reminder` the "which
+/// address did I use?" mail, which also links to sign-in.
+pub async fn queue_account_link(
+    ctx: &Ctx<'_>,
+    account: Account,
+    lang: Lang,
+    now: NaiveDateTime,
+    reminder: bool,
+) -> Result<(), AppError> {
     let settings = ctx.settings.clone();
     let keys = ctx.keys.clone();
     ctx.db(move |conn| -> Result<(), AppError> {
@@ -252,6 +265,7 @@ pub async fn forgot_password(
             &account.email,
             &account.full_name,
             &token,
+            reminder,
             now,
         )
         .map_err(AppError::internal)?;

@@ -52,6 +52,10 @@ pub mod reason {
     /// A registration's link opened after another registration with the
     /// same NIK had finished first.
     pub const NIK_TAKEN_AT_LINK: &str = "nik_taken_at_link";
+    /// A registration cancelled through its mail's "not me" link.
+    pub const NOT_ME: &str = "not_me";
+    /// An account secured through a mail's "not me" link.
+    pub const NOT_ME_ACCOUNT: &str = "not_me_account";
 
     /// Problems signing in or with a mailed link, which are not failed
     /// registrations: the statistics count them apart.
@@ -81,6 +85,8 @@ pub mod reason {
         SIGN_IN_FAILED,
         RESET_LINK_INVALID,
         NIK_TAKEN_AT_LINK,
+        NOT_ME,
+        NOT_ME_ACCOUNT,
     ];
 }
 

@@ -22,6 +22,7 @@ mod photos;
 mod pkcs11;
 mod register;
 mod sealing;
+mod self_service;
 mod sessions;
 mod settings;
 mod smtp;

@@ -3,6 +3,7 @@
 
 pub mod check_email;
 pub mod post;
+pub mod remind;
 
 use actix_session::Session;
 use actix_web::http::StatusCode;

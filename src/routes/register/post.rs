@@ -39,6 +39,10 @@ struct TakenPage {
     ctx: PageCtx,
     nik: bool,
     reference: String,
+    /// Where the NIK is taken: the "which address did I use?" form, with
+    /// the holding address masked.
+    remind: Option<Option<String>>,
+    csrf: String,
 }
 
 pub async fn post(
@@ -255,10 +259,18 @@ pub async fn post(
                     Ok(see_other("/register/check-email"))
                 }
                 Taken::Said { reference } => {
+                    let remind = if nik_taken {
+                        crate::session::set_remind_nik(&session, taken_nik.as_str());
+                        Some(crate::services::reminder::holder(&svc, taken_nik.as_str()).await?)
+                    } else {
+                        None
+                    };
                     let page = TakenPage {
                         ctx,
                         nik: nik_taken,
                         reference,
+                        remind,
+                        csrf: crate::session::csrf_token(&session),
                     };
                     page.ctx.render(StatusCode::CONFLICT, &page)
                 }
