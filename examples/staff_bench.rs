@@ -172,10 +172,21 @@ async fn main() {
                     emeterai::db::keys::seal_clear_logs(&mut conn, &seal_state.keys, 5000, now)
                         .unwrap();
                 if done == 0 {
-                    break n;
+                    break;
                 }
                 n += done;
             }
+            // Rows this version writes are sealed as they are inserted,
+            // in time order; these were updated in place. The table is
+            // rewritten to the layout the inserts would have made: SQLite
+            // VACUUM (rowid order, as filled), PostgreSQL CLUSTER on the
+            // time index (the fill's order) and fresh planner statistics.
+            emeterai::db::keys::compact(&mut conn).unwrap();
+            if let emeterai::db::DbConn::Postgres(c) = &mut *conn {
+                c.batch_execute("CLUSTER failures USING failures_occurred; ANALYZE failures")
+                    .unwrap();
+            }
+            n
         })
         .await
         .unwrap();

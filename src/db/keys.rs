@@ -317,8 +317,8 @@ pub fn seal_clear_identities(
 
 /// Failure rows and mails an earlier version stored with the address in
 /// clear, sealed in one batch of at most `limit` each (conditional updates,
-/// so many instances may run it). A failure's address is sealed under a
-/// key of its own and its `email` column becomes the blind index; a waiting
+/// so many instances may run it). A failure's address is sealed under the
+/// key of its day and its `email` column becomes the blind index; a waiting
 /// mail is sealed as `outbox::insert_mail` seals it; a mail already sent or
 /// failed keeps only the index of its address and no bodies.
 pub fn seal_clear_logs(
@@ -327,39 +327,44 @@ pub fn seal_clear_logs(
     limit: i64,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    use super::identity::{INDEX_PREFIX, email_index, new_key};
+    use super::identity::{INDEX_PREFIX, email_index};
     let mut sealed = 0;
-    let clear: Vec<(String, String)> = failures::table
+    let clear: Vec<(String, String, NaiveDateTime)> = failures::table
         .filter(failures::email_sealed.is_null())
         .filter(failures::email.is_not_null())
         .filter(failures::email.not_like(format!("{INDEX_PREFIX}%")))
-        .select((failures::reference, failures::email.assume_not_null()))
+        .select((
+            failures::reference,
+            failures::email.assume_not_null(),
+            failures::occurred_at,
+        ))
         .limit(limit)
         .load(conn)?;
-    for (reference, email) in clear {
-        let (wrapped, key) = new_key(ring)?;
+    // Sealed under the key of the row's day, as new rows are; one key per
+    // day of the batch.
+    let mut day_keys: std::collections::HashMap<chrono::NaiveDate, DataKey> =
+        std::collections::HashMap::new();
+    for (reference, email, at) in clear {
+        let key = match day_keys.entry(at.date()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(super::failures::day_key(conn, ring, at)?)
+            }
+        };
         let stored = key.seal(&super::failures::email_aad(&reference), email.as_bytes());
         sealed += super::retry_busy(|| {
-            conn.transaction(|conn| {
-                insert(conn, &wrapped, now)?;
-                let n = diesel::update(
-                    failures::table
-                        .find(&reference)
-                        .filter(failures::email_sealed.is_null())
-                        .filter(failures::email.eq(&email)),
-                )
-                .set((
-                    failures::email.eq(email_index(ring, &email)),
-                    failures::email_sealed.eq(&stored),
-                    failures::data_key_id.eq(key.id()),
-                ))
-                .execute(conn)?;
-                if n == 0 {
-                    // Sealed meanwhile by another instance: this key seals nothing.
-                    diesel::delete(data_keys::table.find(key.id())).execute(conn)?;
-                }
-                Ok(n)
-            })
+            diesel::update(
+                failures::table
+                    .find(&reference)
+                    .filter(failures::email_sealed.is_null())
+                    .filter(failures::email.eq(&email)),
+            )
+            .set((
+                failures::email.eq(email_index(ring, &email)),
+                failures::email_sealed.eq(&stored),
+                failures::data_key_id.eq(key.id()),
+            ))
+            .execute(conn)
         })?;
     }
     let clear: Vec<(String, String)> = mail_outbox::table

@@ -399,7 +399,13 @@ impl KeyRing {
     /// A fresh data key, and its wrapped form to store. Fails only when a
     /// token holds the newest KEK version and does not answer.
     pub fn new_data_key(&self) -> Result<(WrappedKey, DataKey), SealError> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.new_data_key_named(&uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// A fresh data key with the id `id` (a key shared by the values of
+    /// one period, such as a day of the failure log).
+    pub fn new_data_key_named(&self, id: &str) -> Result<(WrappedKey, DataKey), SealError> {
+        let id = id.to_string();
         let key: [u8; KEY_BYTES] = rand::random();
         let wrapped = self.wrap(&id, self.newest(), &key)?;
         let data = DataKey {

@@ -290,7 +290,7 @@ pub async fn record(ctx: &Ctx<'_>, client: &Client, prefix: &str, failure: Failu
     reference
 }
 
-/// Writes a failure row, its email sealed under a data key of its own (the
+/// Writes a failure row, its email sealed under its day's data key (the
 /// `email` column keeps the address's blind index, for staff search).
 pub fn insert(conn: &mut DbConn, ring: &KeyRing, row: &NewFailureRow) -> QueryResult<()> {
     let Some(email) = row.email.as_deref().filter(|_| row.email_sealed.is_none()) else {
@@ -299,23 +299,20 @@ pub fn insert(conn: &mut DbConn, ring: &KeyRing, row: &NewFailureRow) -> QueryRe
             .execute(conn)
             .map(|_| ());
     };
-    let (wrapped, key) = crate::db::identity::new_key(ring)?;
+    let key = crate::db::failures::day_key(conn, ring, row.occurred_at)?;
     let sealed = NewFailureRow {
         email: Some(crate::db::identity::email_index(ring, email)),
         email_sealed: Some(key.seal(
             &crate::db::failures::email_aad(&row.reference),
             email.as_bytes(),
         )),
-        data_key_id: Some(wrapped.id.clone()),
+        data_key_id: Some(key.id().to_string()),
         ..row.clone()
     };
-    conn.transaction(|conn| {
-        crate::db::keys::insert(conn, &wrapped, row.occurred_at)?;
-        diesel::insert_into(failures::table)
-            .values(&sealed)
-            .execute(conn)
-            .map(|_| ())
-    })
+    diesel::insert_into(failures::table)
+        .values(&sealed)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Writes rows that waited in memory. Returns how many were written.
@@ -355,22 +352,37 @@ pub fn flush_buffered(pool: &Pool, log: &FailureLog, ring: &KeyRing) -> usize {
 /// counters whose window ended more than a day ago).
 pub fn purge(conn: &mut DbConn, cutoff: NaiveDateTime, now: NaiveDateTime) -> QueryResult<usize> {
     use crate::schema::data_keys;
-    // The rows' data keys first: their emails are shredded with them.
-    diesel::delete(
-        data_keys::table.filter(
-            data_keys::id.eq_any(
-                failures::table
-                    .filter(failures::occurred_at.lt(cutoff))
-                    .filter(failures::data_key_id.is_not_null())
-                    .select(failures::data_key_id.assume_not_null()),
-            ),
-        ),
-    )
-    .execute(conn)?;
-    let deleted =
-        diesel::delete(failures::table.filter(failures::occurred_at.lt(cutoff))).execute(conn)?;
-    super::limits::purge(conn, now)?;
-    Ok(deleted)
+    crate::db::retry_busy(|| {
+        conn.transaction(|conn| {
+            let keys: Vec<String> = failures::table
+                .filter(failures::occurred_at.lt(cutoff))
+                .filter(failures::data_key_id.is_not_null())
+                .select(failures::data_key_id.assume_not_null())
+                .distinct()
+                .load(conn)?;
+            let deleted = diesel::delete(failures::table.filter(failures::occurred_at.lt(cutoff)))
+                .execute(conn)?;
+            // Their data keys go with them (the emails are shredded), once
+            // no row left names them: a day's key when its last row goes.
+            diesel::delete(
+                data_keys::table
+                    .filter(data_keys::id.eq_any(&keys))
+                    .filter(diesel::dsl::not(
+                        data_keys::id.eq_any(
+                            failures::table
+                                .filter(failures::data_key_id.is_not_null())
+                                .select(failures::data_key_id.assume_not_null()),
+                        ),
+                    )),
+            )
+            .execute(conn)?;
+            Ok::<_, diesel::result::Error>(deleted)
+        })
+    })
+    .and_then(|deleted| {
+        super::limits::purge(conn, now)?;
+        Ok(deleted)
+    })
 }
 
 pub fn find(conn: &mut DbConn, ring: &KeyRing, reference: &str) -> QueryResult<Option<FailureRow>> {

@@ -304,18 +304,59 @@ async fn old_failures_are_purged(backend: Backend) {
         return;
     };
     app.get_html("/verify?token=old").await;
+    // Failures with an address: sealed under the key of their day.
+    let client = emeterai::services::failures::Client {
+        ip: None,
+        user_agent: None,
+        path: "/login".into(),
+    };
+    let with_address =
+        |address: &str| emeterai::services::failures::Failure::new("sign_in_failed").email(address);
+    let old_day = app.state.clock.now().date();
+    emeterai::services::failures::record(
+        &app.state.services(),
+        &client,
+        "SIN",
+        with_address("lama@example.com"),
+    )
+    .await;
     // 91 days later (retention is 90), another failure.
     app.state.clock.advance(chrono::Duration::days(91));
     let (_, html) = app.get_html("/verify?token=new").await;
     let recent = code_on(&html, "VER");
+    let kept = emeterai::services::failures::record(
+        &app.state.services(),
+        &client,
+        "SIN",
+        with_address("baru@example.com"),
+    )
+    .await;
     // (The worker's own purge may have taken the old row first.)
     let purged =
         emeterai::services::retention::purge_failures(&app.state.services(), app.state.clock.now())
             .await
             .unwrap();
-    assert!(purged <= 1, "{purged}");
-    assert_eq!(failure_count(&app), 1, "only the recent failure is left");
+    assert!(purged <= 2, "{purged}");
+    assert_eq!(failure_count(&app), 2, "only the recent failures are left");
     failure_row(&app, &recent);
+    // The old day's key is shredded with its last row; the new day's stays
+    // and opens its row.
+    let key_ids: Vec<String> = {
+        use diesel::prelude::*;
+        let mut conn = app.state.pool.get().unwrap();
+        emeterai::schema::data_keys::table
+            .select(emeterai::schema::data_keys::id)
+            .load(&mut conn)
+            .unwrap()
+    };
+    assert!(
+        !key_ids.contains(&format!("failures-{old_day}")),
+        "{key_ids:?}"
+    );
+    assert_eq!(
+        failure_row(&app, &kept).email.as_deref(),
+        Some("baru@example.com")
+    );
 }
 
 async fn password_reset_end_to_end(backend: Backend) {

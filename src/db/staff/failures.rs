@@ -6,8 +6,8 @@ use diesel::prelude::*;
 
 use crate::db::failures::FailureRow;
 use crate::db::{DbConn, MultiBackend};
-use crate::domain::sealed::KeyRing;
-use crate::schema::{failure_notes, failures};
+use crate::domain::sealed::{KeyRing, WrappedKey};
+use crate::schema::{data_keys, failure_notes, failures};
 
 /// What staff filter the failure log by. Each search matches exactly, on
 /// an indexed column: a reference code, an email, or a NIK's keyed hash.
@@ -50,8 +50,25 @@ impl Cursor {
     }
 }
 
-fn filtered(ring: &KeyRing, filter: &FailureFilter) -> failures::BoxedQuery<'static, MultiBackend> {
-    let mut query = failures::table.into_boxed::<MultiBackend>();
+/// The failure log with each row's data key beside it (a left join: rows
+/// without an address, or written in clear, have none), so that a page is
+/// opened without a second query.
+type WithKeys = diesel::dsl::LeftJoinOn<
+    failures::table,
+    data_keys::table,
+    diesel::dsl::Eq<failures::data_key_id, diesel::dsl::Nullable<data_keys::id>>,
+>;
+
+/// A data key's id, KEK version and wrapped bytes, as joined.
+type KeyColumns = (String, i32, Vec<u8>);
+
+fn filtered(
+    ring: &KeyRing,
+    filter: &FailureFilter,
+) -> diesel::dsl::IntoBoxed<'static, WithKeys, MultiBackend> {
+    let mut query = failures::table
+        .left_join(data_keys::table.on(failures::data_key_id.eq(data_keys::id.nullable())))
+        .into_boxed::<MultiBackend>();
     if let Some(reason) = &filter.reason {
         query = query.filter(failures::reason.eq(reason.clone()));
     }
@@ -95,11 +112,31 @@ pub fn page(
             ),
         );
     }
-    let rows = query
+    let rows: Vec<(FailureRow, Option<KeyColumns>)> = query
         .order((failures::occurred_at.desc(), failures::reference.desc()))
         .limit(limit)
+        .select((
+            failures::all_columns,
+            (data_keys::id, data_keys::kek_version, data_keys::wrapped).nullable(),
+        ))
         .load(conn)?;
-    crate::db::failures::opened(conn, ring, rows)
+    let mut keys: Vec<WrappedKey> = Vec::new();
+    let rows = rows
+        .into_iter()
+        .map(|(row, key)| {
+            if let Some((id, kek_version, wrapped)) = key
+                && !keys.iter().any(|k| k.id == id)
+            {
+                keys.push(WrappedKey {
+                    id,
+                    kek_version,
+                    wrapped,
+                });
+            }
+            row
+        })
+        .collect();
+    crate::db::failures::open_with(ring, rows, keys)
 }
 
 /// Everything recorded for the same email or NIK, newest first.
