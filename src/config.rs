@@ -322,6 +322,16 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_RATE_LIMIT_PER_EMAIL_HOUR", value_name = "EMETERAI_RATE_LIMIT_PER_EMAIL_HOUR", default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub rate_limit_per_email_hour: i64,
 
+    /// The shared secret the mail provider signs delivery events with (HMAC-SHA256 of the body,
+    /// header `X-Emeterai-Signature: sha256=<hex>`); unset: POST /hooks/mail-events refuses all.
+    #[arg(
+        long,
+        env = "EMETERAI_MAIL_WEBHOOK_SECRET",
+        value_name = "EMETERAI_MAIL_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub mail_webhook_secret: Option<String>,
+
     /// Days a mail's "not me" link works (cancel a registration one never made, or secure an account).
     #[arg(long, env = "EMETERAI_NOT_ME_TTL_DAYS", value_name = "EMETERAI_NOT_ME_TTL_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=365))]
     pub not_me_ttl_days: u32,

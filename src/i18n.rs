@@ -223,6 +223,14 @@ pub struct Text {
     pub taken_never_nik: &'static str,
     pub taken_never_body: &'static str,
     pub taken_nik_warning: &'static str,
+    pub ce_bounced_title: &'static str,
+    pub ce_bounced_body: &'static str,
+    pub ce_correct_label: &'static str,
+    pub ce_correct_button: &'static str,
+    pub ce_corrected_notice: &'static str,
+    pub ce_correct_taken: &'static str,
+    pub ce_correct_nothing: &'static str,
+    pub ce_bounced_notice: &'static str,
     pub not_me_address: &'static str,
     pub not_me_keep: &'static str,
     pub not_me_register: &'static str,
@@ -371,6 +379,7 @@ pub struct Text {
     pub staff_event_verified: &'static str,
     pub staff_event_mail_queued: &'static str,
     pub staff_event_mail_sent: &'static str,
+    pub staff_event_mail_delivery: &'static str,
     pub staff_event_mail_failed: &'static str,
     pub staff_note_added: &'static str,
     pub staff_marked_resolved: &'static str,
@@ -558,6 +567,14 @@ pub static ID: Text = Text {
     taken_never_nik: "Saya tidak pernah mendaftar dengan NIK ini",
     taken_never_body: "Hubungi Layanan Bantuan (Contact Center) dan sebutkan kode referensi di atas. Kami akan memeriksa pendaftaran tersebut.",
     taken_nik_warning: "NIK Anda mungkin telah digunakan orang lain tanpa izin. Hubungi Layanan Bantuan (Contact Center) secepatnya dan sebutkan kode referensi di atas.",
+    ce_bounced_title: "Email ke alamat ini tidak dapat dikirim",
+    ce_bounced_body: "Penyedia email melaporkan bahwa email kami ke alamat di atas ditolak (alamat tidak ada, kotak surat penuh, atau email ditandai spam), jadi tautan tidak akan sampai dan kami tidak mengirim lagi ke alamat itu. Perbaiki alamatnya di sini: data dan foto KTP Anda tetap tersimpan, dan tautan baru dikirim ke alamat yang benar.",
+    ce_correct_label: "Alamat email yang benar",
+    ce_correct_button: "Kirim tautan ke alamat ini",
+    ce_corrected_notice: "Alamat diperbaiki. Tautan baru dikirim ke alamat di bawah; data dan foto KTP Anda tetap tersimpan.",
+    ce_correct_taken: "Alamat itu sudah dipakai akun atau pendaftaran lain. Masuk dengan alamat itu, atau tulis alamat lain.",
+    ce_correct_nothing: "Tidak ada lagi pendaftaran yang menunggu untuk alamat itu (sudah diverifikasi, dibatalkan, atau kedaluwarsa). Daftar lagi bila perlu.",
+    ce_bounced_notice: "Email ke alamat Anda tidak dapat dikirim, jadi kami tidak mengirim ulang. Perbaiki alamatnya di bawah.",
     not_me_address: "Alamat email:",
     not_me_keep: "Ini memang saya: kembali ke beranda",
     not_me_register: "Daftar",
@@ -704,6 +721,7 @@ pub static ID: Text = Text {
     staff_event_verified: "Email diverifikasi",
     staff_event_mail_queued: "Email diantrekan",
     staff_event_mail_sent: "Email terkirim",
+    staff_event_mail_delivery: "Laporan penyedia email",
     staff_event_mail_failed: "Email gagal dikirim",
     staff_note_added: "Catatan disimpan.",
     staff_marked_resolved: "Ditandai selesai.",
@@ -891,6 +909,14 @@ pub static EN: Text = Text {
     taken_never_nik: "I never registered with this NIK",
     taken_never_body: "Contact the Contact Center and give the reference code above. We will look into that registration.",
     taken_nik_warning: "Your NIK may have been used by someone else without your permission. Contact the Contact Center as soon as you can and give the reference code above.",
+    ce_bounced_title: "Mail to this address could not be delivered",
+    ce_bounced_body: "The mail provider reported that our email to the address above was refused (the address does not exist, the mailbox is full, or the email was marked as spam), so the link will not arrive and we send nothing more there. Correct the address here: your data and KTP photo are kept, and a new link goes to the right address.",
+    ce_correct_label: "The correct email address",
+    ce_correct_button: "Send the link to this address",
+    ce_corrected_notice: "Address corrected. A new link was sent to the address below; your data and KTP photo are kept.",
+    ce_correct_taken: "That address already belongs to an account or another registration. Sign in with it, or type another address.",
+    ce_correct_nothing: "No registration is waiting for that address any more (verified, cancelled or expired). Register again if you need to.",
+    ce_bounced_notice: "Mail to your address could not be delivered, so nothing was sent again. Correct the address below.",
     not_me_address: "Email address:",
     not_me_keep: "This was me: back to the start page",
     not_me_register: "Register",
@@ -1037,6 +1063,7 @@ pub static EN: Text = Text {
     staff_event_verified: "Email verified",
     staff_event_mail_queued: "Mail queued",
     staff_event_mail_sent: "Mail sent",
+    staff_event_mail_delivery: "Mail provider reports",
     staff_event_mail_failed: "Mail failed",
     staff_note_added: "Note saved.",
     staff_marked_resolved: "Marked resolved.",
@@ -1129,6 +1156,34 @@ pub fn audit_action_label(code: &str, lang: Lang) -> &'static str {
             "Showed the full NIK and date of birth",
         ),
         _ => ("Tindakan lain", "Other action"),
+    };
+    match lang {
+        Lang::Id => id,
+        Lang::En => en,
+    }
+}
+
+/// The words staff read for a mail's delivery state (`db/mail_events.rs`).
+pub fn delivery_label(state: &str, lang: Lang) -> &'static str {
+    let (id, en) = match state {
+        "delivered" => ("sampai di kotak masuk", "delivered"),
+        "deferred" => (
+            "ditunda, dicoba lagi oleh penyedia",
+            "deferred, the provider tries again",
+        ),
+        "soft_bounced" => (
+            "ditolak sementara (mis. kotak penuh)",
+            "soft bounce (e.g. mailbox full)",
+        ),
+        "bounced" => (
+            "ditolak permanen: alamat tidak dapat dikirimi",
+            "hard bounce: address undeliverable",
+        ),
+        "complained" => (
+            "ditandai spam oleh penerima",
+            "marked as spam by the recipient",
+        ),
+        _ => ("lainnya", "other"),
     };
     match lang {
         Lang::Id => id,

@@ -31,7 +31,13 @@ struct ProviderMessage<'a> {
     subject: &'a str,
     text: &'a str,
     html: &'a str,
+    /// The outbox id: delivery events name the mail by it.
+    reference: &'a str,
 }
+
+/// The header SMTP mail carries its outbox id in (the HTTP API's
+/// `reference`), for the provider's delivery events.
+pub const REFERENCE_HEADER: &str = "X-Emeterai-Reference";
 
 impl Mailer {
     pub fn new(settings: &Settings) -> Result<Self, String> {
@@ -83,6 +89,10 @@ impl Mailer {
         // instance died mid-delivery is recognisably the same message.
         let message = lettre::Message::builder()
             .message_id(Some(format!("<{}@e-meterai.outbox>", mail.id)))
+            .raw_header(lettre::message::header::HeaderValue::new(
+                lettre::message::header::HeaderName::new_from_ascii_str(REFERENCE_HEADER),
+                mail.id.clone(),
+            ))
             .from(from)
             .to(to)
             .subject(mail.subject.clone())
@@ -119,6 +129,7 @@ impl Mailer {
             subject: &mail.subject,
             text: &mail.text_body,
             html: &mail.html_body,
+            reference: &mail.id,
         };
         // The outbox id as idempotency key: when an instance dies between
         // the provider's answer and marking the mail sent, the retry from

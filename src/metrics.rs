@@ -32,6 +32,13 @@ pub struct KekLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MailEventLabels {
+    /// delivered, deferred, soft_bounced, bounced, complained, duplicate,
+    /// unknown_mail, refused (a bad signature).
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HashClassLabels {
     pub class: String,
 }
@@ -50,6 +57,7 @@ pub struct Metrics {
     data_keys: Family<KekLabels, Gauge>,
     photos_in_clear: Gauge,
     kek_newest: Gauge,
+    mail_events: Family<MailEventLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -135,7 +143,14 @@ impl Metrics {
             "The key-encryption key version this instance wraps new data keys under",
             kek_newest.clone(),
         );
+        let mail_events = Family::<MailEventLabels, Counter>::default();
+        registry.register(
+            "mail_events",
+            "Delivery events the mail provider reported, by kind (and those ignored or refused)",
+            mail_events.clone(),
+        );
         Metrics {
+            mail_events,
             data_keys,
             photos_in_clear,
             kek_newest,
@@ -164,6 +179,14 @@ impl Metrics {
                 .set(*count);
         }
         self.photos_in_clear.set(in_clear);
+    }
+
+    pub fn mail_event(&self, kind: &str) {
+        self.mail_events
+            .get_or_create(&MailEventLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
     }
 
     pub fn hash_rejected(&self, class: crate::hashing::Class) {

@@ -86,6 +86,29 @@ diesel::table! {
         data_key_id -> Nullable<Text>,
         not_me_hash -> Nullable<Text>,
         not_me_used_at -> Nullable<Timestamp>,
+        delivery -> Nullable<Text>,
+        delivery_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    mail_events (id) {
+        id -> Text,
+        mail_id -> Text,
+        kind -> Text,
+        permanent -> Integer,
+        occurred_at -> Timestamp,
+        received_at -> Timestamp,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    undeliverable_addresses (address) {
+        address -> Text,
+        kind -> Text,
+        mail_id -> Text,
+        since -> Timestamp,
     }
 }
 
@@ -227,4 +250,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     registrations,
     registration_tokens,
     sessions,
+    mail_events,
+    undeliverable_addresses,
 );

@@ -18,6 +18,7 @@ pub mod accounts;
 pub mod failures;
 pub mod identity;
 pub mod keys;
+pub mod mail_events;
 pub mod not_me;
 pub mod outbox;
 pub mod registrations;

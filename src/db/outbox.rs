@@ -55,6 +55,9 @@ pub struct Mail {
     pub data_key_id: Option<String>,
     pub not_me_hash: Option<String>,
     pub not_me_used_at: Option<NaiveDateTime>,
+    /// What the provider last reported (`db/mail_events.rs`).
+    pub delivery: Option<String>,
+    pub delivery_at: Option<NaiveDateTime>,
 }
 
 /// What a waiting mail holds of the citizen, sealed.

@@ -753,3 +753,99 @@ pub fn purge(
         })
     })
 }
+
+/// What correcting a waiting registration's address came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorrectOutcome {
+    /// The registration now has the new address; its link is on its way.
+    Corrected,
+    /// Nothing waits under the old address (verified, cancelled, expired).
+    NothingWaiting,
+    /// The new address already has an account or a waiting registration.
+    NewTaken,
+}
+
+/// Moves the registration waiting under `old` to `new`, in one transaction:
+/// its identity sealed again with the new address (data and photo kept),
+/// the links sent to the old address withdrawn, a new link and its mail
+/// (`mail(registration)`, addressed to `new`) queued.
+#[allow(clippy::too_many_arguments)]
+pub fn change_email(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    old: &str,
+    new: &str,
+    token_hash: &str,
+    ttl: Duration,
+    now: NaiveDateTime,
+    mail: impl Fn(&Registration) -> Option<NewMail>,
+) -> QueryResult<CorrectOutcome> {
+    super::retry_busy(|| {
+        conn.transaction(|conn| {
+            let Some(registration) = find_pending_by_email(conn, ring, old)? else {
+                return Ok(CorrectOutcome::NothingWaiting);
+            };
+            if accounts::email_taken(conn, ring, new)? || find_by_email(conn, ring, new)?.is_some()
+            {
+                return Ok(CorrectOutcome::NewTaken);
+            }
+            let key = match &registration.data_key_id {
+                Some(id) => identity::data_key(conn, ring, id)?,
+                None => {
+                    let (wrapped, key) = identity::new_key(ring)?;
+                    super::keys::insert(conn, &wrapped, now)?;
+                    key
+                }
+            };
+            let moved = identity::Identity {
+                email: new.to_string(),
+                nik: registration.nik.clone(),
+                full_name: registration.full_name.clone(),
+                birth_date: registration.birth_date.clone(),
+                phone: registration.phone.clone(),
+                npwp: registration.npwp.clone(),
+            };
+            let s = identity::seal(ring, &key, "registrations", &registration.id, &moved);
+            diesel::update(
+                registrations::table
+                    .find(&registration.id)
+                    .filter(registrations::completed_at.is_null()),
+            )
+            .set((
+                registrations::email.eq(&s.email_index),
+                registrations::nik.eq(&s.nik_index),
+                registrations::full_name.eq(""),
+                registrations::birth_date.eq(""),
+                registrations::phone.eq(""),
+                registrations::npwp.eq(None::<String>),
+                registrations::sealed.eq(&s.sealed),
+                registrations::data_key_id.eq(key.id()),
+                registrations::updated_at.eq(now),
+                registrations::last_sent_at.eq(now),
+            ))
+            .execute(conn)?;
+            diesel::delete(
+                registration_tokens::table
+                    .filter(registration_tokens::registration_id.eq(&registration.id)),
+            )
+            .execute(conn)?;
+            let moved_registration = Registration {
+                email: new.to_string(),
+                ..registration.clone()
+            };
+            let Some(mail) = mail(&moved_registration) else {
+                return Err(DieselError::RollbackTransaction);
+            };
+            insert_token(conn, token_hash, &registration.id, now, now + ttl)?;
+            insert_mail(conn, ring, &mail)?;
+            Ok(CorrectOutcome::Corrected)
+        })
+        .or_else(|e| match e {
+            // Another registration took the new address meanwhile.
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                Ok(CorrectOutcome::NewTaken)
+            }
+            e => Err(e),
+        })
+    })
+}

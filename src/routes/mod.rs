@@ -3,6 +3,7 @@
 pub mod assets;
 pub mod help;
 pub mod home;
+pub mod hooks;
 pub mod login;
 pub mod not_me;
 pub mod ops;
@@ -26,7 +27,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(page("/register/check-email", register::check_email::get))
         .service(page("/verify", verify::verify).route(web::post().to(verify::choose)))
         .service(web::resource("/verify/resend").route(web::post().to(verify::resend)))
+        .service(web::resource("/hooks/mail-events").route(web::post().to(hooks::mail_events)))
         .service(page("/not-me", not_me::show).route(web::post().to(not_me::confirm)))
+        .service(
+            web::resource("/register/correct-email")
+                .route(web::post().to(register::check_email::correct)),
+        )
         .service(web::resource("/register/remind").route(web::post().to(register::remind::remind)))
         .service(page("/login", login::get).route(web::post().to(login::post)))
         .service(web::resource("/logout").route(web::post().to(login::logout)))

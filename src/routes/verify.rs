@@ -51,6 +51,7 @@ pub async fn resend(
                 typed,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 None,
+                false,
             );
         }
     };
@@ -59,6 +60,12 @@ pub async fn resend(
     // address gets one answer whatever happened (sent, held back by the
     // cooldown, or no registration waiting), which reveals nothing.
     let own = crate::session::pending_email(&session).as_deref() == Some(email.as_str());
+    // Mail to this browser's own address bounced: sending again would not
+    // arrive; the page says so and offers to correct the address.
+    if own && crate::services::mail_events::undeliverable(&state.services(), email.as_str()).await?
+    {
+        return Ok(see_other("/register/check-email?notice=bounced"));
+    }
     let outcome =
         verification::resend(&state.services(), &email, ctx.lang, state.clock.now()).await?;
     crate::session::set_pending_email(&session, email.as_str());

@@ -25,6 +25,7 @@ pub mod accounts;
 pub mod failures;
 pub mod keys;
 pub mod limits;
+pub mod mail_events;
 pub mod not_me;
 pub mod outbox;
 pub mod passwords;

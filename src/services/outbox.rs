@@ -16,6 +16,10 @@ pub const BATCH: i64 = 20;
 
 /// Delivers every mail that is due, once (at most `BATCH`). Returns how
 /// many were handled.
+/// Why a mail was not sent to an address that bounced (staff read it).
+pub const UNDELIVERABLE: &str =
+    "not sent: mail to this address bounced for good before (undeliverable)";
+
 pub async fn deliver_due(ctx: &Ctx<'_>, mailer: &Mailer) -> Result<usize, AppError> {
     let lease = chrono::Duration::seconds(ctx.settings.mail_timeout_secs as i64 * 2 + 30);
     let clock = ctx.clock.clone();
@@ -25,6 +29,13 @@ pub async fn deliver_due(ctx: &Ctx<'_>, mailer: &Mailer) -> Result<usize, AppErr
             let now = clock.now();
             let mut opened = Vec::new();
             for mail in outbox::claim_due(conn, now, now + lease, BATCH)? {
+                // No more mail to an address that bounced for good or
+                // reported spam, until the citizen corrects it.
+                if crate::db::mail_events::undeliverable_index(conn, &mail.to_address)? {
+                    tracing::warn!(mail = %mail.id, kind = %mail.kind, "mail not sent: its address bounced before");
+                    outbox::mark_attempt_failed(conn, &mail.id, UNDELIVERABLE, None)?;
+                    continue;
+                }
                 match mail.opened(conn, &keys) {
                     Ok(mail) => opened.push(mail),
                     // One mail that does not open must not stop the rest:

@@ -198,3 +198,68 @@ pub async fn choose_password(
         CompleteOutcome::NotReady(other) => Choice::Link(other),
     })
 }
+
+pub use crate::db::registrations::CorrectOutcome;
+
+/// Moves the registration waiting under `old` (this browser's own, from
+/// its session) to the address `new`, after mail to `old` could not be
+/// delivered: data and photo kept, a new link mailed to `new`. Limited per
+/// client and per registration (`AppError::RateLimited`, logged), counted
+/// before anything is sealed or mailed.
+pub async fn correct_email(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    old: &Email,
+    new: &Email,
+    lang: Lang,
+    now: NaiveDateTime,
+) -> Result<CorrectOutcome, AppError> {
+    use crate::services::limits::{self, Allowance};
+    if let Allowance::Refused { retry_after_secs } =
+        limits::allow_for_client_and_address(ctx, client, "correct", old.as_str()).await?
+    {
+        let failure = Failure::new(reason::RATE_LIMITED).email(old.as_str());
+        let reference = failures::record(ctx, client, "LIM", failure).await;
+        return Err(AppError::RateLimited {
+            reference,
+            retry_after_secs,
+        });
+    }
+    let ttl = Duration::hours(i64::from(ctx.settings.verify_token_ttl_hours));
+    let (settings, keys) = (ctx.settings.clone(), ctx.keys.clone());
+    let (old_address, new_address) = (old.as_str().to_string(), new.as_str().to_string());
+    let outcome = ctx
+        .db(move |conn| {
+            let (token, token_hash) = crate::domain::link_token::new_link_token();
+            registrations::change_email(
+                conn,
+                &keys,
+                &old_address,
+                &new_address,
+                &token_hash,
+                ttl,
+                now,
+                |registration| {
+                    let mail = crate::mail::verification_mail(
+                        &settings,
+                        lang,
+                        &registration.id,
+                        &registration.email,
+                        &registration.full_name,
+                        &token,
+                        now,
+                    );
+                    if let Err(e) = &mail {
+                        tracing::error!(error = %e, "cannot render the verification mail");
+                    }
+                    mail.ok()
+                },
+            )
+        })
+        .await?;
+    if outcome == CorrectOutcome::Corrected {
+        tracing::info!("registration moved to a corrected address after a bounce; link sent");
+        ctx.mail_queued();
+    }
+    Ok(outcome)
+}

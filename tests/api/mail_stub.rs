@@ -17,6 +17,9 @@ pub struct SentMail {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// The outbox id, which delivery events name the mail by.
+    #[serde(default)]
+    pub reference: String,
     #[serde(skip)]
     pub authorization: String,
     /// The `Idempotency-Key` header: the outbox id, the same on every try.

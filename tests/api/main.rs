@@ -16,6 +16,7 @@ mod fuzz;
 mod home;
 mod layers;
 mod limits;
+mod mail_events;
 mod ops;
 mod pages;
 mod photos;

@@ -33,6 +33,17 @@ async fn verification_mail_goes_through_smtp(backend: Backend) {
         mail.data.contains("@e-meterai.outbox>"),
         "Message-ID from the outbox id"
     );
+    // The outbox id for the provider's delivery events, as a header.
+    let reference = mail
+        .data
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Emeterai-Reference: "))
+        .expect("the reference header");
+    assert!(
+        mail.data
+            .contains(&format!("<{}@e-meterai.outbox>", reference.trim())),
+        "the same id as the Message-ID"
+    );
     let text = decoded(mail);
     assert!(text.contains("Subject: "), "{text}");
     let start = text.find("/verify?token=").expect("link in the mail");

@@ -34,6 +34,8 @@ pub struct CheckEmailPage {
     pub email_error: Option<&'static str>,
     pub typed_email: String,
     pub reference: Option<String>,
+    /// Mail to the address bounced for good: say so and offer to correct it.
+    pub bounced: bool,
 }
 
 pub async fn get(
@@ -48,7 +50,17 @@ pub async fn get(
         Some("resent") => ctx.t.ce_resent_notice,
         Some("sent") => ctx.t.ce_sent_again_notice,
         Some("stale") => ctx.t.stale_retry,
+        Some("corrected") => ctx.t.ce_corrected_notice,
+        Some("bounced") => ctx.t.ce_bounced_notice,
+        Some("correct_taken") => ctx.t.ce_correct_taken,
+        Some("correct_nothing") => ctx.t.ce_correct_nothing,
         _ => "",
+    };
+    let bounced = match crate::session::pending_email(&session) {
+        Some(email) => {
+            crate::services::mail_events::undeliverable(&state.services(), &email).await?
+        }
+        None => false,
     };
     // Only a well-formed code is echoed back.
     let reference = query
@@ -64,7 +76,72 @@ pub async fn get(
         String::new(),
         StatusCode::OK,
         reference,
+        bounced,
     )
+}
+
+#[derive(Deserialize)]
+pub struct CorrectForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// `POST /register/correct-email`: after mail to this browser's pending
+/// address bounced, the registration moves to the address typed here.
+pub async fn correct(
+    req: actix_web::HttpRequest,
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<crate::state::AppState>,
+    form: web::Form<CorrectForm>,
+) -> Result<HttpResponse, AppError> {
+    use crate::services::verification::{self, CorrectOutcome};
+    if !crate::session::csrf_valid(&session, &form.csrf_token) {
+        return Ok(crate::web::see_other("/register/check-email?notice=stale"));
+    }
+    let Some(old) =
+        crate::session::pending_email(&session).and_then(|e| crate::domain::Email::parse(&e).ok())
+    else {
+        return Ok(crate::web::see_other(
+            "/register/check-email?notice=correct_nothing",
+        ));
+    };
+    let new = match crate::domain::Email::parse(&form.email) {
+        Ok(new) => new,
+        Err(problem) => {
+            return render(
+                ctx,
+                &session,
+                &state,
+                "",
+                Some(problem),
+                form.email.clone(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                true,
+            );
+        }
+    };
+    let client = crate::web::client(&req, &state);
+    let outcome = verification::correct_email(
+        &state.services(),
+        &client,
+        &old,
+        &new,
+        ctx.lang,
+        state.clock.now(),
+    )
+    .await?;
+    Ok(crate::web::see_other(match outcome {
+        CorrectOutcome::Corrected => {
+            crate::session::set_pending_email(&session, new.as_str());
+            "/register/check-email?notice=corrected"
+        }
+        CorrectOutcome::NewTaken => "/register/check-email?notice=correct_taken",
+        CorrectOutcome::NothingWaiting => "/register/check-email?notice=correct_nothing",
+    }))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -77,6 +154,7 @@ pub fn render(
     typed_email: String,
     status: StatusCode,
     reference: Option<String>,
+    bounced: bool,
 ) -> Result<HttpResponse, AppError> {
     let email = crate::session::pending_email(session);
     let suggestion = email
@@ -93,6 +171,7 @@ pub fn render(
         email_error: email_problem.map(|p| p.text(ctx.lang)),
         typed_email,
         reference,
+        bounced,
         ctx,
     };
     page.ctx.render(status, &page)

@@ -183,6 +183,20 @@ async fn render_detail(
                 reference: None,
             });
         }
+        // What the provider reported of it (delivery events).
+        if let (Some(state), Some(at)) = (&mail.delivery, mail.delivery_at) {
+            timeline.push(TimelineEntry {
+                when: wib(at),
+                at,
+                what: format!(
+                    "{}: {} ({})",
+                    t.staff_event_mail_delivery,
+                    crate::i18n::delivery_label(state, ctx.lang),
+                    mail.kind
+                ),
+                reference: None,
+            });
+        }
     }
     timeline.sort_by_key(|entry| std::cmp::Reverse(entry.at));
 
