@@ -20,10 +20,14 @@ pub async fn mail_events(
         .and_then(|v| v.to_str().ok());
     let received =
         mail_events::receive(&state.services(), &body, signature, state.clock.now()).await?;
+    // A plain answer for a machine, left as it is by the error pages
+    // (`web::Rendered`): a refused event is no citizen's failure.
     let plain = |status: StatusCode, text: String| {
-        HttpResponse::build(status)
+        let mut response = HttpResponse::build(status)
             .content_type("text/plain; charset=utf-8")
-            .body(text)
+            .body(text);
+        response.extensions_mut().insert(crate::web::Rendered);
+        response
     };
     Ok(match received {
         Received::Accepted(outcomes) => {

@@ -252,6 +252,12 @@ async fn forged_and_malformed_events_change_nothing(backend: Backend) {
     let reference = mails[0].reference.clone();
     let body = ev(&app, "evt-f", &reference, "bounced", true);
     // Unsigned, signed with another secret, signed over another body.
+    let (status, text) = post_event(&app, &body, None).await;
+    assert_eq!(status, 401);
+    assert!(
+        text.starts_with("signature missing or wrong"),
+        "a plain answer: {text}"
+    );
     for signature in [
         None,
         Some(emeterai::services::mail_events::sign(
@@ -265,7 +271,7 @@ async fn forged_and_malformed_events_change_nothing(backend: Backend) {
         assert_eq!(status, 401);
     }
     assert_eq!(delivery_of(&app, &reference), None, "nothing changed");
-    assert_eq!(metric(&app, "refused").await, "4");
+    assert_eq!(metric(&app, "refused").await, "5");
     // Signed but not our format, or an unknown kind: 400, nothing changed.
     for bad in [
         "not json".to_string(),
