@@ -12,6 +12,7 @@ use crate::on_both_backends;
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const PIN: &str = "246810";
 const TOKEN: &str = "emeterai-test";
+const ROTATION_TOKENS: [&str; 2] = ["emeterai-rot-sqlite", "emeterai-rot-postgres"];
 
 /// SoftHSM2's configuration for this test process: one token, made before
 /// the module is first initialised (it lists tokens then); each test makes
@@ -40,6 +41,12 @@ fn softhsm() -> Option<&'static Path> {
         )
         .unwrap();
         new_token(&conf, TOKEN);
+        // Tokens of their own for the command-line rotation (its versions'
+        // labels are fixed), one per backend: SoftHSM2 lists tokens once,
+        // when this process first opens the module, so they are made now.
+        for backend in ROTATION_TOKENS {
+            new_token(&conf, backend);
+        }
         // SoftHSM2 reads it when the module is initialised, once per
         // process; set before any test opens the module.
         unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
@@ -180,9 +187,13 @@ async fn a_rotation_in_the_token_from_the_command_line(backend: Backend) {
     let Some(conf) = softhsm() else {
         return;
     };
-    // A token of its own: the versions' labels (`emeterai-kek-N`) are fixed.
-    let token = format!("rot-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    new_token(conf, &token);
+    // A token of its own (made with the others): the versions' labels
+    // (`emeterai-kek-N`) are fixed.
+    let token = match backend {
+        Backend::Sqlite => ROTATION_TOKENS[0],
+        Backend::Postgres => ROTATION_TOKENS[1],
+    }
+    .to_string();
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("keys.txt");
     std::fs::write(&key_file, format!("index {}\n", hex::encode([9u8; 32]))).unwrap();

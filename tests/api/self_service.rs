@@ -269,8 +269,10 @@ async fn two_presses_at_once_cancel_once(backend: Backend) {
     let (a, b) = futures_util::future::join(press(), press()).await;
     let mut pages = Vec::new();
     for r in [a.unwrap(), b.unwrap()] {
-        assert_eq!(r.status(), 200);
-        pages.push(r.text().await.unwrap());
+        let status = r.status();
+        let page = r.text().await.unwrap();
+        assert_eq!(status, 200, "{page}");
+        pages.push(page);
     }
     let cancelled = pages
         .iter()
