@@ -14,12 +14,13 @@ use crate::services::Ctx;
 /// Mails claimed at once by one instance's worker.
 pub const BATCH: i64 = 20;
 
-/// Delivers every mail that is due, once (at most `BATCH`). Returns how
-/// many were handled.
 /// Why a mail was not sent to an address that bounced (staff read it).
 pub const UNDELIVERABLE: &str =
     "not sent: mail to this address bounced for good before (undeliverable)";
 
+/// Delivers every mail that is due, once (at most `BATCH`; a mail to an
+/// undeliverable address is marked failed instead). Returns how many were
+/// handled.
 pub async fn deliver_due(ctx: &Ctx<'_>, mailer: &Mailer) -> Result<usize, AppError> {
     let lease = chrono::Duration::seconds(ctx.settings.mail_timeout_secs as i64 * 2 + 30);
     let clock = ctx.clock.clone();
