@@ -340,6 +340,18 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_REMIND_PER_HOUR", value_name = "EMETERAI_REMIND_PER_HOUR", default_value_t = 3, value_parser = clap::value_parser!(i64).range(1..=1000))]
     pub remind_per_hour: i64,
 
+    /// Hours staff have to answer a "someone else used my NIK" case (the queue shows overdue ones first).
+    #[arg(long, env = "EMETERAI_CASE_ANSWER_HOURS", value_name = "EMETERAI_CASE_ANSWER_HOURS", default_value_t = 72, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub case_answer_hours: u32,
+
+    /// "Someone else used my NIK" reports per NIK and per contact address per day (and EMETERAI_REGISTRATIONS_PER_IP_HOUR per client).
+    #[arg(long, env = "EMETERAI_REPORTS_PER_DAY", value_name = "EMETERAI_REPORTS_PER_DAY", default_value_t = 3, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub reports_per_day: i64,
+
+    /// Days a closed case is kept before the purge deletes it and shreds its data key.
+    #[arg(long, env = "EMETERAI_CASE_RETENTION_DAYS", value_name = "EMETERAI_CASE_RETENTION_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub case_retention_days: u32,
+
     /// Days failed-registration records are kept before the purge deletes them.
     #[arg(long, env = "EMETERAI_FAILURE_RETENTION_DAYS", value_name = "EMETERAI_FAILURE_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub failure_retention_days: u32,

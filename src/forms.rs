@@ -75,26 +75,32 @@ pub struct UploadedFile {
 
 pub struct MultipartForm {
     pub fields: HashMap<String, String>,
-    pub file: Option<UploadedFile>,
+    /// The file fields that arrived with a file, by name.
+    pub files: HashMap<String, UploadedFile>,
 }
 
 impl MultipartForm {
     pub fn text(&self, name: &str) -> &str {
         self.fields.get(name).map(String::as_str).unwrap_or("")
     }
+
+    /// The file sent in field `name`, taken out of the form.
+    pub fn take_file(&mut self, name: &str) -> Option<UploadedFile> {
+        self.files.remove(name)
+    }
 }
 
 const MAX_TEXT_FIELD: usize = 8 * 1024;
 const MAX_FIELDS: usize = 40;
 
-/// Reads a multipart form: text fields (each at most 8 KiB) and one file
-/// field, of which at most `max_file` bytes are kept; a longer file is read
+/// Reads a multipart form: text fields (each at most 8 KiB) and the file
+/// fields `file_fields`, of each of which at most `max_file` bytes are kept; a longer file is read
 /// to its end and marked truncated, so the form can come back with every
 /// other answer and a precise message. The whole body is already bounded by
 /// EMETERAI_MAX_BODY_BYTES.
 pub async fn read_multipart(
     mut payload: Multipart,
-    file_field: &str,
+    file_fields: &[&str],
     max_file: usize,
     max_total: usize,
 ) -> Result<MultipartForm, AppError> {
@@ -111,7 +117,7 @@ pub async fn read_multipart(
         }
     };
     let mut fields = HashMap::new();
-    let mut file = None;
+    let mut files = HashMap::new();
     let mut count = 0;
     while let Some(field) = payload.next().await {
         let mut field = field.map_err(malformed)?;
@@ -120,7 +126,7 @@ pub async fn read_multipart(
             return Err(AppError::BadRequest("too many form fields"));
         }
         let name = field.name().unwrap_or_default().to_string();
-        if name == file_field {
+        if file_fields.contains(&name.as_str()) {
             let file_name: String = field
                 .content_disposition()
                 .and_then(|cd| cd.get_filename())
@@ -141,11 +147,14 @@ pub async fn read_multipart(
             }
             // A file input left empty arrives as a part with no name and no bytes.
             if !(data.is_empty() && !truncated && file_name.is_empty()) {
-                file = Some(UploadedFile {
-                    file_name,
-                    data,
-                    truncated,
-                });
+                files.insert(
+                    name,
+                    UploadedFile {
+                        file_name,
+                        data,
+                        truncated,
+                    },
+                );
             }
         } else {
             let mut value = Vec::new();
@@ -162,7 +171,7 @@ pub async fn read_multipart(
             fields.insert(name, value);
         }
     }
-    Ok(MultipartForm { fields, file })
+    Ok(MultipartForm { fields, files })
 }
 
 /// A human-readable file size: "812 KB", "1,4 MB" (decimal comma in Indonesian).

@@ -403,6 +403,93 @@ pub fn guidance_mail(
     ))
 }
 
+pub const KIND_CASE: &str = "case";
+
+/// The steps of a "someone else used my NIK" case a mail tells of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseStep {
+    /// To a reporter: the report is received (a new case, or joined).
+    Received,
+    InReview,
+    /// Staff need something from the reporter (the message says what).
+    Waiting,
+    /// To a reporter: the NIK is released; they can register.
+    Released,
+    Rejected,
+    /// To the holder: the account is suspended, and how to object.
+    HolderSuspended,
+    /// To the holder: the objection is received.
+    Objection,
+}
+
+#[derive(Template)]
+#[template(path = "mail/case.txt")]
+struct CaseText<'a> {
+    lang: Lang,
+    intro: &'a str,
+    reference: &'a str,
+    message: Option<&'a str>,
+    link: &'a str,
+    link_label: &'a str,
+}
+
+html_part!(CaseHtml, CaseText, "mail/case.html");
+
+/// What a case mail says, by step: subject, first paragraph.
+fn case_wording(step: CaseStep, lang: Lang, hours: u32) -> (&'static str, String) {
+    use CaseStep::*;
+    match (lang, step) {
+        (Lang::Id, Received) => ("Laporan NIK Anda kami terima", format!("Laporan Anda bahwa NIK Anda dipakai orang lain sudah kami terima. Petugas akan memeriksanya dan menjawab paling lambat {hours} jam setelah laporan masuk. Anda tidak perlu menelepon Layanan Bantuan.")),
+        (Lang::En, Received) => ("We received your NIK report", format!("We received your report that someone else used your NIK. Our staff will check it and answer within {hours} hours of the report. You do not need to call the Contact Center.")),
+        (Lang::Id, InReview) => ("Laporan NIK Anda sedang diperiksa", "Petugas sedang memeriksa laporan Anda.".to_string()),
+        (Lang::En, InReview) => ("Your NIK report is being reviewed", "Our staff are reviewing your report.".to_string()),
+        (Lang::Id, Waiting) => ("Petugas memerlukan keterangan dari Anda", "Petugas memerlukan keterangan tambahan untuk laporan Anda. Balas melalui halaman status kasus (tautan di bawah).".to_string()),
+        (Lang::En, Waiting) => ("Our staff need more from you", "Our staff need more information about your report. Answer on the case's status page (link below).".to_string()),
+        (Lang::Id, Released) => ("NIK Anda sudah dapat didaftarkan", "Laporan Anda kami terima: NIK Anda sudah dilepaskan dari akun yang memakainya dan sekarang dapat Anda daftarkan di portal e-Meterai.".to_string()),
+        (Lang::En, Released) => ("Your NIK can be registered now", "Your report is upheld: your NIK is released from the account that used it and you can now register it on the e-Meterai portal.".to_string()),
+        (Lang::Id, Rejected) => ("Laporan NIK Anda tidak dapat kami terima", "Setelah diperiksa, laporan Anda tidak dapat kami terima. Alasannya tertulis di bawah. Anda dapat mengirim laporan baru dengan bukti yang lebih jelas.".to_string()),
+        (Lang::En, Rejected) => ("We could not uphold your NIK report", "Having checked it, we could not uphold your report. The reason is below. You may send a new report with clearer evidence.".to_string()),
+        (Lang::Id, HolderSuspended) => ("Akun e-Meterai Anda ditangguhkan", "Pemilik NIK yang terdaftar pada akun Anda melaporkan bahwa NIK tersebut dipakai tanpa haknya, dan petugas menerima laporan itu setelah memeriksa KTP dan foto diri pelapor. Akun Anda ditangguhkan: Anda tidak dapat masuk, dan semua sesi sudah diakhiri. Jika menurut Anda ini keliru, ajukan keberatan melalui tautan di bawah.".to_string()),
+        (Lang::En, HolderSuspended) => ("Your e-Meterai account is suspended", "The owner of the NIK registered on your account reported that it was used without their right, and our staff upheld the report after checking the reporter's KTP and a photo of them holding it. Your account is suspended: you cannot sign in, and every session has ended. If you think this is a mistake, object through the link below.".to_string()),
+        (Lang::Id, Objection) => ("Keberatan Anda kami terima", format!("Keberatan Anda sudah kami terima. Petugas akan memeriksanya dan menjawab paling lambat {hours} jam.")),
+        (Lang::En, Objection) => ("We received your objection", format!("We received your objection. Our staff will check it and answer within {hours} hours.")),
+    }
+}
+
+/// A mail about a case to one of its parties, with the link to the case's
+/// status page (`/report/status?token=...`).
+#[allow(clippy::too_many_arguments)]
+pub fn case_mail(
+    settings: &Settings,
+    lang: Lang,
+    to: &str,
+    step: CaseStep,
+    reference: &str,
+    token: &str,
+    message: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<NewMail, askama::Error> {
+    let (subject, intro) = case_wording(step, lang, settings.case_answer_hours);
+    let link = format!("{}/report/status?token={token}", settings.base_url);
+    let link_label = match (lang, step) {
+        (Lang::Id, CaseStep::HolderSuspended) => "Lihat kasus dan ajukan keberatan",
+        (Lang::En, CaseStep::HolderSuspended) => "See the case and object",
+        (Lang::Id, _) => "Lihat status kasus",
+        (Lang::En, _) => "See the case's status",
+    };
+    let values = CaseText {
+        lang,
+        intro: &intro,
+        reference,
+        message,
+        link: &link,
+        link_label,
+    };
+    let text = values.render()?;
+    let html = CaseHtml(&values).render()?;
+    Ok(outbox_mail(KIND_CASE, None, to, subject, text, html, now))
+}
+
 /// A mail ready for the outbox, due now.
 fn outbox_mail(
     kind: &str,

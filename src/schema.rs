@@ -40,6 +40,8 @@ diesel::table! {
         nik_hash -> Nullable<Text>,
         sealed -> Nullable<Binary>,
         data_key_id -> Nullable<Text>,
+        suspended_at -> Nullable<Timestamp>,
+        suspended_case -> Nullable<Text>,
     }
 }
 
@@ -234,7 +236,67 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    nik_cases (id) {
+        id -> Text,
+        reference -> Text,
+        nik -> Text,
+        open_nik -> Nullable<Text>,
+        status -> Text,
+        sealed -> Binary,
+        data_key_id -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        due_at -> Timestamp,
+        assigned_to -> Nullable<Text>,
+        closed_at -> Nullable<Timestamp>,
+        holder_account_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    nik_case_parties (id) {
+        id -> Text,
+        case_id -> Text,
+        role -> Text,
+        token_hash -> Text,
+        sealed -> Binary,
+        lang -> Text,
+        created_at -> Timestamp,
+        failure_reference -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    nik_case_photos (id) {
+        id -> Text,
+        case_id -> Text,
+        party_id -> Text,
+        kind -> Text,
+        content_type -> Text,
+        size_bytes -> BigInt,
+        data -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    nik_case_events (id) {
+        id -> Text,
+        case_id -> Text,
+        at -> Timestamp,
+        actor -> Text,
+        kind -> Text,
+        party_id -> Nullable<Text>,
+        message -> Nullable<Binary>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    nik_cases,
+    nik_case_parties,
+    nik_case_photos,
+    nik_case_events,
     ktp_uploads,
     data_keys,
     accounts,

@@ -88,7 +88,7 @@ pub async fn limit_body(
     let limit = req
         .app_data::<web::Data<AppState>>()
         .map(|s| {
-            if req.path() == "/register" {
+            if matches!(req.path(), "/register" | "/report") {
                 s.settings.register_body_limit()
             } else {
                 s.settings.max_body_bytes

@@ -29,6 +29,11 @@ pub struct Account {
     /// clear by an earlier version.
     pub sealed: Option<Vec<u8>>,
     pub data_key_id: Option<String>,
+    /// Suspended by a case that released its NIK to someone else
+    /// (`db/cases.rs`): it cannot sign in.
+    pub suspended_at: Option<NaiveDateTime>,
+    /// That case's reference.
+    pub suspended_case: Option<String>,
 }
 
 impl Account {

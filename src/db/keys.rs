@@ -189,7 +189,7 @@ pub fn rewrap_batch(conn: &mut DbConn, ring: &KeyRing, limit: i64) -> Result<usi
 }
 
 /// Destroys the data keys nothing uses any more (their photo,
-/// registration, account or waiting mail was deleted): what they sealed is unreadable
+/// registration, account, waiting mail or case was deleted): what they sealed is unreadable
 /// from then on, in this database and, once the KEK version that wrapped
 /// them is retired, in every backup. Keys younger than `cutoff` are left
 /// for the transaction that is storing what they seal.
@@ -209,6 +209,7 @@ pub fn shred_unused(conn: &mut DbConn, cutoff: NaiveDateTime) -> QueryResult<usi
     let failures = failures::table
         .filter(failures::data_key_id.is_not_null())
         .select(failures::data_key_id.assume_not_null());
+    let cases = crate::schema::nik_cases::table.select(crate::schema::nik_cases::data_key_id);
     diesel::delete(
         data_keys::table
             .filter(data_keys::created_at.lt(cutoff))
@@ -216,7 +217,8 @@ pub fn shred_unused(conn: &mut DbConn, cutoff: NaiveDateTime) -> QueryResult<usi
             .filter(diesel::dsl::not(data_keys::id.eq_any(registrations)))
             .filter(diesel::dsl::not(data_keys::id.eq_any(accounts)))
             .filter(diesel::dsl::not(data_keys::id.eq_any(mails)))
-            .filter(diesel::dsl::not(data_keys::id.eq_any(failures))),
+            .filter(diesel::dsl::not(data_keys::id.eq_any(failures)))
+            .filter(diesel::dsl::not(data_keys::id.eq_any(cases))),
     )
     .execute(conn)
 }

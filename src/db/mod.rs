@@ -15,6 +15,7 @@ use diesel::{Connection, ConnectionError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub mod accounts;
+pub mod cases;
 pub mod failures;
 pub mod identity;
 pub mod keys;

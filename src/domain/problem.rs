@@ -43,6 +43,9 @@ pub enum Problem {
     PhotoTooManyPixels,
     PhotoHeic,
     TermsRequired,
+    SelfieMissing,
+    StatementEmpty,
+    StatementTooLong,
 }
 
 impl Problem {
@@ -154,6 +157,18 @@ impl Problem {
                 "This NPWP number is not valid. Check its digits on your NPWP card",
             ),
             PhotoMissing => ("Pilih foto KTP Anda", "Select a photo of your KTP"),
+            SelfieMissing => (
+                "Pilih foto diri Anda sambil memegang KTP",
+                "Select a photo of you holding your KTP",
+            ),
+            StatementEmpty => (
+                "Ceritakan singkat apa yang terjadi",
+                "Tell us briefly what happened",
+            ),
+            StatementTooLong => (
+                "Cerita terlalu panjang: paling banyak 2000 karakter",
+                "The statement is too long: at most 2000 characters",
+            ),
             PhotoTooLarge => (
                 "Berkas foto KTP lebih dari 15 MB. Foto dari kamera ponsel biasa dapat langsung dipakai dan kami perkecil sendiri. Foto ulang KTP dengan pengaturan kamera biasa (bukan mode resolusi tertinggi atau RAW), atau kirim tangkapan layar foto tersebut",
                 "The KTP photo file is larger than 15 MB. A photo from a normal phone camera works as it is, and we make it smaller ourselves. Take the photo again with the normal camera setting (not the highest resolution or RAW), or send a screenshot of the photo",

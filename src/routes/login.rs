@@ -166,6 +166,10 @@ pub async fn post(
             };
             page.ctx.render(StatusCode::FORBIDDEN, &page)
         }
+        SignIn::Suspended { case } => {
+            let page = SuspendedPage { case, ctx };
+            page.ctx.render(StatusCode::FORBIDDEN, &page)
+        }
         SignIn::SignedIn { account_id, epoch } => {
             start_session(&state, &session, &account_id, epoch).await?;
             Ok(see_other("/account"))
@@ -181,6 +185,15 @@ pub async fn post(
             )
         }
     }
+}
+
+/// Sign-in to an account suspended by a case: which case, and how to
+/// object (the mailed status link) or reach support.
+#[derive(Template)]
+#[template(path = "login/suspended.html")]
+struct SuspendedPage {
+    ctx: PageCtx,
+    case: String,
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@ pub mod not_me;
 pub mod ops;
 pub mod password;
 pub mod register;
+pub mod report;
 pub mod staff;
 pub mod verify;
 
@@ -34,6 +35,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(register::check_email::correct)),
         )
         .service(web::resource("/register/remind").route(web::post().to(register::remind::remind)))
+        .service(page("/report", report::form).route(web::post().to(report::post)))
+        .service(page("/report/status", report::status))
+        .service(web::resource("/report/reply").route(web::post().to(report::reply)))
         .service(page("/login", login::get).route(web::post().to(login::post)))
         .service(web::resource("/logout").route(web::post().to(login::logout)))
         .service(
@@ -68,6 +72,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(page(
             "/staff/failures/{reference}/photo/{upload}",
             staff::failure_photo,
+        ))
+        .service(page("/staff/cases", staff::cases))
+        .service(page("/staff/cases/{reference}", staff::case))
+        .service(
+            web::resource("/staff/cases/{reference}/{action}")
+                .route(web::post().to(staff::case_action)),
+        )
+        .service(page(
+            "/staff/cases/{reference}/photo/{photo}",
+            staff::case_photo,
         ))
         .service(page("/staff/stats", staff::stats))
         .service(page("/staff/audit", staff::audit_log));

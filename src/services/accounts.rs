@@ -35,6 +35,9 @@ pub enum SignIn {
     /// Wrong address or password; a reference code once the citizen seems
     /// stuck (from the third wrong try on an address in an hour).
     Wrong { reference: Option<String> },
+    /// The password is right, but the account is suspended: its NIK was
+    /// released to its owner by this case (`services/cases.rs`).
+    Suspended { case: String },
 }
 
 /// Checks a sign-in. Counted before any hashing, per client and per
@@ -101,6 +104,12 @@ pub async fn sign_in(
         });
     }
     match account {
+        Some(account) if matches && account.suspended_at.is_some() => {
+            tracing::info!("sign-in to a suspended account refused");
+            Ok(SignIn::Suspended {
+                case: account.suspended_case.unwrap_or_default(),
+            })
+        }
         Some(account) if matches => {
             limits::refund_sign_in(ctx, SCOPE, typed_email).await?;
             tracing::info!("citizen signed in");
@@ -194,7 +203,7 @@ pub async fn session_account(
         move |conn, id| accounts::find_by_id(conn, &keys, id)
     })
     .await?;
-    Ok(account.filter(|a| a.session_epoch == epoch && a.is_verified()))
+    Ok(account.filter(|a| a.session_epoch == epoch && a.is_verified() && a.suspended_at.is_none()))
 }
 
 /// Ends every session of the account, on every device; how many ended.

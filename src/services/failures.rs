@@ -56,6 +56,8 @@ pub mod reason {
     pub const NOT_ME: &str = "not_me";
     /// An account secured through a mail's "not me" link.
     pub const NOT_ME_ACCOUNT: &str = "not_me_account";
+    /// A "someone else used my NIK" report (its case: `services/cases.rs`).
+    pub const NIK_REPORTED: &str = "nik_reported";
 
     /// Problems signing in or with a mailed link, which are not failed
     /// registrations: the statistics count them apart.
@@ -87,6 +89,7 @@ pub mod reason {
         NIK_TAKEN_AT_LINK,
         NOT_ME,
         NOT_ME_ACCOUNT,
+        NIK_REPORTED,
     ];
 }
 

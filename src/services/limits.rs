@@ -80,13 +80,21 @@ pub async fn allow_for_client_and_address(
 /// Counts one event against each `(key, hourly limit)` in turn; the first
 /// refusal stops (later keys are not counted).
 pub async fn allow(ctx: &Ctx<'_>, limits: Vec<(String, i64)>) -> Result<Allowance, AppError> {
+    allow_within(ctx, limits, chrono::Duration::hours(1)).await
+}
+
+/// `allow` with windows of `window` instead of an hour.
+pub async fn allow_within(
+    ctx: &Ctx<'_>,
+    limits: Vec<(String, i64)>,
+    window: chrono::Duration,
+) -> Result<Allowance, AppError> {
     let clock = ctx.clock.clone();
     ctx.db(move |conn| -> Result<Allowance, AppError> {
         let now = clock.now();
-        let hour = chrono::Duration::hours(1);
         let mut decision = Allowance::Allowed;
         for (key, limit) in &limits {
-            decision = decision.and(rate_allow(conn, key, now, hour, *limit)?);
+            decision = decision.and(rate_allow(conn, key, now, window, *limit)?);
             if !decision.is_allowed() {
                 break;
             }

@@ -22,6 +22,7 @@
 //!   or refused at once.
 
 pub mod accounts;
+pub mod cases;
 pub mod failures;
 pub mod keys;
 pub mod limits;

@@ -1,5 +1,6 @@
 //! What is kept for how long: registrations never confirmed in time,
-//! abandoned draft photos, ended sessions and old failure-log rows are
+//! abandoned draft photos, ended sessions, old failure-log rows and closed
+//! cases are
 //! deleted by each instance's worker (README, "Retention").
 
 use chrono::{Duration, NaiveDateTime};
@@ -20,9 +21,13 @@ pub async fn purge_expired(ctx: &Ctx<'_>, now: NaiveDateTime) -> Result<(usize, 
     .await
 }
 
-/// Deletes failure-log rows older than EMETERAI_FAILURE_RETENTION_DAYS.
+/// Deletes failure-log rows older than EMETERAI_FAILURE_RETENTION_DAYS, and
+/// cases closed longer ago than EMETERAI_CASE_RETENTION_DAYS (their data
+/// keys with them). Returns how many of both.
 pub async fn purge_failures(ctx: &Ctx<'_>, now: NaiveDateTime) -> Result<usize, AppError> {
     let retention = Duration::days(i64::from(ctx.settings.failure_retention_days));
-    ctx.db(move |conn| crate::services::failures::purge(conn, now - retention, now))
-        .await
+    let failures = ctx
+        .db(move |conn| crate::services::failures::purge(conn, now - retention, now))
+        .await?;
+    Ok(failures + crate::services::cases::purge(ctx, now).await?)
 }

@@ -7,6 +7,7 @@ mod mail_stub;
 mod smtp_sink;
 
 mod assets;
+mod cases;
 mod db_proxy;
 mod details_first;
 mod errors;

@@ -54,7 +54,7 @@ pub async fn post(
 ) -> Result<HttpResponse, AppError> {
     let mut form = read_multipart(
         payload,
-        "ktp_photo",
+        &["ktp_photo"],
         usize::try_from(state.settings.ktp_upload_max_bytes).unwrap_or(usize::MAX),
         usize::try_from(state.settings.register_body_limit()).unwrap_or(usize::MAX),
     )
@@ -83,7 +83,7 @@ pub async fn post(
     // expensive work, once per request; a post that fails the CSRF or form
     // check gets no decoding at all.
     let mut admitted = false;
-    match form.file.take() {
+    match form.take_file("ktp_photo") {
         Some(_) if !fresh => {}
         Some(file) => {
             registration::admit_upload(&svc, &client).await?;

@@ -39,6 +39,8 @@ struct FailurePage {
     can_reveal: bool,
     /// Shown after that request: (NIK, birth date).
     revealed: Option<(String, String)>,
+    /// The case this failure (a "someone else used my NIK" report) is in.
+    case: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -212,7 +214,13 @@ async fn render_detail(
                 .max_by_key(|r| r.updated_at)
                 .map(|r| (r.nik.clone(), r.birth_date.clone()))
         });
+    let case = if failure.reason == reason::NIK_REPORTED {
+        crate::services::cases::reference_of_failure(&state.services(), &failure.reference).await?
+    } else {
+        None
+    };
     let page = FailurePage {
+        case,
         can_reveal: identity.is_some(),
         revealed: identity.filter(|_| reveal),
         csrf: crate::session::csrf_token(session),

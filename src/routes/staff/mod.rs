@@ -159,6 +159,7 @@ pub fn wib(at: NaiveDateTime) -> String {
 }
 
 mod audit;
+mod cases;
 mod code;
 mod detail;
 mod export;
@@ -167,6 +168,7 @@ mod session;
 mod stats;
 
 pub use audit::audit_log;
+pub use cases::{case, case_action, case_photo, cases};
 pub use code::{get as code_get, post as code_post};
 pub use detail::{failure, failure_action, failure_photo};
 pub use export::failures_csv;
