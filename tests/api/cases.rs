@@ -694,8 +694,93 @@ async fn parallel_reports_on_two_instances_open_one_case_within_the_limit(backen
     other.stop().await;
 }
 
+/// A copy of the database holds nothing of a report in clear: not the NIK,
+/// the contact, the statement, the replies or any piece of the photos.
+async fn a_case_is_sealed_in_the_database_and_its_dump(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut holder = Registration {
+        email: "pemegang@example.net".into(),
+        ..Registration::default()
+    };
+    app.register_and_verify(&mut holder).await;
+    let selfie = noisy_jpeg(11);
+    let browser = app.new_browser();
+    let response = report(
+        &app,
+        &browser,
+        "pelapor.rahasia@example.org",
+        Some(ktp_jpeg()),
+        Some(selfie.clone()),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let mails = app.wait_for_mail("pelapor.rahasia@example.org", 1).await;
+    assert_eq!(
+        reply(
+            &app,
+            &browser,
+            &status_path(&mails[0]),
+            "Balasan rahasia nomor 77."
+        )
+        .await,
+        303
+    );
+    // Sent mails keep no body; wait until the worker marked it sent.
+    for _ in 0..100 {
+        let mut conn = app.state.pool.get().unwrap();
+        let waiting: i64 = emeterai::schema::mail_outbox::table
+            .filter(emeterai::schema::mail_outbox::sealed.is_not_null())
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let copy = crate::sealing::database_copy(&app, backend);
+    for secret in [
+        "3578015708950001",
+        "pelapor.rahasia@example.org",
+        "6281311112222",
+        "NIK saya sudah dipakai",
+        "Balasan rahasia nomor 77",
+    ] {
+        assert!(
+            !crate::sealing::contains(&copy, secret.as_bytes()),
+            "{secret} is in the copy of the database"
+        );
+    }
+    // The photo as stored (normalised: the same input gives the same bytes).
+    let stored = emeterai::domain::KtpPhoto::parse(&selfie, false).unwrap();
+    let stored = stored.data();
+    assert_eq!(
+        &stored[6..10],
+        b"JFIF",
+        "a normalised photo carries the JFIF mark"
+    );
+    for at in [64, stored.len() / 2, stored.len() - 96] {
+        let piece = &stored[at..at + 32];
+        assert!(
+            !crate::sealing::contains(&copy, piece),
+            "photo bytes in the copy"
+        );
+        assert!(!crate::sealing::contains(
+            &copy,
+            hex::encode(piece).as_bytes()
+        ));
+    }
+    assert!(
+        !crate::sealing::contains(&copy, b"JFIF"),
+        "no JPEG header in the copy"
+    );
+}
+
 on_both_backends!(
     a_stolen_nik_is_reported_reviewed_released_and_registered,
+    a_case_is_sealed_in_the_database_and_its_dump,
     bad_reports_change_nothing_and_a_rejected_case_says_why,
     parallel_reports_on_two_instances_open_one_case_within_the_limit,
 );

@@ -30,7 +30,7 @@ fn opened(app: &TestApp, id: &str) -> Result<Vec<u8>, emeterai::error::AppError>
 
 /// Everything a thief of the database would hold: the SQLite file with
 /// its write-ahead log, or a `pg_dump` of the PostgreSQL database.
-fn database_copy(app: &TestApp, backend: Backend) -> Vec<u8> {
+pub(crate) fn database_copy(app: &TestApp, backend: Backend) -> Vec<u8> {
     match backend {
         Backend::Sqlite => {
             let mut bytes = std::fs::read(&app.db.url).unwrap();
@@ -55,7 +55,7 @@ fn database_copy(app: &TestApp, backend: Backend) -> Vec<u8> {
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 

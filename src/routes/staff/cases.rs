@@ -169,7 +169,8 @@ pub async fn case(
         .map(|e| HistoryRow {
             when: wib(e.at),
             who: match e.actor.as_str() {
-                "reporter" | "holder" => e.actor.clone(),
+                case_service::ROLE_REPORTER => t.case_actor_reporter.to_string(),
+                case_service::ROLE_HOLDER => t.case_actor_holder.to_string(),
                 staff => staff.to_string(),
             },
             what: event_label(&e.kind, t),
