@@ -174,6 +174,19 @@ pub async fn read_multipart(
     Ok(MultipartForm { fields, files })
 }
 
+/// `read_multipart` for the forms that carry photos (registration, the
+/// "someone else used my NIK" report): each file at most
+/// `EMETERAI_KTP_UPLOAD_MAX_BYTES`, the body at most the photo forms' limit.
+pub async fn read_photo_form(
+    payload: Multipart,
+    file_fields: &[&str],
+    settings: &crate::config::Settings,
+) -> Result<MultipartForm, AppError> {
+    let max_file = usize::try_from(settings.ktp_upload_max_bytes).unwrap_or(usize::MAX);
+    let max_total = usize::try_from(settings.register_body_limit()).unwrap_or(usize::MAX);
+    read_multipart(payload, file_fields, max_file, max_total).await
+}
+
 /// A human-readable file size: "812 KB", "1,4 MB" (decimal comma in Indonesian).
 pub fn file_size_label(bytes: i64, lang: Lang) -> String {
     let label = if bytes >= 1024 * 1024 {

@@ -378,38 +378,29 @@ pub fn find_by_reference(
     row.map(|row| opened(conn, ring, row)).transpose()
 }
 
-type PartyColumns = (
-    String,
-    String,
-    String,
-    Vec<u8>,
-    String,
-    NaiveDateTime,
-    Option<String>,
-);
-
-fn party_columns() -> (
-    nik_case_parties::id,
-    nik_case_parties::case_id,
-    nik_case_parties::role,
-    nik_case_parties::sealed,
-    nik_case_parties::lang,
-    nik_case_parties::created_at,
-    nik_case_parties::failure_reference,
-) {
-    (
-        nik_case_parties::id,
-        nik_case_parties::case_id,
-        nik_case_parties::role,
-        nik_case_parties::sealed,
-        nik_case_parties::lang,
-        nik_case_parties::created_at,
-        nik_case_parties::failure_reference,
-    )
+/// A row of `nik_case_parties`, as stored.
+#[derive(Queryable)]
+struct PartyRow {
+    id: String,
+    case_id: String,
+    role: String,
+    _token_hash: String,
+    sealed: Vec<u8>,
+    lang: String,
+    created_at: NaiveDateTime,
+    failure_reference: Option<String>,
 }
 
-fn open_party(key: &DataKey, row: PartyColumns) -> QueryResult<Party> {
-    let (id, _case, role, stored, lang, created_at, failure_reference) = row;
+fn open_party(key: &DataKey, row: PartyRow) -> QueryResult<Party> {
+    let PartyRow {
+        id,
+        role,
+        sealed: stored,
+        lang,
+        created_at,
+        failure_reference,
+        ..
+    } = row;
     let plain = key
         .open(&aad("nik_case_parties", "contact", &id), &stored)
         .map_err(unreadable)?;
@@ -431,15 +422,14 @@ pub fn find_by_token(
     ring: &KeyRing,
     token_hash: &str,
 ) -> QueryResult<Option<(Case, Party)>> {
-    let found: Option<PartyColumns> = nik_case_parties::table
+    let found: Option<PartyRow> = nik_case_parties::table
         .filter(nik_case_parties::token_hash.eq(token_hash))
-        .select(party_columns())
         .first(conn)
         .optional()?;
     let Some(row) = found else {
         return Ok(None);
     };
-    let case_row: CaseRow = nik_cases::table.find(&row.1).first(conn)?;
+    let case_row: CaseRow = nik_cases::table.find(&row.case_id).first(conn)?;
     let case = opened(conn, ring, case_row)?;
     let key = key_of(conn, ring, &case.row.data_key_id)?;
     Ok(Some((case, open_party(&key, row)?)))
@@ -457,10 +447,9 @@ pub fn reference_of_failure(conn: &mut DbConn, failure: &str) -> QueryResult<Opt
 
 pub fn parties(conn: &mut DbConn, ring: &KeyRing, case: &Case) -> QueryResult<Vec<Party>> {
     let key = key_of(conn, ring, &case.row.data_key_id)?;
-    let rows: Vec<PartyColumns> = nik_case_parties::table
+    let rows: Vec<PartyRow> = nik_case_parties::table
         .filter(nik_case_parties::case_id.eq(&case.row.id))
         .order(nik_case_parties::created_at.asc())
-        .select(party_columns())
         .load(conn)?;
     rows.into_iter().map(|row| open_party(&key, row)).collect()
 }

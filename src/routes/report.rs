@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::domain::{Email, Nik, PhoneNumber, Problem};
 use crate::error::AppError;
-use crate::forms::{FormErrors, read_multipart};
+use crate::forms::{FormErrors, read_photo_form};
 use crate::services::cases::{self, Event, MESSAGE_MAX, Replied, Report, Reported};
 use crate::services::registration;
 use crate::state::AppState;
@@ -85,13 +85,7 @@ pub async fn post(
     state: web::Data<AppState>,
     payload: Multipart,
 ) -> Result<HttpResponse, AppError> {
-    let mut form = read_multipart(
-        payload,
-        &["ktp_photo", "selfie"],
-        usize::try_from(state.settings.ktp_upload_max_bytes).unwrap_or(usize::MAX),
-        usize::try_from(state.settings.register_body_limit()).unwrap_or(usize::MAX),
-    )
-    .await?;
+    let mut form = read_photo_form(payload, &["ktp_photo", "selfie"], &state.settings).await?;
     let lang = ctx.lang;
     let values = ReportValues {
         nik: form.text("nik").to_string(),
@@ -338,30 +332,23 @@ pub async fn reply(
     form: web::Form<ReplyForm>,
 ) -> Result<HttpResponse, AppError> {
     let t = ctx.t;
-    if !crate::session::csrf_valid(&session, &form.csrf_token) {
-        let stale = Some(t.reg_stale_form);
-        return render_status(
-            ctx,
-            &session,
-            &state,
-            &form.token,
-            None,
-            stale,
-            StatusCode::FORBIDDEN,
-        )
-        .await;
-    }
     let message = form.message.trim();
-    if message.is_empty() {
-        let empty = Some(t.case_reply_empty);
+    let refused = if !crate::session::csrf_valid(&session, &form.csrf_token) {
+        Some((t.reg_stale_form, StatusCode::FORBIDDEN))
+    } else if message.is_empty() {
+        Some((t.case_reply_empty, StatusCode::UNPROCESSABLE_ENTITY))
+    } else {
+        None
+    };
+    if let Some((problem, code)) = refused {
         return render_status(
             ctx,
             &session,
             &state,
             &form.token,
             None,
-            empty,
-            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(problem),
+            code,
         )
         .await;
     }

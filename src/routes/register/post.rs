@@ -15,7 +15,7 @@ use super::{
 };
 use crate::domain::Problem;
 use crate::error::AppError;
-use crate::forms::{FormErrors, MultipartForm, file_size_label, read_multipart};
+use crate::forms::{FormErrors, MultipartForm, file_size_label, read_photo_form};
 use crate::services::failures::{Failure, reason};
 use crate::services::registration::{self, NewPhoto, NewRegistration, SubmitOutcome, Taken};
 use crate::state::AppState;
@@ -52,13 +52,7 @@ pub async fn post(
     state: web::Data<AppState>,
     payload: Multipart,
 ) -> Result<HttpResponse, AppError> {
-    let mut form = read_multipart(
-        payload,
-        &["ktp_photo"],
-        usize::try_from(state.settings.ktp_upload_max_bytes).unwrap_or(usize::MAX),
-        usize::try_from(state.settings.register_body_limit()).unwrap_or(usize::MAX),
-    )
-    .await?;
+    let mut form = read_photo_form(payload, &["ktp_photo"], &state.settings).await?;
     let svc = state.services();
     let client = crate::web::client(&req, &state);
     let lang = ctx.lang;

@@ -282,9 +282,5 @@ pub async fn case_photo(
         format!("{reference} {photo}"),
     )
     .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, content_type))
-        .insert_header((CACHE_CONTROL, "no-store, private"))
-        .insert_header((CONTENT_DISPOSITION, "inline; filename=\"photo.jpg\""))
-        .body(data))
+    Ok(private_photo(content_type, data))
 }

@@ -362,12 +362,5 @@ pub async fn failure_photo(
         format!("{reference} {upload}"),
     )
     .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((actix_web::http::header::CONTENT_TYPE, content_type))
-        .insert_header((CACHE_CONTROL, "no-store, private"))
-        .insert_header((
-            actix_web::http::header::CONTENT_DISPOSITION,
-            "inline; filename=\"ktp.jpg\"",
-        ))
-        .body(data))
+    Ok(private_photo(content_type, data))
 }

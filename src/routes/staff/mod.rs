@@ -129,6 +129,15 @@ async fn audit(
     .await
 }
 
+/// A citizen's photo as staff see it: inline, never cached.
+fn private_photo(content_type: String, data: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, content_type))
+        .insert_header((CACHE_CONTROL, "no-store, private"))
+        .insert_header((CONTENT_DISPOSITION, "inline; filename=\"photo.jpg\""))
+        .body(data)
+}
+
 /// For page handlers: the staff member, or a redirect to the sign-in page.
 macro_rules! staff_or_login {
     ($req:expr, $state:expr) => {
