@@ -418,6 +418,11 @@ pub struct Text {
     pub report_answer_hours: &'static str,
     pub case_actor_reporter: &'static str,
     pub case_actor_holder: &'static str,
+    pub staff_case_reinstate: &'static str,
+    pub staff_case_reinstate_taken: &'static str,
+    pub staff_case_objected_hint: &'static str,
+    pub case_event_reinstated: &'static str,
+
     pub report_nik: &'static str,
     pub report_email: &'static str,
     pub report_email_hint: &'static str,
@@ -852,6 +857,11 @@ pub static ID: Text = Text {
     report_answer_hours: "jam setelah laporan masuk.",
     case_actor_reporter: "Pelapor",
     case_actor_holder: "Pemegang akun",
+    staff_case_reinstate: "Terima keberatan (akun pemegang aktif kembali)",
+    staff_case_reinstate_taken: "NIK ini sudah dipakai akun lain (pelapor sudah mendaftar); tidak ada yang diubah. Selesaikan dengan kedua pihak.",
+    staff_case_objected_hint: "Pemegang akun mengajukan keberatan. Lepaskan NIK lagi untuk menolak keberatan, atau terima keberatan.",
+    case_event_reinstated: "Keberatan diterima, akun aktif kembali",
+
     report_nik: "NIK Anda (16 digit)",
     report_email: "Email untuk menghubungi Anda",
     report_email_hint: "Kode kasus dan setiap kabar dikirim ke alamat ini. Boleh alamat mana saja yang Anda buka.",
@@ -1286,6 +1296,11 @@ pub static EN: Text = Text {
     report_answer_hours: "hours of the report.",
     case_actor_reporter: "Reporter",
     case_actor_holder: "Account holder",
+    staff_case_reinstate: "Uphold the objection (the holding account works again)",
+    staff_case_reinstate_taken: "This NIK is held by another account by now (the reporter registered); nothing was changed. Settle it with both sides.",
+    staff_case_objected_hint: "The account holder objected. Release the NIK again to reject the objection, or uphold it.",
+    case_event_reinstated: "Objection upheld, account reinstated",
+
     report_nik: "Your NIK (16 digits)",
     report_email: "Email to reach you",
     report_email_hint: "The case reference and every update are sent here. Any address you read will do.",
@@ -1442,6 +1457,10 @@ pub fn audit_action_label(code: &str, lang: Lang) -> &'static str {
             "Released a NIK (holding account suspended)",
         ),
         "case_reject" => ("Menolak laporan", "Rejected a report"),
+        "case_reinstate" => (
+            "Menerima keberatan (akun aktif kembali)",
+            "Upheld an objection (account reinstated)",
+        ),
         _ => ("Tindakan lain", "Other action"),
     };
     match lang {

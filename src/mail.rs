@@ -420,6 +420,10 @@ pub enum CaseStep {
     HolderSuspended,
     /// To the holder: the objection is received.
     Objection,
+    /// To the holder: the objection is not upheld; the suspension stays.
+    ObjectionRejected,
+    /// To the holder: the objection is upheld; the account works again.
+    Reinstated,
 }
 
 #[derive(Template)]
@@ -453,6 +457,10 @@ fn case_wording(step: CaseStep, lang: Lang, hours: u32) -> (&'static str, String
         (Lang::En, HolderSuspended) => ("Your e-Meterai account is suspended", "The owner of the NIK registered on your account reported that it was used without their right, and our staff upheld the report after checking the reporter's KTP and a photo of them holding it. Your account is suspended: you cannot sign in, and every session has ended. If you think this is a mistake, object through the link below.".to_string()),
         (Lang::Id, Objection) => ("Keberatan Anda kami terima", format!("Keberatan Anda sudah kami terima. Petugas akan memeriksanya dan menjawab paling lambat {hours} jam.")),
         (Lang::En, Objection) => ("We received your objection", format!("We received your objection. Our staff will check it and answer within {hours} hours.")),
+        (Lang::Id, ObjectionRejected) => ("Keberatan Anda tidak dapat kami terima", "Setelah diperiksa, keberatan Anda tidak dapat kami terima: akun Anda tetap ditangguhkan. Alasannya tertulis di bawah.".to_string()),
+        (Lang::En, ObjectionRejected) => ("We could not uphold your objection", "Having checked it, we could not uphold your objection: your account stays suspended. The reason is below.".to_string()),
+        (Lang::Id, Reinstated) => ("Akun e-Meterai Anda aktif kembali", "Keberatan Anda kami terima: penangguhan dicabut dan Anda dapat masuk lagi dengan alamat email dan kata sandi Anda.".to_string()),
+        (Lang::En, Reinstated) => ("Your e-Meterai account works again", "Your objection is upheld: the suspension is lifted and you can sign in again with your email address and password.".to_string()),
     }
 }
 

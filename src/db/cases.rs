@@ -43,6 +43,7 @@ pub mod event {
     pub const RELEASED: &str = "released";
     pub const REJECTED: &str = "rejected";
     pub const OBJECTED: &str = "objected";
+    pub const REINSTATED: &str = "reinstated";
 }
 
 pub const PHOTO_KTP: &str = "ktp";
@@ -716,6 +717,84 @@ pub fn release(
                 now,
             )?;
             Ok(Some(holder))
+        })
+    })
+}
+
+/// What upholding the holder's objection did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reinstated {
+    Done,
+    /// The case is not an open one with a suspended holder.
+    NotNow,
+    /// Another account holds the NIK by now (the reporter registered it):
+    /// nothing changed; staff settle it with both.
+    NikTaken,
+}
+
+/// Upholds the objection of the holder of a released NIK, in one
+/// transaction: the case is closed as rejected, the holding account is no
+/// longer suspended and holds the NIK's index again, unless another
+/// account took the NIK meanwhile.
+pub fn reinstate(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    case: &Case,
+    staff: &str,
+    message: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Reinstated> {
+    let Some(holder_id) = case.row.holder_account_id.clone() else {
+        return Ok(Reinstated::NotNow);
+    };
+    let key = key_of(conn, ring, &case.row.data_key_id)?;
+    let index = case.row.nik_index.clone();
+    super::retry_busy(|| {
+        conn.transaction(|conn| {
+            let changed = diesel::update(
+                nik_cases::table
+                    .find(&case.row.id)
+                    .filter(nik_cases::status.eq_any(OPEN)),
+            )
+            .set((
+                nik_cases::status.eq(STATUS_REJECTED),
+                nik_cases::updated_at.eq(now),
+                nik_cases::closed_at.eq(Some(now)),
+                nik_cases::open_nik.eq(None::<String>),
+            ))
+            .execute(conn)?;
+            if changed != 1 {
+                return Ok(Reinstated::NotNow);
+            }
+            let taken: i64 = accounts::table
+                .filter(accounts::nik.eq_any([index.clone(), case.nik.clone()]))
+                .count()
+                .get_result(conn)?;
+            if taken > 0 {
+                return Err(DieselError::RollbackTransaction);
+            }
+            diesel::update(accounts::table.find(&holder_id))
+                .set((
+                    accounts::nik.eq(&index),
+                    accounts::suspended_at.eq(None::<NaiveDateTime>),
+                    accounts::suspended_case.eq(None::<String>),
+                ))
+                .execute(conn)?;
+            insert_event(
+                conn,
+                &key,
+                &case.row.id,
+                staff,
+                event::REINSTATED,
+                None,
+                Some(message),
+                now,
+            )?;
+            Ok(Reinstated::Done)
+        })
+        .or_else(|e| match e {
+            DieselError::RollbackTransaction => Ok(Reinstated::NikTaken),
+            e => Err(e),
         })
     })
 }

@@ -241,6 +241,7 @@ pub fn event_label(kind: &str, t: &crate::i18n::Text) -> &'static str {
         "reply" => t.case_event_reply,
         "released" => t.case_event_released,
         "rejected" => t.case_event_rejected,
+        "reinstated" => t.case_event_reinstated,
         _ => t.case_event_objected,
     }
 }

@@ -460,6 +460,10 @@ pub enum Action {
     Release(String),
     /// Reject the report with a reason the reporters read.
     Reject(String),
+    /// Uphold the objection of the holder of a released NIK: the account
+    /// is no longer suspended and holds the NIK again; the report is
+    /// rejected (the message says why, to both sides).
+    Reinstate(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -467,6 +471,8 @@ pub enum Acted {
     Done,
     /// The case is not (any more) in a status that allows it.
     NotNow,
+    /// Reinstating: another account holds the NIK by now.
+    NikTaken,
 }
 
 /// A staff member's step on an open case.
@@ -514,31 +520,39 @@ pub async fn act(
         .filter(|p| p.role == cases::ROLE_REPORTER)
         .map(|p| (p.clone(), secret(&p.id)))
         .collect();
+    let holders: Vec<(Party, String)> = detail
+        .parties
+        .iter()
+        .filter(|p| p.role == cases::ROLE_HOLDER)
+        .map(|p| (p.clone(), secret(&p.id)))
+        .collect();
     let holder_party = uuid::Uuid::new_v4().to_string();
     let holder_token = secret(&holder_party);
     let case = detail.case;
     let acted = ctx
         .db(move |conn| -> Result<Acted, AppError> {
             conn.transaction(|conn| {
-                let mail_reporters =
-                    |conn: &mut crate::db::DbConn, step: CaseStep, message: Option<&str>| {
-                        for (party, token) in &reporters {
-                            let lang = Lang::from_code(&party.lang).unwrap_or_default();
-                            let mail = crate::mail::case_mail(
-                                &settings,
-                                lang,
-                                &party.contact.email,
-                                step,
-                                &case.row.reference,
-                                token,
-                                message,
-                                now,
-                            )
-                            .map_err(AppError::internal)?;
-                            crate::db::outbox::insert_mail(conn, &keys, &mail)?;
-                        }
-                        Ok::<(), AppError>(())
-                    };
+                let mail_parties = |conn: &mut crate::db::DbConn,
+                                    parties: &[(Party, String)],
+                                    step: CaseStep,
+                                    message: Option<&str>| {
+                    for (party, token) in parties {
+                        let lang = Lang::from_code(&party.lang).unwrap_or_default();
+                        let mail = crate::mail::case_mail(
+                            &settings,
+                            lang,
+                            &party.contact.email,
+                            step,
+                            &case.row.reference,
+                            token,
+                            message,
+                            now,
+                        )
+                        .map_err(AppError::internal)?;
+                        crate::db::outbox::insert_mail(conn, &keys, &mail)?;
+                    }
+                    Ok::<(), AppError>(())
+                };
                 let simple =
                     |kind, message, to, assign| staff_step(&staff, kind, message, to, assign, now);
                 match &action {
@@ -550,7 +564,7 @@ pub async fn act(
                             return Ok(Acted::NotNow);
                         }
                         if case.row.status == cases::STATUS_NEW {
-                            mail_reporters(conn, CaseStep::InReview, None)?;
+                            mail_parties(conn, &reporters, CaseStep::InReview, None)?;
                         }
                     }
                     Action::Ask(message) => {
@@ -563,7 +577,7 @@ pub async fn act(
                         if !cases::step(conn, &keys, &case, &step)? {
                             return Ok(Acted::NotNow);
                         }
-                        mail_reporters(conn, CaseStep::Waiting, Some(message))?;
+                        mail_parties(conn, &reporters, CaseStep::Waiting, Some(message))?;
                     }
                     Action::Reject(message) => {
                         let step = simple(
@@ -575,7 +589,7 @@ pub async fn act(
                         if !cases::step(conn, &keys, &case, &step)? {
                             return Ok(Acted::NotNow);
                         }
-                        mail_reporters(conn, CaseStep::Rejected, Some(message))?;
+                        mail_parties(conn, &reporters, CaseStep::Rejected, Some(message))?;
                     }
                     Action::Release(message) => {
                         let hash = crate::domain::link_token::hash_link_token(&holder_token);
@@ -592,7 +606,9 @@ pub async fn act(
                             Err(diesel::result::Error::NotFound) => return Ok(Acted::NotNow),
                             Err(e) => return Err(e.into()),
                         };
-                        mail_reporters(conn, CaseStep::Released, Some(message))?;
+                        mail_parties(conn, &reporters, CaseStep::Released, Some(message))?;
+                        // A release upheld after the holder's objection.
+                        mail_parties(conn, &holders, CaseStep::ObjectionRejected, Some(message))?;
                         if let Some(holder) = holder {
                             let lang = Lang::from_code(&holder.lang).unwrap_or_default();
                             let mail = crate::mail::case_mail(
@@ -608,6 +624,15 @@ pub async fn act(
                             .map_err(AppError::internal)?;
                             crate::db::outbox::insert_mail(conn, &keys, &mail)?;
                         }
+                    }
+                    Action::Reinstate(message) => {
+                        match cases::reinstate(conn, &keys, &case, &staff, message, now)? {
+                            cases::Reinstated::Done => {}
+                            cases::Reinstated::NotNow => return Ok(Acted::NotNow),
+                            cases::Reinstated::NikTaken => return Ok(Acted::NikTaken),
+                        }
+                        mail_parties(conn, &holders, CaseStep::Reinstated, Some(message))?;
+                        mail_parties(conn, &reporters, CaseStep::Rejected, Some(message))?;
                     }
                 }
                 Ok(Acted::Done)

@@ -420,6 +420,9 @@ async fn a_stolen_nik_is_reported_reviewed_released_and_registered(backend: Back
         .await
         .unwrap();
     assert!(!html.contains("Ini NIK saya sendiri."), "{html}");
+    // Upholding the objection cannot give the NIK back: Siti holds it now.
+    let page = staff_post(&app, &staff, &reference, "reinstate", "Keberatan diterima.").await;
+    assert!(page.contains("sudah dipakai akun lain"), "{page}");
     // Staff uphold the release again: Siti's new account is not touched.
     let page = staff_post(
         &app,
@@ -432,6 +435,14 @@ async fn a_stolen_nik_is_reported_reviewed_released_and_registered(backend: Back
     assert!(page.contains("Selesai: NIK dilepaskan"), "{page}");
     let response = app.login("siti.aminah@example.co.id", &siti.password).await;
     assert_eq!(response.status(), 303, "Siti still signs in");
+    let mails = app.wait_for_mail("orang.lain@example.net", 4).await;
+    assert!(
+        mails[3]
+            .subject
+            .contains("Keberatan Anda tidak dapat kami terima"),
+        "{}",
+        mails[3].subject
+    );
 
     // Every step is audited; the report is in the failure log's timeline.
     let audit = staff
@@ -778,8 +789,84 @@ async fn a_case_is_sealed_in_the_database_and_its_dump(backend: Backend) {
     );
 }
 
+/// The holder objects and staff uphold the objection: the account works
+/// again and holds the NIK; the reporter reads why the report failed.
+async fn an_upheld_objection_reinstates_the_account(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut holder = Registration {
+        email: "pemegang@example.net".into(),
+        ..Registration::default()
+    };
+    app.register_and_verify(&mut holder).await;
+    let browser = app.new_browser();
+    let response = report(
+        &app,
+        &browser,
+        "pelapor@example.org",
+        Some(ktp_jpeg()),
+        Some(noisy_jpeg(21)),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let reference = case_reference(&response.text().await.unwrap()).unwrap();
+    let staff = crate::staff::signed_in_staff(&app).await;
+    staff_post(&app, &staff, &reference, "release", "Bukti pelapor cocok.").await;
+    let mails = app.wait_for_mail("pemegang@example.net", 2).await;
+    let holder_status = status_path(&mails[1]);
+    let holder_browser = app.new_browser();
+    assert_eq!(
+        reply(
+            &app,
+            &holder_browser,
+            &holder_status,
+            "Ini KTP saya, terlampir di akun."
+        )
+        .await,
+        303
+    );
+    let response = app.login("pemegang@example.net", &holder.password).await;
+    assert_eq!(
+        response.status(),
+        403,
+        "still suspended while staff look again"
+    );
+    let page = staff_post(
+        &app,
+        &staff,
+        &reference,
+        "reinstate",
+        "Foto KTP akun cocok dengan pemegang.",
+    )
+    .await;
+    assert!(page.contains("Keberatan diterima"), "{page}");
+    assert!(page.contains("Ditolak"), "{page}");
+    let response = app.login("pemegang@example.net", &holder.password).await;
+    assert_eq!(response.status(), 303, "the account works again");
+    let mails = app.wait_for_mail("pemegang@example.net", 4).await;
+    assert!(
+        mails[3].subject.contains("aktif kembali"),
+        "{}",
+        mails[3].subject
+    );
+    let mails = app.wait_for_mail("pelapor@example.org", 3).await;
+    assert!(
+        mails[2]
+            .text
+            .contains("Foto KTP akun cocok dengan pemegang.")
+    );
+    // The NIK is held again: a new registration with it meets the 409.
+    let mut again = Registration {
+        email: "lagi@example.org".into(),
+        ..Registration::default()
+    };
+    assert_eq!(app.register(&mut again).await.status(), 409);
+}
+
 on_both_backends!(
     a_stolen_nik_is_reported_reviewed_released_and_registered,
+    an_upheld_objection_reinstates_the_account,
     a_case_is_sealed_in_the_database_and_its_dump,
     bad_reports_change_nothing_and_a_rejected_case_says_why,
     parallel_reports_on_two_instances_open_one_case_within_the_limit,

@@ -105,6 +105,8 @@ struct CasePage {
     due: String,
     overdue: bool,
     open: bool,
+    /// Open again after the holder of the released NIK objected.
+    objected: bool,
     assigned: Option<String>,
     holder: Option<HolderView>,
     reports: Vec<ReportView>,
@@ -136,6 +138,7 @@ pub async fn case(
         Some("done") => t.staff_case_done,
         Some("not_now") => t.staff_case_not_now,
         Some("message") => t.staff_case_message_missing,
+        Some("nik_taken") => t.staff_case_reinstate_taken,
         _ => "",
     };
     let reports = detail
@@ -188,6 +191,7 @@ pub async fn case(
         due: wib(row.due_at),
         overdue: row.is_open() && row.due_at < state.clock.now(),
         open: row.is_open(),
+        objected: row.is_open() && row.holder_account_id.is_some(),
         assigned: row.assigned_to.clone(),
         holder: detail.holder.as_ref().map(|a| HolderView {
             email: crate::domain::email_mask(&a.email),
@@ -233,7 +237,7 @@ pub async fn case_action(
         .chars()
         .take(case_service::MESSAGE_MAX)
         .collect();
-    let needs_message = matches!(action.as_str(), "ask" | "release" | "reject");
+    let needs_message = matches!(action.as_str(), "ask" | "release" | "reject" | "reinstate");
     if needs_message && message.is_empty() {
         return Ok(see_other(&format!("{back}?done=message")));
     }
@@ -242,13 +246,16 @@ pub async fn case_action(
         "ask" => Action::Ask(message),
         "release" => Action::Release(message),
         "reject" => Action::Reject(message),
+        "reinstate" => Action::Reinstate(message),
         _ => return Err(AppError::NotFound),
     };
     let now = state.clock.now();
     let acted =
         case_service::act(&state.services(), &reference, &staff.email, decided, now).await?;
-    if acted == Acted::NotNow {
-        return Ok(see_other(&format!("{back}?done=not_now")));
+    match acted {
+        Acted::Done => {}
+        Acted::NotNow => return Ok(see_other(&format!("{back}?done=not_now"))),
+        Acted::NikTaken => return Ok(see_other(&format!("{back}?done=nik_taken"))),
     }
     audit(&state, &staff, &format!("case_{action}"), reference).await?;
     Ok(see_other(&format!("{back}?done=done")))
