@@ -348,6 +348,14 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_REPORTS_PER_DAY", value_name = "EMETERAI_REPORTS_PER_DAY", default_value_t = 3, value_parser = clap::value_parser!(i64).range(1..=1000))]
     pub reports_per_day: i64,
 
+    /// Days between a citizen's "delete my account" and its deletion (signing in or the mailed link cancels it meanwhile).
+    #[arg(long, env = "EMETERAI_DELETION_WAIT_DAYS", value_name = "EMETERAI_DELETION_WAIT_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=90))]
+    pub deletion_wait_days: u32,
+
+    /// Downloads of their own data a citizen may make per day.
+    #[arg(long, env = "EMETERAI_EXPORTS_PER_DAY", value_name = "EMETERAI_EXPORTS_PER_DAY", default_value_t = 3, value_parser = clap::value_parser!(i64).range(1..=100))]
+    pub exports_per_day: i64,
+
     /// Days a closed case is kept before the purge deletes it and shreds its data key.
     #[arg(long, env = "EMETERAI_CASE_RETENTION_DAYS", value_name = "EMETERAI_CASE_RETENTION_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub case_retention_days: u32,

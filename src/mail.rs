@@ -403,6 +403,52 @@ pub fn guidance_mail(
     ))
 }
 
+pub const KIND_DELETION: &str = "deletion";
+
+#[derive(Template)]
+#[template(path = "mail/deletion.txt")]
+struct DeletionText<'a> {
+    lang: Lang,
+    name: &'a str,
+    due: &'a str,
+    sign_in: &'a str,
+}
+
+html_part!(DeletionHtml, DeletionText, "mail/deletion.html");
+
+/// The mail that confirms a request to delete an account: when, what is
+/// deleted and what is kept, and that signing in cancels it.
+pub fn deletion_mail(
+    settings: &Settings,
+    account: &crate::db::accounts::Account,
+    due: &str,
+    now: NaiveDateTime,
+) -> Result<NewMail, askama::Error> {
+    let lang = Lang::from_code(&account.lang).unwrap_or_default();
+    let sign_in = format!("{}/login", settings.base_url);
+    let values = DeletionText {
+        lang,
+        name: &account.full_name,
+        due,
+        sign_in: &sign_in,
+    };
+    let text = values.render()?;
+    let html = DeletionHtml(&values).render()?;
+    let subject = match lang {
+        Lang::Id => "Permintaan penghapusan akun e-Meterai Anda",
+        Lang::En => "Your request to delete your e-Meterai account",
+    };
+    Ok(outbox_mail(
+        KIND_DELETION,
+        Some(&account.id),
+        &account.email,
+        subject,
+        text,
+        html,
+        now,
+    ))
+}
+
 pub const KIND_CASE: &str = "case";
 
 /// The steps of a "someone else used my NIK" case a mail tells of.

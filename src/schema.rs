@@ -42,6 +42,7 @@ diesel::table! {
         data_key_id -> Nullable<Text>,
         suspended_at -> Nullable<Timestamp>,
         suspended_case -> Nullable<Text>,
+        deletion_due_at -> Nullable<Timestamp>,
     }
 }
 
@@ -233,6 +234,16 @@ diesel::table! {
         last_seen_at -> Timestamp,
         expires_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        device -> Nullable<Text>,
+        network -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    account_deletions (account_id) {
+        account_id -> Text,
+        requested_at -> Timestamp,
+        deleted_at -> Timestamp,
     }
 }
 
@@ -293,6 +304,7 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
+    account_deletions,
     nik_cases,
     nik_case_parties,
     nik_case_photos,

@@ -99,6 +99,17 @@ pub async fn run_worker(state: web::Data<AppState>, wake: Arc<tokio::sync::Notif
                     tracing::warn!(error = %crate::error::error_chain(&error), "failure-log purge failed; will try again")
                 }
             }
+            match crate::services::own_data::carry_out_deletions(
+                &state.services(),
+                state.clock.now(),
+            )
+            .await
+            {
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(error = %crate::error::error_chain(&error), "account deletions failed; will try again")
+                }
+            }
             match retention::purge_expired(&state.services(), state.clock.now()).await {
                 Ok((accounts, drafts)) if accounts + drafts > 0 => {
                     tracing::info!(accounts, drafts, "purged expired registrations")

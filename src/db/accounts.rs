@@ -34,6 +34,9 @@ pub struct Account {
     pub suspended_at: Option<NaiveDateTime>,
     /// That case's reference.
     pub suspended_case: Option<String>,
+    /// The owner asked for the account's deletion: it is carried out then,
+    /// unless cancelled (`services/own_data.rs`).
+    pub deletion_due_at: Option<NaiveDateTime>,
 }
 
 impl Account {

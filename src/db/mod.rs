@@ -22,6 +22,7 @@ pub mod keys;
 pub mod mail_events;
 pub mod not_me;
 pub mod outbox;
+pub mod own_data;
 pub mod registrations;
 pub mod sessions;
 pub mod staff;

@@ -16,6 +16,15 @@ pub const KIND_STAFF: &str = "staff";
 /// costs one read, and a write only once a minute.
 const TOUCH_EVERY_SECS: i64 = 60;
 
+/// How a session's device and network are shown to its owner.
+#[derive(Debug, Clone, Default)]
+pub struct Device {
+    /// As the browser names itself (its user agent, cut short).
+    pub name: Option<String>,
+    /// A coarse network hint (the address truncated).
+    pub network: Option<String>,
+}
+
 /// Starts a session; returns the id for the cookie.
 pub fn start(
     conn: &mut DbConn,
@@ -23,6 +32,7 @@ pub fn start(
     subject_id: &str,
     now: NaiveDateTime,
     lifetime: Duration,
+    device: &Device,
 ) -> QueryResult<String> {
     let (id, id_hash) = crate::domain::link_token::new_link_token();
     super::retry_busy(|| {
@@ -34,6 +44,8 @@ pub fn start(
                 sessions::created_at.eq(now),
                 sessions::last_seen_at.eq(now),
                 sessions::expires_at.eq(now + lifetime),
+                sessions::device.eq(&device.name),
+                sessions::network.eq(&device.network),
             ))
             .execute(conn)
     })?;
@@ -108,4 +120,59 @@ pub fn revoke_all(
 /// Deletes records of sessions that ended before `cutoff`.
 pub fn purge(conn: &mut DbConn, cutoff: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::expires_at.lt(cutoff))).execute(conn)
+}
+
+/// A live session of a subject, as its owner sees it.
+#[derive(Debug, Clone, Queryable)]
+pub struct Live {
+    pub id_hash: String,
+    pub created_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub device: Option<String>,
+    pub network: Option<String>,
+}
+
+/// The live sessions of `subject_id`, newest first.
+pub fn live(
+    conn: &mut DbConn,
+    kind: &str,
+    subject_id: &str,
+    now: NaiveDateTime,
+    idle: Duration,
+) -> QueryResult<Vec<Live>> {
+    sessions::table
+        .filter(sessions::kind.eq(kind))
+        .filter(sessions::subject_id.eq(subject_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .filter(sessions::last_seen_at.gt(now - idle))
+        .order(sessions::last_seen_at.desc())
+        .select((
+            sessions::id_hash,
+            sessions::created_at,
+            sessions::last_seen_at,
+            sessions::device,
+            sessions::network,
+        ))
+        .load(conn)
+}
+
+/// Ends the session whose id hash is `id_hash`, if it is `subject_id`'s.
+pub fn revoke_own(
+    conn: &mut DbConn,
+    kind: &str,
+    subject_id: &str,
+    id_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        sessions::table
+            .find(id_hash)
+            .filter(sessions::kind.eq(kind))
+            .filter(sessions::subject_id.eq(subject_id))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(Some(now)))
+    .execute(conn)?;
+    Ok(changed == 1)
 }

@@ -170,9 +170,17 @@ pub async fn post(
             let page = SuspendedPage { case, ctx };
             page.ctx.render(StatusCode::FORBIDDEN, &page)
         }
-        SignIn::SignedIn { account_id, epoch } => {
-            start_session(&state, &session, &account_id, epoch).await?;
-            Ok(see_other("/account"))
+        SignIn::SignedIn {
+            account_id,
+            epoch,
+            kept,
+        } => {
+            start_session(&req, &state, &session, &account_id, epoch).await?;
+            Ok(see_other(if kept {
+                "/account?done=kept"
+            } else {
+                "/account"
+            }))
         }
         SignIn::Wrong { reference } => {
             let t = ctx.t;
@@ -238,29 +246,21 @@ pub async fn logout_everywhere(
     Ok(see_other("/login?signed_out=1"))
 }
 
-#[derive(Template)]
-#[template(path = "account.html")]
-struct AccountPage {
-    ctx: PageCtx,
-    csrf: String,
-    account: Account,
-    nik_masked: String,
-    /// Just made through the mailed link.
-    welcome: bool,
-}
-
 /// Signs the citizen in: a server-side session record, and its id in the
 /// (encrypted) cookie.
 pub async fn start_session(
+    req: &HttpRequest,
     state: &web::Data<AppState>,
     session: &Session,
     account_id: &str,
     epoch: i64,
 ) -> Result<(), AppError> {
+    let client = crate::web::client(req, state);
     let sid = crate::services::sessions::start(
         &state.services(),
         &crate::services::sessions::CITIZEN,
         account_id,
+        Some(&client),
         state.clock.now(),
     )
     .await?;
@@ -279,29 +279,4 @@ pub async fn current_account(
         return Ok(None);
     };
     accounts::session_account(&state.services(), id, epoch, sid, state.clock.now()).await
-}
-
-#[derive(Deserialize)]
-pub struct AccountQuery {
-    welcome: Option<String>,
-}
-
-pub async fn account(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
-    query: web::Query<AccountQuery>,
-) -> Result<HttpResponse, AppError> {
-    let Some(account) = current_account(&session, &state).await? else {
-        crate::session::sign_out(&session);
-        return Ok(see_other("/login"));
-    };
-    let page = AccountPage {
-        csrf: crate::session::csrf_token(&session),
-        nik_masked: crate::domain::mask_nik(&account.nik),
-        welcome: query.welcome.is_some(),
-        account,
-        ctx,
-    };
-    page.ctx.render(StatusCode::OK, &page)
 }

@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per page or resource.
 
+pub mod account;
 pub mod assets;
 pub mod help;
 pub mod home;
@@ -43,7 +44,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/logout/everywhere").route(web::post().to(login::logout_everywhere)),
         )
-        .service(page("/account", login::account))
+        .service(page("/account", account::account))
+        .service(page("/account/photo", account::photo))
+        .service(web::resource("/account/sessions/end").route(web::post().to(account::end_session)))
+        .service(
+            page("/account/download", account::download_form)
+                .route(web::post().to(account::download)),
+        )
+        .service(
+            page("/account/delete", account::delete_form).route(web::post().to(account::delete)),
+        )
+        .service(
+            web::resource("/account/delete/cancel").route(web::post().to(account::cancel_delete)),
+        )
         .service(page("/help", help::index))
         .service(page("/help/email-registered", help::email_registered))
         .service(page("/help/connection", help::connection))

@@ -265,7 +265,7 @@ pub async fn choose(
     .await?;
     match choice {
         Choice::Completed { account_id, epoch } => {
-            super::login::start_session(&state, &session, &account_id, epoch).await?;
+            super::login::start_session(&req, &state, &session, &account_id, epoch).await?;
             Ok(see_other("/account?welcome=1"))
         }
         Choice::Again {

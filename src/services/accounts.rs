@@ -25,8 +25,13 @@ const SCOPE: &str = "citizen";
 /// What a sign-in attempt led to.
 #[derive(Debug)]
 pub enum SignIn {
-    /// The password is right: start a session for this account.
-    SignedIn { account_id: String, epoch: i64 },
+    /// The password is right: start a session for this account. `kept`:
+    /// the account was waiting for its deletion, which signing in cancelled.
+    SignedIn {
+        account_id: String,
+        epoch: i64,
+        kept: bool,
+    },
     /// Wrong passwords in a row: the next attempt counts after a wait.
     Wait { retry_after_secs: i64 },
     /// The password is right for a registration made with the old form,
@@ -113,9 +118,12 @@ pub async fn sign_in(
         Some(account) if matches => {
             limits::refund_sign_in(ctx, SCOPE, typed_email).await?;
             tracing::info!("citizen signed in");
+            let kept = account.deletion_due_at.is_some()
+                && super::own_data::cancel_deletion(ctx, &account.id).await?;
             Ok(SignIn::SignedIn {
                 account_id: account.id,
                 epoch: account.session_epoch,
+                kept,
             })
         }
         _ => {

@@ -29,6 +29,7 @@ pub mod limits;
 pub mod mail_events;
 pub mod not_me;
 pub mod outbox;
+pub mod own_data;
 pub mod passwords;
 pub mod registration;
 pub mod reminder;

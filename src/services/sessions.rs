@@ -32,15 +32,50 @@ pub const STAFF: Kind = Kind {
     idle_minutes: 20,
 };
 
-/// A new session record for `subject`; its id goes in the cookie.
+/// A new session record for `subject`, on the device `client` tells of;
+/// its id goes in the cookie.
 pub async fn start(
     ctx: &Ctx<'_>,
     kind: &'static Kind,
     subject: &str,
+    client: Option<&super::failures::Client>,
     now: NaiveDateTime,
 ) -> Result<String, AppError> {
     let subject = subject.to_string();
-    ctx.db(move |conn| sessions::start(conn, kind.name, &subject, now, Duration::hours(kind.hours)))
+    let device = sessions::Device {
+        name: client
+            .and_then(|c| c.user_agent.as_deref())
+            .map(|ua| ua.chars().filter(|c| !c.is_control()).take(160).collect()),
+        network: client.and_then(|c| c.ip).map(super::failures::truncate_ip),
+    };
+    ctx.db(move |conn| {
+        let lifetime = Duration::hours(kind.hours);
+        sessions::start(conn, kind.name, &subject, now, lifetime, &device)
+    })
+    .await
+}
+
+/// The live sessions of `subject`, newest first.
+pub async fn live(
+    ctx: &Ctx<'_>,
+    kind: &'static Kind,
+    subject: String,
+    now: NaiveDateTime,
+) -> Result<Vec<sessions::Live>, AppError> {
+    let idle = Duration::minutes(kind.idle_minutes);
+    ctx.db(move |conn| sessions::live(conn, kind.name, &subject, now, idle))
+        .await
+}
+
+/// Ends one of `subject`'s own sessions, named by its id hash.
+pub async fn end_own(
+    ctx: &Ctx<'_>,
+    kind: &'static Kind,
+    subject: String,
+    id_hash: String,
+    now: NaiveDateTime,
+) -> Result<bool, AppError> {
+    ctx.db(move |conn| sessions::revoke_own(conn, kind.name, &subject, &id_hash, now))
         .await
 }
 

@@ -19,6 +19,7 @@ mod layers;
 mod limits;
 mod mail_events;
 mod ops;
+mod own_data;
 mod pages;
 mod photos;
 mod pkcs11;

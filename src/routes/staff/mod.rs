@@ -162,9 +162,7 @@ fn wib_day_start(day: NaiveDate) -> NaiveDateTime {
 }
 
 pub fn wib(at: NaiveDateTime) -> String {
-    (at + Duration::hours(WIB_HOURS))
-        .format("%Y-%m-%d %H:%M:%S WIB")
-        .to_string()
+    crate::clock::wib_text(at)
 }
 
 mod audit;

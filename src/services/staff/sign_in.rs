@@ -233,7 +233,7 @@ pub async fn start_session(
 ) -> Result<String, AppError> {
     super::audit(ctx, &staff.email, action, String::new(), now).await?;
     tracing::info!("staff signed in");
-    sessions::start(ctx, &sessions::STAFF, &staff.id, now).await
+    sessions::start(ctx, &sessions::STAFF, &staff.id, None, now).await
 }
 
 /// The staff member a cookie's session (`id`, `epoch`, session id `sid`)

@@ -1,0 +1,361 @@
+//! `/account`: the signed-in citizen's own data (`services/own_data.rs`):
+//! everything held, their own KTP photo, the devices signed in (each can
+//! be signed out), the mails sent, who looked; the download of all of it
+//! and the deletion of the account, each after the password again.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::error::AppError;
+use crate::i18n::mail_kind_label;
+use crate::routes::login::current_account;
+use crate::services::accounts::Account;
+use crate::services::own_data::{self, Deletion, Export};
+use crate::state::AppState;
+use crate::web::{PageCtx, see_other};
+
+/// The signed-in account, or the redirect to sign-in.
+macro_rules! account_or_login {
+    ($session:expr, $state:expr) => {
+        match current_account(&$session, &$state).await? {
+            Some(account) => account,
+            None => {
+                crate::session::sign_out(&$session);
+                return Ok(see_other("/login"));
+            }
+        }
+    };
+}
+
+pub struct SessionRow {
+    pub id: String,
+    pub this: bool,
+    pub device: String,
+    pub network: String,
+    pub started: String,
+    pub seen: String,
+}
+
+pub struct MailRow {
+    pub kind: &'static str,
+    pub when: String,
+    pub state: String,
+}
+
+pub struct RecordRow {
+    pub when: String,
+    pub what: &'static str,
+    pub record: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    ctx: PageCtx,
+    csrf: String,
+    account: Account,
+    created: String,
+    /// Just made through the mailed link.
+    welcome: bool,
+    notice: &'static str,
+    deletion_due: Option<String>,
+    sessions: Vec<SessionRow>,
+    mails: Vec<MailRow>,
+    record: Vec<RecordRow>,
+}
+
+#[derive(Deserialize)]
+pub struct AccountQuery {
+    welcome: Option<String>,
+    done: Option<String>,
+}
+
+/// The id hash of this browser's session record.
+fn this_session(session: &Session) -> Option<String> {
+    crate::session::signed_in(session)
+        .map(|(_, _, sid)| crate::domain::link_token::hash_link_token(&sid))
+}
+
+pub async fn account(
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+    query: web::Query<AccountQuery>,
+) -> Result<HttpResponse, AppError> {
+    let account = account_or_login!(session, state);
+    let t = ctx.t;
+    let lang = ctx.lang;
+    let notice = match query.done.as_deref() {
+        Some("kept") => t.own_done_kept,
+        Some("cancelled") => t.own_done_cancelled,
+        Some("requested") => t.own_done_requested,
+        Some("already") => t.own_done_already,
+        Some("session_ended") => t.own_done_session_ended,
+        _ => "",
+    };
+    let overview = own_data::overview(&state.services(), &account, state.clock.now()).await?;
+    let this = this_session(&session);
+    let wib = crate::clock::wib_text;
+    let page = AccountPage {
+        csrf: crate::session::csrf_token(&session),
+        created: wib(account.created_at),
+        welcome: query.welcome.is_some(),
+        notice,
+        deletion_due: account.deletion_due_at.map(wib),
+        sessions: overview
+            .sessions
+            .into_iter()
+            .map(|s| SessionRow {
+                this: this.as_deref() == Some(s.id_hash.as_str()),
+                device: s
+                    .device
+                    .unwrap_or_else(|| t.own_session_unknown.to_string()),
+                network: s
+                    .network
+                    .unwrap_or_else(|| t.own_session_unknown.to_string()),
+                started: wib(s.created_at),
+                seen: wib(s.last_seen_at),
+                id: s.id_hash,
+            })
+            .collect(),
+        mails: overview
+            .mails
+            .into_iter()
+            .map(|m| MailRow {
+                kind: mail_kind_label(&m.kind, lang),
+                when: wib(m.created_at),
+                state: match (&m.delivery, m.status.as_str()) {
+                    (Some(delivery), _) => crate::i18n::delivery_label(delivery, lang).to_string(),
+                    (None, status) => status.to_string(),
+                },
+            })
+            .collect(),
+        record: overview
+            .record
+            .into_iter()
+            .map(|p| RecordRow {
+                when: wib(p.at),
+                what: crate::i18n::audit_action_label(&p.action, lang),
+                record: p.record,
+                reason: p.reason,
+            })
+            .collect(),
+        account,
+        ctx,
+    };
+    page.ctx.render(StatusCode::OK, &page)
+}
+
+/// `GET /account/photo`: the owner's own KTP photo, never cached.
+pub async fn photo(session: Session, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let Some(account) = current_account(&session, &state).await? else {
+        return Err(AppError::Forbidden);
+    };
+    let Some((content_type, data)) = own_data::photo(&state.services(), &account).await? else {
+        return Err(AppError::NotFound);
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, content_type))
+        .insert_header((CACHE_CONTROL, "no-store, private"))
+        .body(data))
+}
+
+#[derive(Deserialize)]
+pub struct SessionForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    session: String,
+}
+
+/// `POST /account/sessions/end`: signs one of the account's devices out.
+pub async fn end_session(
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<SessionForm>,
+) -> Result<HttpResponse, AppError> {
+    let account = account_or_login!(session, state);
+    if !crate::session::csrf_valid(&session, &form.csrf_token) {
+        return Ok(see_other("/account"));
+    }
+    let now = state.clock.now();
+    own_data::end_session(&state.services(), &account.id, &form.session, now).await?;
+    if this_session(&session).as_deref() == Some(form.session.as_str()) {
+        crate::session::sign_out(&session);
+        return Ok(see_other("/login"));
+    }
+    Ok(see_other("/account?done=session_ended"))
+}
+
+#[derive(Template)]
+#[template(path = "account/confirm.html")]
+struct ConfirmPage {
+    ctx: PageCtx,
+    csrf: String,
+    /// `download` or `delete`.
+    what: &'static str,
+    days: u32,
+    error: Option<&'static str>,
+}
+
+fn confirm_page(
+    ctx: PageCtx,
+    session: &Session,
+    state: &AppState,
+    what: &'static str,
+    error: Option<&'static str>,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let page = ConfirmPage {
+        csrf: crate::session::csrf_token(session),
+        what,
+        days: state.settings.deletion_wait_days,
+        error,
+        ctx,
+    };
+    page.ctx.render(status, &page)
+}
+
+/// `GET /account/download`, `GET /account/delete`: the password again.
+pub async fn download_form(
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let _account = account_or_login!(session, state);
+    confirm_page(ctx, &session, &state, "download", None, StatusCode::OK)
+}
+
+pub async fn delete_form(
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let _account = account_or_login!(session, state);
+    confirm_page(ctx, &session, &state, "delete", None, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /account/download`: the file, after the password.
+pub async fn download(
+    req: HttpRequest,
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, AppError> {
+    let account = account_or_login!(session, state);
+    if !crate::session::csrf_valid(&session, &form.csrf_token) {
+        let stale = Some(ctx.t.reg_stale_form);
+        return confirm_page(
+            ctx,
+            &session,
+            &state,
+            "download",
+            stale,
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let client = crate::web::client(&req, &state);
+    let now = state.clock.now();
+    match own_data::export(
+        &state.services(),
+        &client,
+        &account,
+        form.password.clone(),
+        now,
+    )
+    .await?
+    {
+        Export::File { name, body } => Ok(HttpResponse::Ok()
+            .insert_header((CONTENT_TYPE, "application/json; charset=utf-8"))
+            .insert_header((CACHE_CONTROL, "no-store, private"))
+            .insert_header((
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ))
+            .body(body)),
+        Export::WrongPassword => {
+            let wrong = Some(ctx.t.own_password_wrong);
+            confirm_page(
+                ctx,
+                &session,
+                &state,
+                "download",
+                wrong,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    }
+}
+
+/// `POST /account/delete`: the deletion asked for, after the password.
+pub async fn delete(
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, AppError> {
+    let account = account_or_login!(session, state);
+    if !crate::session::csrf_valid(&session, &form.csrf_token) {
+        let stale = Some(ctx.t.reg_stale_form);
+        return confirm_page(
+            ctx,
+            &session,
+            &state,
+            "delete",
+            stale,
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let now = state.clock.now();
+    match own_data::request_deletion(&state.services(), &account, form.password.clone(), now)
+        .await?
+    {
+        Deletion::Requested { .. } => Ok(see_other("/account?done=requested")),
+        Deletion::Already { .. } => Ok(see_other("/account?done=already")),
+        Deletion::WrongPassword => {
+            let wrong = Some(ctx.t.own_password_wrong);
+            confirm_page(
+                ctx,
+                &session,
+                &state,
+                "delete",
+                wrong,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// `POST /account/delete/cancel`: the account page's button.
+pub async fn cancel_delete(
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, AppError> {
+    let account = account_or_login!(session, state);
+    if !crate::session::csrf_valid(&session, &form.csrf_token) {
+        return Ok(see_other("/account"));
+    }
+    own_data::cancel_deletion(&state.services(), &account.id).await?;
+    Ok(see_other("/account?done=cancelled"))
+}

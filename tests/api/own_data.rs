@@ -1,0 +1,304 @@
+//! The citizen's own data (UU 27/2022) through the running portal, on both
+//! backends: see it, download it (and who looked), delete the account.
+
+use base64::Engine;
+use diesel::prelude::*;
+
+use crate::helpers::{Backend, Registration, TestApp, attr_after};
+use crate::on_both_backends;
+
+async fn post_password(app: &TestApp, path: &str, password: &str) -> reqwest::Response {
+    let csrf = app.csrf_from(path).await;
+    app.client
+        .post(app.url(path))
+        .form(&[("csrf_token", csrf.as_str()), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn the_download_holds_everything_and_only_the_owners_data(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.exports_per_day = 2).await else {
+        return;
+    };
+    // Another citizen, whose data must not appear.
+    let mut budi = Registration::budi();
+    let budi_browser_app = &app;
+    let budi_browser = budi_browser_app.new_browser();
+    let html = budi_browser
+        .get(app.url("/register"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    budi.csrf_token = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
+    budi.submission_id = attr_after(&html, r#"name="submission_id""#, "value").unwrap();
+    let response = budi_browser
+        .post(app.url("/register"))
+        .multipart(budi.to_form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+
+    let mut siti = Registration::default();
+    app.register_and_verify(&mut siti).await;
+    // Siti tries to register again (a dropped connection): a failure-log
+    // row about her address, which a staff member opens and reveals.
+    let mut again = Registration::default();
+    let response = app.new_browser();
+    let html = response
+        .get(app.url("/register"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    again.csrf_token = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
+    again.submission_id = attr_after(&html, r#"name="submission_id""#, "value").unwrap();
+    let taken = response
+        .post(app.url("/register"))
+        .multipart(again.to_form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), 409);
+    let reference = crate::helpers::reference_code(&taken.text().await.unwrap()).unwrap();
+    let staff = crate::staff::signed_in_staff(&app).await;
+    let page = staff
+        .get(app.url(&format!("/staff/failures/{reference}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let csrf =
+        crate::helpers::csrf_of(&staff, app.url(&format!("/staff/failures/{reference}"))).await;
+    let revealed = staff
+        .post(app.url(&format!("/staff/failures/{reference}/reveal")))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("reason", "Warga menelepon 1500 159"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revealed.status(), 200);
+
+    // The account page shows everything, and who looked.
+    let (status, html) = app.get_html("/account").await;
+    assert_eq!(status, 200);
+    for shown in [
+        "Siti Aminah",
+        "3578015708950001",
+        "1995-08-17",
+        "siti.aminah@example.co.id",
+        "Membuka pendaftaran gagal",
+        "Warga menelepon 1500 159",
+        &reference,
+    ] {
+        assert!(html.contains(shown), "{shown} on the account page: {html}");
+    }
+    assert!(
+        html.contains(r#"name="session""#),
+        "the devices, each with its button"
+    );
+    let photo = app.get("/account/photo").await;
+    assert_eq!(photo.status(), 200);
+    assert_eq!(&photo.bytes().await.unwrap()[..2], &[0xFF, 0xD8]);
+    let outsider = app
+        .new_browser()
+        .get(app.url("/account/photo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outsider.status(), 403, "no one else's photo");
+
+    // The download: the password again.
+    let response = post_password(&app, "/account/download", "not my password").await;
+    assert_eq!(response.status(), 422);
+    let response = post_password(&app, "/account/download", &siti.password).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"emeterai-data-")
+    );
+    let text = response.text().await.unwrap();
+    let data: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(data["format"], "emeterai-own-data/1");
+    assert_eq!(data["account"]["nik"], "3578015708950001");
+    assert_eq!(data["account"]["email"], "siti.aminah@example.co.id");
+    assert_eq!(data["account"]["full_name"], "Siti Aminah");
+    let photo = base64::engine::general_purpose::STANDARD
+        .decode(data["ktp_photo"]["base64"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(&photo[..2], &[0xFF, 0xD8]);
+    assert!(!data["sessions"].as_array().unwrap().is_empty());
+    let failures = data["failures"].as_array().unwrap();
+    assert!(
+        failures
+            .iter()
+            .any(|f| f["reference"] == reference.as_str()),
+        "{text}"
+    );
+    let record = data["processing_record"].as_array().unwrap();
+    assert!(
+        record.iter().any(|p| p["action"] == "view_failure"),
+        "{text}"
+    );
+    assert!(
+        record
+            .iter()
+            .any(|p| p["action"] == "failure_reveal" && p["reason"] == "Warga menelepon 1500 159"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("petugas@peruri.test"),
+        "staff are named by role"
+    );
+    assert!(!text.contains("/verify?token="), "never the links");
+    for other in ["budi@example.com", "3201011708900003", "Budi Santoso"] {
+        assert!(!text.contains(other), "{other} in Siti's download");
+    }
+    // Limited per account per day.
+    let response = post_password(&app, "/account/download", &siti.password).await;
+    assert_eq!(response.status(), 429);
+}
+
+async fn deletion_is_cancelled_by_signing_in_then_carried_out(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut siti = Registration::default();
+    app.register_and_verify(&mut siti).await;
+    // A failure-log row about her (a second try meets "already registered").
+    let other = app.new_browser();
+    let html = other
+        .get(app.url("/register"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let again = Registration {
+        csrf_token: attr_after(&html, r#"name="csrf_token""#, "value").unwrap(),
+        submission_id: attr_after(&html, r#"name="submission_id""#, "value").unwrap(),
+        ..Registration::default()
+    };
+    let response = other
+        .post(app.url("/register"))
+        .multipart(again.to_form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        let about_her: i64 = emeterai::schema::failures::table
+            .filter(emeterai::schema::failures::email.is_not_null())
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        assert!(about_her > 0);
+    }
+    let (status, form) = app.get_html("/account/delete").await;
+    assert_eq!(status, 200);
+    assert!(
+        form.contains("Yang disimpan"),
+        "the page says what is kept: {form}"
+    );
+    let response = post_password(&app, "/account/delete", "salah").await;
+    assert_eq!(response.status(), 422);
+    let response = post_password(&app, "/account/delete", &siti.password).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/account?done=requested");
+    let mails = app.wait_for_mail("siti.aminah@example.co.id", 2).await;
+    assert!(
+        mails[1].subject.contains("penghapusan"),
+        "{}",
+        mails[1].subject
+    );
+    assert!(mails[1].text.contains("Yang disimpan"));
+    let (_, html) = app.get_html("/account").await;
+    assert!(html.contains("Akun Anda akan dihapus pada"), "{html}");
+    // A second request changes nothing.
+    let response = post_password(&app, "/account/delete", &siti.password).await;
+    assert_eq!(response.headers()["location"], "/account?done=already");
+
+    // Signing in cancels it.
+    let response = app.login("siti.aminah@example.co.id", &siti.password).await;
+    assert_eq!(response.headers()["location"], "/account?done=kept");
+    let (_, html) = app.get_html("/account?done=kept").await;
+    assert!(html.contains("dibatalkan"), "{html}");
+    assert!(!html.contains("Akun Anda akan dihapus pada"));
+
+    // Asked again; a week later the worker carries it out.
+    let response = post_password(&app, "/account/delete", &siti.password).await;
+    assert_eq!(response.headers()["location"], "/account?done=requested");
+    let svc = app.state.services();
+    assert_eq!(
+        emeterai::services::own_data::carry_out_deletions(&svc, app.state.clock.now())
+            .await
+            .unwrap(),
+        0,
+        "not before its day"
+    );
+    app.state
+        .clock
+        .advance(chrono::Duration::days(7) + chrono::Duration::minutes(1));
+    let svc = app.state.services();
+    assert_eq!(
+        emeterai::services::own_data::carry_out_deletions(&svc, app.state.clock.now())
+            .await
+            .unwrap(),
+        1
+    );
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        use emeterai::schema::{account_deletions, accounts, failures, ktp_uploads, mail_outbox};
+        let left: i64 = accounts::table.count().get_result(&mut conn).unwrap();
+        assert_eq!(left, 0);
+        let photos: i64 = ktp_uploads::table.count().get_result(&mut conn).unwrap();
+        assert_eq!(photos, 0, "the photo is gone");
+        let mails: i64 = mail_outbox::table.count().get_result(&mut conn).unwrap();
+        assert_eq!(mails, 0, "the mails too");
+        let kept: i64 = account_deletions::table
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(kept, 1, "one record that an account was deleted");
+        let identifying: i64 = failures::table
+            .filter(
+                failures::email
+                    .is_not_null()
+                    .or(failures::nik_hash.is_not_null()),
+            )
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(
+            identifying, 0,
+            "failure rows keep nothing that identifies her"
+        );
+    }
+    let copy = crate::sealing::database_copy(&app, backend);
+    assert!(
+        !crate::sealing::contains(&copy, b"JFIF"),
+        "no photo in the copy"
+    );
+    // Her session ended with the account; her NIK and email register again.
+    let (status, _) = app.get_html("/account").await;
+    assert_ne!(status, 200);
+    let mut again = Registration::default();
+    app.register_and_verify(&mut again).await;
+}
+
+on_both_backends!(
+    the_download_holds_everything_and_only_the_owners_data,
+    deletion_is_cancelled_by_signing_in_then_carried_out,
+);
