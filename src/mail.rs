@@ -403,6 +403,139 @@ pub fn guidance_mail(
     ))
 }
 
+pub const KIND_EMAIL_CHANGE: &str = "email_change";
+pub const KIND_EMAIL_CHANGED: &str = "email_changed";
+pub const KIND_CORRECTION: &str = "correction";
+
+#[derive(Template)]
+#[template(path = "mail/notice.txt")]
+struct NoticeText<'a> {
+    lang: Lang,
+    name: &'a str,
+    intro: &'a str,
+    message: Option<&'a str>,
+    link: Option<(&'a str, &'a str)>,
+    not_me: Option<&'a str>,
+}
+
+html_part!(NoticeHtml, NoticeText, "mail/notice.html");
+
+/// What an own-data mail is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnDataMail {
+    /// To the new address: the link that makes it the account's.
+    EmailChangeLink,
+    /// To the new address when another account holds it: no link.
+    EmailChangeRefused,
+    /// To the old address once changed, with "not me".
+    EmailChanged,
+    CorrectionApproved,
+    CorrectionRejected,
+}
+
+/// A mail about the citizen's own data to `to` (the account's address,
+/// or the new one of an email change).
+#[allow(clippy::too_many_arguments)]
+pub fn own_data_mail(
+    settings: &Settings,
+    account: &crate::db::accounts::Account,
+    to: &str,
+    what: OwnDataMail,
+    link: Option<&str>,
+    message: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<NewMail, askama::Error> {
+    use OwnDataMail::*;
+    let lang = Lang::from_code(&account.lang).unwrap_or_default();
+    let (kind, subject, intro, label) = match (lang, what) {
+        (Lang::Id, EmailChangeLink) => (
+            KIND_EMAIL_CHANGE,
+            "Konfirmasi alamat email baru akun e-Meterai",
+            "Anda meminta alamat ini menjadi alamat email akun e-Meterai Anda. Buka tautan berikut untuk mengonfirmasinya (berlaku 24 jam). Jika bukan Anda yang meminta, abaikan email ini.",
+            "Konfirmasi alamat baru",
+        ),
+        (Lang::En, EmailChangeLink) => (
+            KIND_EMAIL_CHANGE,
+            "Confirm the new email address of your e-Meterai account",
+            "You asked for this address to become your e-Meterai account's email address. Open this link to confirm it (it works for 24 hours). If you did not ask for this, ignore this email.",
+            "Confirm the new address",
+        ),
+        (Lang::Id, EmailChangeRefused) => (
+            KIND_EMAIL_CHANGE,
+            "Alamat email ini tidak dapat dipakai",
+            "Seseorang meminta alamat ini menjadi alamat email sebuah akun e-Meterai, tetapi alamat ini sudah dipakai akun lain, sehingga tidak ada yang diubah. Jika akun itu milik Anda, masuk dengan alamat ini.",
+            "Masuk",
+        ),
+        (Lang::En, EmailChangeRefused) => (
+            KIND_EMAIL_CHANGE,
+            "This email address cannot be used",
+            "Someone asked for this address to become an e-Meterai account's email address, but another account already has it, so nothing was changed. If that account is yours, sign in with this address.",
+            "Sign in",
+        ),
+        (Lang::Id, EmailChanged) => (
+            KIND_EMAIL_CHANGED,
+            "Alamat email akun e-Meterai Anda diganti",
+            "Alamat email akun e-Meterai Anda baru saja diganti dengan alamat lain. Mulai sekarang semua email kami dikirim ke alamat baru.",
+            "",
+        ),
+        (Lang::En, EmailChanged) => (
+            KIND_EMAIL_CHANGED,
+            "The email address of your e-Meterai account was changed",
+            "The email address of your e-Meterai account was just changed to another one. From now on our mails go to the new address.",
+            "",
+        ),
+        (Lang::Id, CorrectionApproved) => (
+            KIND_CORRECTION,
+            "Perbaikan data akun e-Meterai Anda diterima",
+            "Petugas menerima permintaan perbaikan nama atau tanggal lahir Anda; data akun Anda sudah diperbaiki.",
+            "Lihat akun Anda",
+        ),
+        (Lang::En, CorrectionApproved) => (
+            KIND_CORRECTION,
+            "Your e-Meterai correction is accepted",
+            "Our staff accepted your request to correct your name or date of birth; your account's data is corrected.",
+            "See your account",
+        ),
+        (Lang::Id, CorrectionRejected) => (
+            KIND_CORRECTION,
+            "Perbaikan data akun e-Meterai Anda tidak dapat diterima",
+            "Petugas tidak dapat menerima permintaan perbaikan nama atau tanggal lahir Anda. Alasannya tertulis di bawah; Anda dapat mengajukan lagi dengan foto KTP yang lebih jelas.",
+            "Lihat akun Anda",
+        ),
+        (Lang::En, CorrectionRejected) => (
+            KIND_CORRECTION,
+            "Your e-Meterai correction could not be accepted",
+            "Our staff could not accept your request to correct your name or date of birth. The reason is below; you may ask again with a clearer KTP photo.",
+            "See your account",
+        ),
+    };
+    let sign_in = format!("{}/login", settings.base_url);
+    let account_page = format!("{}/account", settings.base_url);
+    let target = match what {
+        EmailChangeLink => link,
+        EmailChangeRefused => Some(sign_in.as_str()),
+        EmailChanged => None,
+        CorrectionApproved | CorrectionRejected => Some(account_page.as_str()),
+    };
+    let (not_me, not_me_hash) = not_me_link(settings);
+    let with_not_me = what == EmailChanged;
+    let values = NoticeText {
+        lang,
+        name: &account.full_name,
+        intro,
+        message,
+        link: target.map(|t| (label, t)),
+        not_me: with_not_me.then_some(not_me.as_str()),
+    };
+    let text = values.render()?;
+    let html = NoticeHtml(&values).render()?;
+    let mut mail = outbox_mail(kind, Some(&account.id), to, subject, text, html, now);
+    if with_not_me {
+        mail.not_me_hash = Some(not_me_hash);
+    }
+    Ok(mail)
+}
+
 pub const KIND_DELETION: &str = "deletion";
 
 #[derive(Template)]

@@ -303,7 +303,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    account_requests (id) {
+        id -> Text,
+        account_id -> Text,
+        kind -> Text,
+        status -> Text,
+        sealed -> Nullable<Binary>,
+        photo -> Nullable<Binary>,
+        photo_type -> Nullable<Text>,
+        created_at -> Timestamp,
+        due_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+        decided_by -> Nullable<Text>,
+        decision -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    email_changes (token_hash) {
+        token_hash -> Text,
+        account_id -> Text,
+        sealed -> Binary,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    account_requests,
+    email_changes,
     account_deletions,
     nik_cases,
     nik_case_parties,

@@ -88,7 +88,7 @@ pub async fn limit_body(
     let limit = req
         .app_data::<web::Data<AppState>>()
         .map(|s| {
-            if matches!(req.path(), "/register" | "/report") {
+            if matches!(req.path(), "/register" | "/report" | "/account/correction") {
                 s.settings.register_body_limit()
             } else {
                 s.settings.max_body_bytes

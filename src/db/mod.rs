@@ -14,6 +14,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+pub mod account_requests;
 pub mod accounts;
 pub mod cases;
 pub mod failures;

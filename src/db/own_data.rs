@@ -10,9 +10,9 @@ use super::DbConn;
 use super::accounts::Account;
 use crate::domain::sealed::KeyRing;
 use crate::schema::{
-    account_deletions, account_tokens, accounts, data_keys, failure_notes, failures, ktp_uploads,
-    mail_events, mail_outbox, nik_cases, registration_submissions, registrations, sessions,
-    staff_audit, undeliverable_addresses,
+    account_deletions, account_requests, account_tokens, accounts, data_keys, email_changes,
+    failure_notes, failures, ktp_uploads, mail_events, mail_outbox, nik_cases,
+    registration_submissions, registrations, sessions, staff_audit, undeliverable_addresses,
 };
 
 /// A mail sent to the account, as its owner may see it (never its links).
@@ -106,10 +106,14 @@ const ABOUT_A_RECORD: &[&str] = &[
     "case_release",
     "case_reject",
     "case_reinstate",
+    "view_request",
+    "view_request_photo",
+    "request_approve",
+    "request_reject",
 ];
 
 /// The processing record: every staff view or action on the account's
-/// failure-log rows, its KTP photo, and the cases about its NIK, newest
+/// failure-log rows, its KTP photo, its requests and the cases about its NIK, newest
 /// first (at most `limit`).
 pub fn processing_record(
     conn: &mut DbConn,
@@ -126,6 +130,12 @@ pub fn processing_record(
                     .or(nik_cases::holder_account_id.eq(&account.id)),
             )
             .select(nik_cases::reference)
+            .load::<String>(conn)?,
+    );
+    records.extend(
+        account_requests::table
+            .filter(account_requests::account_id.eq(&account.id))
+            .select(account_requests::id)
             .load::<String>(conn)?,
     );
     let mut found = Vec::new();
@@ -260,6 +270,18 @@ pub fn delete_account(
 
             diesel::delete(account_tokens::table.filter(account_tokens::account_id.eq(account_id)))
                 .execute(conn)?;
+            diesel::delete(email_changes::table.filter(email_changes::account_id.eq(account_id)))
+                .execute(conn)?;
+            // Requests keep their dates (when asked, when answered) and
+            // lose their contents.
+            diesel::update(
+                account_requests::table.filter(account_requests::account_id.eq(account_id)),
+            )
+            .set((
+                account_requests::sealed.eq(None::<Vec<u8>>),
+                account_requests::photo.eq(None::<Vec<u8>>),
+            ))
+            .execute(conn)?;
             diesel::delete(
                 sessions::table
                     .filter(sessions::kind.eq(super::sessions::KIND_CITIZEN))
@@ -356,4 +378,39 @@ pub fn delete_account(
             Ok(true)
         })
     })
+}
+
+/// Accounts waiting for their deletion: (address, due), soonest first.
+pub fn pending_deletions(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    limit: i64,
+) -> QueryResult<Vec<(String, NaiveDateTime)>> {
+    let waiting: Vec<Account> = accounts::table
+        .filter(accounts::deletion_due_at.is_not_null())
+        .order(accounts::deletion_due_at.asc())
+        .limit(limit)
+        .load(conn)?;
+    waiting
+        .into_iter()
+        .map(|a| {
+            let a = a.opened(conn, ring)?;
+            Ok((a.email, a.deletion_due_at.unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// Deletions carried out: (requested, deleted), newest first.
+pub fn deletions_done(
+    conn: &mut DbConn,
+    limit: i64,
+) -> QueryResult<Vec<(NaiveDateTime, NaiveDateTime)>> {
+    account_deletions::table
+        .order(account_deletions::deleted_at.desc())
+        .limit(limit)
+        .select((
+            account_deletions::requested_at,
+            account_deletions::deleted_at,
+        ))
+        .load(conn)
 }

@@ -96,6 +96,10 @@ pub async fn account(
         Some("requested") => t.own_done_requested,
         Some("already") => t.own_done_already,
         Some("session_ended") => t.own_done_session_ended,
+        Some("phone") => t.own_done_phone,
+        Some("email_sent") => t.own_done_email_sent,
+        Some("email_changed") => t.own_done_email_changed,
+        Some("correction") => t.own_done_correction,
         _ => "",
     };
     let overview = own_data::overview(&state.services(), &account, state.clock.now()).await?;
@@ -358,4 +362,293 @@ pub async fn cancel_delete(
     }
     own_data::cancel_deletion(&state.services(), &account.id).await?;
     Ok(see_other("/account?done=cancelled"))
+}
+
+// ------------------------------------------------------------- corrections
+
+#[derive(Template)]
+#[template(path = "account/correct.html")]
+struct CorrectPage {
+    ctx: PageCtx,
+    csrf: String,
+    phone: String,
+    email: String,
+    full_name: String,
+    birth_date: String,
+    errors: crate::forms::FormErrors,
+}
+
+async fn correct_page(
+    ctx: PageCtx,
+    session: &Session,
+    account: &Account,
+    errors: crate::forms::FormErrors,
+    typed: Option<(&str, &str)>,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let (mut phone, mut email) = (crate::domain::display_phone(&account.phone), String::new());
+    match typed {
+        Some(("phone", value)) => phone = value.to_string(),
+        Some(("email", value)) => email = value.to_string(),
+        _ => {}
+    }
+    let page = CorrectPage {
+        csrf: crate::session::csrf_token(session),
+        phone,
+        email,
+        full_name: account.full_name.clone(),
+        birth_date: account.birth_date.clone(),
+        errors,
+        ctx,
+    };
+    page.ctx.render(status, &page)
+}
+
+/// `GET /account/correct`: the phone, the email, and a correction of name
+/// or birth date.
+pub async fn correct(
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let account = account_or_login!(session, state);
+    let errors = crate::forms::FormErrors::new(ctx.lang);
+    correct_page(ctx, &session, &account, errors, None, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub struct FieldForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// `POST /account/phone`: checked and normalised as at sign-up.
+pub async fn phone(
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<FieldForm>,
+) -> Result<HttpResponse, AppError> {
+    let account = account_or_login!(session, state);
+    if !crate::session::csrf_valid(&session, &form.csrf_token) {
+        return Ok(see_other("/account/correct"));
+    }
+    match crate::domain::PhoneNumber::parse(&form.phone) {
+        Ok(phone) => {
+            own_data::change_phone(&state.services(), &account, &phone, state.clock.now()).await?;
+            Ok(see_other("/account?done=phone"))
+        }
+        Err(problem) => {
+            let mut errors = crate::forms::FormErrors::new(ctx.lang);
+            errors.add("phone", problem);
+            let typed = Some(("phone", form.phone.as_str()));
+            correct_page(
+                ctx,
+                &session,
+                &account,
+                errors,
+                typed,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+/// `POST /account/email`: a link to the new address.
+pub async fn email(
+    req: HttpRequest,
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<FieldForm>,
+) -> Result<HttpResponse, AppError> {
+    let account = account_or_login!(session, state);
+    if !crate::session::csrf_valid(&session, &form.csrf_token) {
+        return Ok(see_other("/account/correct"));
+    }
+    match crate::domain::Email::parse(&form.email) {
+        Ok(email) if email.as_str() == account.email => Ok(see_other("/account")),
+        Ok(email) => {
+            let client = crate::web::client(&req, &state);
+            let now = state.clock.now();
+            own_data::start_email_change(&state.services(), &client, &account, &email, now).await?;
+            Ok(see_other("/account?done=email_sent"))
+        }
+        Err(problem) => {
+            let mut errors = crate::forms::FormErrors::new(ctx.lang);
+            errors.add("email", problem);
+            let typed = Some(("email", form.email.as_str()));
+            correct_page(
+                ctx,
+                &session,
+                &account,
+                errors,
+                typed,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+/// `POST /account/correction`: name and birth date with a new KTP photo,
+/// for staff to decide.
+pub async fn correction(
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+    payload: actix_multipart::Multipart,
+) -> Result<HttpResponse, AppError> {
+    let mut form = crate::forms::read_photo_form(payload, &["ktp_photo"], &state.settings).await?;
+    let account = account_or_login!(session, state);
+    if !crate::session::csrf_valid(&session, form.text("csrf_token")) {
+        return Ok(see_other("/account/correct"));
+    }
+    let mut errors = crate::forms::FormErrors::new(ctx.lang);
+    let name = crate::domain::FullName::parse(form.text("full_name"))
+        .map_err(|p| errors.add("full_name", p))
+        .ok();
+    let birth =
+        crate::domain::BirthDate::parse(form.text("birth_date"), state.clock.today_in_indonesia())
+            .map_err(|p| errors.add("birth_date", p))
+            .ok();
+    let svc = state.services();
+    let photo = match form.take_file("ktp_photo") {
+        None => {
+            errors.add("ktp_photo", crate::domain::Problem::PhotoMissing);
+            None
+        }
+        Some(file) if errors.is_empty() => {
+            match crate::services::registration::check_photo(&svc, file.data, file.truncated)
+                .await?
+            {
+                Ok(photo) => Some(photo),
+                Err(problem) => {
+                    errors.add("ktp_photo", problem);
+                    None
+                }
+            }
+        }
+        Some(_) => None,
+    };
+    let (Some(name), Some(birth), Some(photo), true) = (name, birth, photo, errors.is_empty())
+    else {
+        return correct_page(
+            ctx,
+            &session,
+            &account,
+            errors,
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    let note = form.text("note").to_string();
+    own_data::request_correction(
+        &svc,
+        &account,
+        &name,
+        &birth,
+        &note,
+        photo,
+        state.clock.now(),
+    )
+    .await?;
+    Ok(see_other("/account?done=correction"))
+}
+
+#[derive(Template)]
+#[template(path = "account/email_confirm.html")]
+struct EmailConfirmPage {
+    ctx: PageCtx,
+    csrf: String,
+    token: String,
+    /// The new address, masked; `None`: the link does not work.
+    masked: Option<String>,
+    taken: bool,
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// `GET /account/email/confirm?token=...`: what the link does (nothing
+/// changes until the button).
+pub async fn email_confirm_page(
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+    query: web::Query<TokenQuery>,
+) -> Result<HttpResponse, AppError> {
+    let masked =
+        own_data::look_email_change(&state.services(), &query.token, state.clock.now()).await?;
+    let status = if masked.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    let page = EmailConfirmPage {
+        csrf: crate::session::csrf_token(&session),
+        token: query.token.clone(),
+        masked,
+        taken: false,
+        ctx,
+    };
+    page.ctx.render(status, &page)
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    token: String,
+}
+
+/// `POST /account/email/confirm`: the new address becomes the account's.
+pub async fn email_confirm(
+    ctx: PageCtx,
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<TokenForm>,
+) -> Result<HttpResponse, AppError> {
+    if !crate::session::csrf_valid(&session, &form.csrf_token) {
+        return Ok(see_other(&format!(
+            "/account/email/confirm?token={}",
+            urlencoding_safe(&form.token)
+        )));
+    }
+    let changed =
+        own_data::confirm_email_change(&state.services(), &form.token, state.clock.now()).await?;
+    let (masked, taken, status) = match changed {
+        own_data::EmailChanged::Done { .. } => {
+            return Ok(see_other("/account?done=email_changed"));
+        }
+        own_data::EmailChanged::Taken => (None, true, StatusCode::CONFLICT),
+        own_data::EmailChanged::Gone => (None, false, StatusCode::NOT_FOUND),
+    };
+    let page = EmailConfirmPage {
+        csrf: crate::session::csrf_token(&session),
+        token: String::new(),
+        masked,
+        taken,
+        ctx,
+    };
+    page.ctx.render(status, &page)
+}
+
+/// A token as it may go back into a URL: only its hex digits.
+fn urlencoding_safe(token: &str) -> String {
+    token
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(64)
+        .collect()
 }

@@ -46,6 +46,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(page("/account", account::account))
         .service(page("/account/photo", account::photo))
+        .service(page("/account/correct", account::correct))
+        .service(web::resource("/account/phone").route(web::post().to(account::phone)))
+        .service(web::resource("/account/email").route(web::post().to(account::email)))
+        .service(web::resource("/account/correction").route(web::post().to(account::correction)))
+        .service(
+            page("/account/email/confirm", account::email_confirm_page)
+                .route(web::post().to(account::email_confirm)),
+        )
         .service(web::resource("/account/sessions/end").route(web::post().to(account::end_session)))
         .service(
             page("/account/download", account::download_form)
@@ -95,6 +103,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(page(
             "/staff/cases/{reference}/photo/{photo}",
             staff::case_photo,
+        ))
+        .service(page("/staff/requests", staff::requests))
+        .service(page("/staff/requests/{id}", staff::request))
+        .service(
+            web::resource("/staff/requests/{id}/{action}")
+                .route(web::post().to(staff::request_action)),
+        )
+        .service(page(
+            "/staff/requests/{id}/photo/{which}",
+            staff::request_photo,
         ))
         .service(page("/staff/stats", staff::stats))
         .service(page("/staff/audit", staff::audit_log));

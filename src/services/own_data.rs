@@ -294,3 +294,345 @@ pub async fn carry_out_deletions(ctx: &Ctx<'_>, now: NaiveDateTime) -> Result<us
     }
     Ok(deleted)
 }
+
+// ------------------------------------------------------------- corrections
+
+pub use crate::db::account_requests::EmailChanged;
+use crate::db::account_requests::{self as requests, Correction, RequestRow};
+use crate::domain::{BirthDate, Email, FullName, KtpPhoto, PhoneNumber};
+
+/// Hours staff have to answer a request (the law's 3×24 hours).
+pub const ANSWER_HOURS: i64 = 72;
+
+/// A new phone number, normalised as at sign-up, in force at once.
+pub async fn change_phone(
+    ctx: &Ctx<'_>,
+    account: &Account,
+    phone: &PhoneNumber,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
+    let (keys, found, phone) = (
+        ctx.keys.clone(),
+        account.clone(),
+        phone.as_str().to_string(),
+    );
+    ctx.db(move |conn| requests::change_phone(conn, &keys, &found, &phone, now))
+        .await?;
+    tracing::info!("a citizen changed their phone number");
+    Ok(())
+}
+
+/// A new email address: a link to it (limited per account and address
+/// like the other mails), which makes it the account's once opened. When
+/// another account holds it, that address is told instead, without a
+/// link: the page says the same either way.
+pub async fn start_email_change(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    account: &Account,
+    email: &Email,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
+    if let Allowance::Refused { retry_after_secs } =
+        limits::allow_for_client_and_address(ctx, client, "email-change", email.as_str()).await?
+    {
+        let reference =
+            failures::record(ctx, client, "LIM", Failure::new(reason::RATE_LIMITED)).await;
+        return Err(AppError::RateLimited {
+            reference,
+            retry_after_secs,
+        });
+    }
+    let (keys, settings, found) = (ctx.keys.clone(), ctx.settings.clone(), account.clone());
+    let new_email = email.as_str().to_string();
+    ctx.db(move |conn| -> Result<(), AppError> {
+        if crate::db::accounts::email_taken(conn, &keys, &new_email)? {
+            let mail = crate::mail::own_data_mail(
+                &settings,
+                &found,
+                &new_email,
+                crate::mail::OwnDataMail::EmailChangeRefused,
+                None,
+                None,
+                now,
+            )
+            .map_err(AppError::internal)?;
+            crate::db::outbox::insert_mail(conn, &keys, &mail)?;
+            return Ok(());
+        }
+        let (token, hash) = crate::domain::link_token::new_link_token();
+        let link = format!("{}/account/email/confirm?token={token}", settings.base_url);
+        let mail = crate::mail::own_data_mail(
+            &settings,
+            &found,
+            &new_email,
+            crate::mail::OwnDataMail::EmailChangeLink,
+            Some(&link),
+            None,
+            now,
+        )
+        .map_err(AppError::internal)?;
+        let expires = now + Duration::hours(24);
+        requests::start_email_change(conn, &keys, &found, &new_email, &hash, expires, &mail, now)?;
+        Ok(())
+    })
+    .await?;
+    ctx.mail_queued();
+    Ok(())
+}
+
+/// The new address an email-change link stands for, masked (`None`: the
+/// link does not work).
+pub async fn look_email_change(
+    ctx: &Ctx<'_>,
+    token: &str,
+    now: NaiveDateTime,
+) -> Result<Option<String>, AppError> {
+    let Some(hash) = crate::domain::link_token::link_token_hash(token) else {
+        return Ok(None);
+    };
+    let keys = ctx.keys.clone();
+    let found = ctx
+        .db(move |conn| requests::find_email_change(conn, &keys, &hash, now))
+        .await?;
+    Ok(found.map(|(_, email)| crate::domain::email_mask(&email)))
+}
+
+/// The link's button: the new address is the account's; the old one is
+/// told, with a "not me" link.
+pub async fn confirm_email_change(
+    ctx: &Ctx<'_>,
+    token: &str,
+    now: NaiveDateTime,
+) -> Result<EmailChanged, AppError> {
+    let Some(hash) = crate::domain::link_token::link_token_hash(token) else {
+        return Ok(EmailChanged::Gone);
+    };
+    let (keys, settings) = (ctx.keys.clone(), ctx.settings.clone());
+    let changed = ctx
+        .db(move |conn| {
+            let tell_old = |account: &Account| {
+                crate::mail::own_data_mail(
+                    &settings,
+                    account,
+                    &account.email,
+                    crate::mail::OwnDataMail::EmailChanged,
+                    None,
+                    None,
+                    now,
+                )
+                .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))
+            };
+            requests::confirm_email_change(conn, &keys, &hash, tell_old, now)
+        })
+        .await?;
+    if matches!(changed, EmailChanged::Done { .. }) {
+        ctx.mail_queued();
+        tracing::info!("a citizen changed their email address");
+    }
+    Ok(changed)
+}
+
+/// A correction of name and birth date, with a new KTP photo, for staff.
+pub async fn request_correction(
+    ctx: &Ctx<'_>,
+    account: &Account,
+    name: &FullName,
+    birth: &BirthDate,
+    note: &str,
+    photo: KtpPhoto,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
+    let correction = Correction {
+        full_name: name.as_str().to_string(),
+        birth_date: birth.to_iso(),
+        note: note.chars().take(1000).collect(),
+    };
+    let (keys, found) = (ctx.keys.clone(), account.clone());
+    let due = now + Duration::hours(ANSWER_HOURS);
+    ctx.db(move |conn| {
+        requests::request_correction(
+            conn,
+            &keys,
+            &found,
+            &correction,
+            (photo.content_type(), photo.data()),
+            due,
+            now,
+        )
+    })
+    .await?;
+    tracing::info!("a citizen asked for a correction");
+    Ok(())
+}
+
+/// A row of the staff's requests queue.
+pub struct QueueRow {
+    pub request: RequestRow,
+    pub email: String,
+}
+
+/// The staff's queue: requests (open ones by deadline, then answered
+/// ones), deletions waiting for their day, and deletions carried out.
+pub struct Queue {
+    pub requests: Vec<QueueRow>,
+    /// (masked address, due)
+    pub deletions: Vec<(String, NaiveDateTime)>,
+    /// (requested, deleted)
+    pub deleted: Vec<(NaiveDateTime, NaiveDateTime)>,
+}
+
+pub async fn queue(ctx: &Ctx<'_>) -> Result<Queue, AppError> {
+    let keys = ctx.keys.clone();
+    ctx.db(move |conn| -> diesel::QueryResult<Queue> {
+        let mut rows = Vec::new();
+        for request in requests::queue(conn, 200)? {
+            let email = crate::db::accounts::find_by_id(conn, &keys, &request.account_id)?
+                .map(|a| crate::domain::email_mask(&a.email))
+                .unwrap_or_default();
+            rows.push(QueueRow { request, email });
+        }
+        Ok(Queue {
+            requests: rows,
+            deletions: own_data::pending_deletions(conn, &keys, 200)?
+                .into_iter()
+                .map(|(email, due)| (crate::domain::email_mask(&email), due))
+                .collect(),
+            deleted: own_data::deletions_done(conn, 200)?,
+        })
+    })
+    .await
+}
+
+/// One request with what staff need to decide it: the account as it is,
+/// the correction asked for.
+pub struct RequestDetail {
+    pub request: RequestRow,
+    pub account: Option<Account>,
+    pub correction: Option<Correction>,
+}
+
+pub async fn request_detail(
+    ctx: &Ctx<'_>,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<Option<RequestDetail>, AppError> {
+    let (keys, id) = (ctx.keys.clone(), id.to_string());
+    ctx.db(move |conn| -> diesel::QueryResult<Option<RequestDetail>> {
+        let Some(request) = requests::find(conn, &id)? else {
+            return Ok(None);
+        };
+        let account = crate::db::accounts::find_by_id(conn, &keys, &request.account_id)?;
+        let correction = match (&account, request.sealed.is_some()) {
+            (Some(account), true) => {
+                Some(requests::open_correction(conn, &keys, &request, account, now)?.0)
+            }
+            _ => None,
+        };
+        Ok(Some(RequestDetail {
+            request,
+            account,
+            correction,
+        }))
+    })
+    .await
+}
+
+/// The new KTP photo of an open correction.
+pub async fn request_photo(
+    ctx: &Ctx<'_>,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<Option<(String, Vec<u8>)>, AppError> {
+    let (keys, id) = (ctx.keys.clone(), id.to_string());
+    ctx.db(move |conn| -> diesel::QueryResult<_> {
+        let Some(request) = requests::find(conn, &id)? else {
+            return Ok(None);
+        };
+        let Some(account) = crate::db::accounts::find_by_id(conn, &keys, &request.account_id)?
+        else {
+            return Ok(None);
+        };
+        if request.photo.is_none() {
+            return Ok(None);
+        }
+        let (_, photo) = requests::open_correction(conn, &keys, &request, &account, now)?;
+        Ok(Some((
+            request
+                .photo_type
+                .clone()
+                .unwrap_or_else(|| "image/jpeg".into()),
+            photo,
+        )))
+    })
+    .await
+}
+
+/// Decides an open correction, mailing the citizen (the handler audits).
+/// False when it was decided meanwhile or the account is gone.
+pub async fn decide(
+    ctx: &Ctx<'_>,
+    id: &str,
+    approve: bool,
+    staff: &str,
+    decision: &str,
+    now: NaiveDateTime,
+) -> Result<bool, AppError> {
+    let (keys, settings) = (ctx.keys.clone(), ctx.settings.clone());
+    let (id, staff, decision) = (id.to_string(), staff.to_string(), decision.to_string());
+    let decided = ctx
+        .db(move |conn| -> Result<bool, AppError> {
+            let Some(request) = requests::find(conn, &id)? else {
+                return Ok(false);
+            };
+            let Some(account) = crate::db::accounts::find_by_id(conn, &keys, &request.account_id)?
+            else {
+                return Ok(false);
+            };
+            if request.status != requests::STATUS_OPEN {
+                return Ok(false);
+            }
+            let what = if approve {
+                crate::mail::OwnDataMail::CorrectionApproved
+            } else {
+                crate::mail::OwnDataMail::CorrectionRejected
+            };
+            let mail = crate::mail::own_data_mail(
+                &settings,
+                &account,
+                &account.email,
+                what,
+                None,
+                Some(&decision),
+                now,
+            )
+            .map_err(AppError::internal)?;
+            Ok(requests::decide(
+                conn, &keys, &request, &account, approve, &staff, &decision, &mail, now,
+            )?)
+        })
+        .await?;
+    if decided {
+        ctx.mail_queued();
+    }
+    Ok(decided)
+}
+
+/// The KTP photo the account of a request has now.
+pub async fn request_current_photo(
+    ctx: &Ctx<'_>,
+    id: &str,
+) -> Result<Option<(String, Vec<u8>)>, AppError> {
+    let (keys, id) = (ctx.keys.clone(), id.to_string());
+    ctx.db(move |conn| -> Result<_, AppError> {
+        let Some(request) = requests::find(conn, &id)? else {
+            return Ok(None);
+        };
+        let Some(account) = crate::db::accounts::find_by_id(conn, &keys, &request.account_id)?
+        else {
+            return Ok(None);
+        };
+        crate::db::accounts::find_upload(conn, &keys, &account.ktp_upload_id)
+    })
+    .await
+}

@@ -298,7 +298,322 @@ async fn deletion_is_cancelled_by_signing_in_then_carried_out(backend: Backend) 
     app.register_and_verify(&mut again).await;
 }
 
+async fn post_form(
+    app: &TestApp,
+    page: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let csrf = app.csrf_from(page).await;
+    let mut form = vec![("csrf_token", csrf.as_str())];
+    form.extend_from_slice(fields);
+    app.client
+        .post(app.url(path))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn link_in(mail: &crate::mail_stub::SentMail, path: &str) -> String {
+    let start = mail.text.find(path).expect("the link in the mail");
+    mail.text[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+async fn phone_and_email_changes_with_their_mails(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut siti = Registration::default();
+    app.register_and_verify(&mut siti).await;
+    let mut budi = Registration::budi();
+    let budi_app = app.new_browser();
+    let html = budi_app
+        .get(app.url("/register"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    budi.csrf_token = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
+    budi.submission_id = attr_after(&html, r#"name="submission_id""#, "value").unwrap();
+    assert_eq!(
+        budi_app
+            .post(app.url("/register"))
+            .multipart(budi.to_form())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        303
+    );
+    let link = crate::mail_stub::verification_path(&app.wait_for_mail(&budi.email, 1).await[0]);
+    let response = app
+        .choose_password_in(&budi_app, &link, &budi.password, &budi.password)
+        .await;
+    assert_eq!(response.status(), 303);
+
+    // The phone: checked as at sign-up.
+    let response = post_form(
+        &app,
+        "/account/correct",
+        "/account/phone",
+        &[("phone", "12")],
+    )
+    .await;
+    assert_eq!(response.status(), 422);
+    let response = post_form(
+        &app,
+        "/account/correct",
+        "/account/phone",
+        &[("phone", "0857-1111-3333")],
+    )
+    .await;
+    assert_eq!(response.headers()["location"], "/account?done=phone");
+    let (_, html) = app.get_html("/account").await;
+    assert!(html.contains("+62 857-1111-3333"), "{html}");
+
+    // An address another account holds: the page says the same, that
+    // address is told, nothing changes.
+    let response = post_form(
+        &app,
+        "/account/correct",
+        "/account/email",
+        &[("email", &budi.email)],
+    )
+    .await;
+    assert_eq!(response.headers()["location"], "/account?done=email_sent");
+    let mails = app.wait_for_mail(&budi.email, 2).await;
+    assert!(
+        mails[1].subject.contains("tidak dapat dipakai"),
+        "{}",
+        mails[1].subject
+    );
+    assert!(!mails[1].text.contains("/account/email/confirm"));
+
+    // A new address: a link to it; the old one is told once it is opened.
+    let response = post_form(
+        &app,
+        "/account/correct",
+        "/account/email",
+        &[("email", "siti.baru@example.org")],
+    )
+    .await;
+    assert_eq!(response.headers()["location"], "/account?done=email_sent");
+    let mails = app.wait_for_mail("siti.baru@example.org", 1).await;
+    let confirm = link_in(&mails[0], "/account/email/confirm?token=");
+    let other = app.new_browser();
+    let page = other.get(app.url(&confirm)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&emeterai::domain::email_mask("siti.baru@example.org")));
+    let csrf = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
+    let token = attr_after(&html, r#"name="token""#, "value").unwrap();
+    let response = other
+        .post(app.url("/account/email/confirm"))
+        .form(&[("csrf_token", csrf.as_str()), ("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["location"],
+        "/account?done=email_changed"
+    );
+    let old = app.wait_for_mail("siti.aminah@example.co.id", 2).await;
+    assert!(old[1].subject.contains("diganti"), "{}", old[1].subject);
+    assert!(
+        old[1].text.contains("/not-me?token="),
+        "the old address may say not me"
+    );
+    // Used once.
+    let page = other.get(app.url(&confirm)).send().await.unwrap();
+    assert_eq!(page.status(), 404);
+    // She signs in with the new address only.
+    assert_eq!(
+        app.login("siti.baru@example.org", &siti.password)
+            .await
+            .status(),
+        303
+    );
+    assert_ne!(
+        app.login("siti.aminah@example.co.id", &siti.password)
+            .await
+            .status(),
+        303
+    );
+}
+
+async fn a_correction_is_decided_by_staff_on_the_clock(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut siti = Registration::default();
+    app.register_and_verify(&mut siti).await;
+    let send = |name: &str, photo: Option<Vec<u8>>| {
+        let name = name.to_string();
+        async {
+            let csrf = app.csrf_from("/account/correct").await;
+            let mut form = reqwest::multipart::Form::new()
+                .text("csrf_token", csrf)
+                .text("full_name", name)
+                .text("birth_date", "1995-08-18")
+                .text("note", "Salah ketik saat mendaftar.");
+            if let Some(photo) = photo {
+                form = form.part(
+                    "ktp_photo",
+                    reqwest::multipart::Part::bytes(photo)
+                        .file_name("ktp.jpg")
+                        .mime_str("image/jpeg")
+                        .unwrap(),
+                );
+            }
+            app.client
+                .post(app.url("/account/correction"))
+                .multipart(form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let response = send("Siti Aminah Putri", Some(crate::helpers::fake_jpeg(20_000))).await;
+    assert_eq!(response.status(), 422, "a photo that is no photo");
+    let response = send("Siti Aminah Putri", Some(crate::helpers::noisy_jpeg(31))).await;
+    assert_eq!(response.headers()["location"], "/account?done=correction");
+
+    let staff = crate::staff::signed_in_staff(&app).await;
+    let queue = staff
+        .get(app.url("/staff/requests"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        queue.contains("Perbaikan nama atau tanggal lahir"),
+        "{queue}"
+    );
+    assert!(!queue.contains("Terlambat"), "not overdue yet");
+    app.state.clock.advance(chrono::Duration::hours(73));
+    // Three days on, staff sign in again.
+    let staff = app.new_browser();
+    let response = crate::staff::staff_password_step(
+        &app,
+        &staff,
+        crate::staff::STAFF_EMAIL,
+        crate::staff::STAFF_PASSWORD,
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    // A recovery code (the authenticator's code of the first sign-in was
+    // used already, and the test's clock is three days ahead).
+    let response =
+        crate::staff::staff_code_step(&app, &staff, &crate::staff::recovery_code(0)).await;
+    assert_eq!(response.status(), 303);
+    let queue = staff
+        .get(app.url("/staff/requests"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        queue.contains("Terlambat"),
+        "overdue after 3×24 hours: {queue}"
+    );
+    let id = queue
+        .split("/staff/requests/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let page_path = format!("/staff/requests/{id}");
+    let page = staff
+        .get(app.url(&page_path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Siti Aminah Putri") && page.contains("1995-08-18"),
+        "{page}"
+    );
+    let photo = staff
+        .get(app.url(&format!("{page_path}/photo/new")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(photo.status(), 200);
+    let csrf = crate::helpers::csrf_of(&staff, app.url(&page_path)).await;
+    let response = staff
+        .post(app.url(&format!("{page_path}/approve")))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("message", "Sesuai foto KTP terbaru."),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["location"],
+        format!("{page_path}?done=done").as_str()
+    );
+    let mails = app.wait_for_mail("siti.aminah@example.co.id", 2).await;
+    assert!(
+        mails[1].subject.contains("diterima"),
+        "{}",
+        mails[1].subject
+    );
+    assert!(mails[1].text.contains("Sesuai foto KTP terbaru."));
+    // The account is corrected; the answer is recorded with its time.
+    app.login("siti.aminah@example.co.id", &siti.password).await;
+    let (_, html) = app.get_html("/account").await;
+    assert!(
+        html.contains("Siti Aminah Putri") && html.contains("1995-08-18"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Menerima perbaikan data"),
+        "in her processing record: {html}"
+    );
+    let queue = staff
+        .get(app.url("/staff/requests"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        queue.contains("petugas@peruri.test"),
+        "answered, by whom: {queue}"
+    );
+    // A second decision changes nothing.
+    let response = staff
+        .post(app.url(&format!("{page_path}/reject")))
+        .form(&[("csrf_token", csrf.as_str()), ("message", "Terlambat.")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["location"],
+        format!("{page_path}?done=not_now").as_str()
+    );
+}
+
 on_both_backends!(
+    phone_and_email_changes_with_their_mails,
+    a_correction_is_decided_by_staff_on_the_clock,
     the_download_holds_everything_and_only_the_owners_data,
     deletion_is_cancelled_by_signing_in_then_carried_out,
 );

@@ -8,8 +8,8 @@ use emeterai::services::failures::NewFailureRow;
 use crate::helpers::{Backend, Registration, TestApp, attr_after};
 use crate::on_both_backends;
 
-const STAFF_EMAIL: &str = "petugas@peruri.test";
-const STAFF_PASSWORD: &str = "kopi tubruk pagi hari siang";
+pub(crate) const STAFF_EMAIL: &str = "petugas@peruri.test";
+pub(crate) const STAFF_PASSWORD: &str = "kopi tubruk pagi hari siang";
 
 /// The authenticator app's key of every staff account the tests create.
 pub(crate) const STAFF_TOTP_KEY: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";

@@ -171,6 +171,7 @@ mod code;
 mod detail;
 mod export;
 mod failures;
+mod requests;
 mod session;
 mod stats;
 
@@ -180,5 +181,6 @@ pub use code::{get as code_get, post as code_post};
 pub use detail::{failure, failure_action, failure_photo};
 pub use export::failures_csv;
 pub use failures::failures;
+pub use requests::{request, request_action, request_photo, requests};
 pub use session::{login_get, login_post, logout};
 pub use stats::stats;
