@@ -168,9 +168,18 @@ pub fn processing_record(
     Ok(found)
 }
 
+/// The mails sent to the account, and to the registration it was made
+/// from (its verification links).
 pub fn mails(conn: &mut DbConn, account_id: &str) -> QueryResult<Vec<MailRecord>> {
+    let made_from = registrations::table
+        .filter(registrations::account_id.eq(account_id))
+        .select(registrations::id);
     mail_outbox::table
-        .filter(mail_outbox::account_id.eq(account_id))
+        .filter(
+            mail_outbox::account_id
+                .eq(account_id)
+                .or(mail_outbox::registration_id.eq_any(made_from.nullable())),
+        )
         .order(mail_outbox::created_at.desc())
         .select((
             mail_outbox::kind,

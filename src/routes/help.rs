@@ -46,6 +46,8 @@ struct PrivacyPage {
     unverified_period: String,
     draft_hours: i64,
     failure_days: u32,
+    deletion_days: u32,
+    case_days: u32,
 }
 
 /// `GET /help`.
@@ -95,6 +97,8 @@ pub async fn privacy(
         unverified_period,
         draft_hours: crate::mail::DRAFT_HOURS,
         failure_days: state.settings.failure_retention_days,
+        deletion_days: state.settings.deletion_wait_days,
+        case_days: state.settings.case_retention_days,
         ctx,
     };
     page.ctx.render(StatusCode::OK, &page)
