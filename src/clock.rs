@@ -18,7 +18,7 @@ use chrono::{Duration, NaiveDate, NaiveDateTime, Utc};
 /// count in.
 pub const WIB_HOURS: i64 = 7;
 
-/// A time as people in Indonesia's western zone read it: `2026-12-03 13:05:00 WIB`.
+/// A time as people in Indonesia's western zone read it: `YYYY-MM-DD HH:MM:SS WIB`.
 pub fn wib_text(at: NaiveDateTime) -> String {
     (at + Duration::hours(WIB_HOURS))
         .format("%Y-%m-%d %H:%M:%S WIB")

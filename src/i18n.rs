@@ -508,6 +508,7 @@ pub struct Text {
     pub staff_case_open_link: &'static str,
     // The citizen's own data (UU 27/2022)
     pub own_details_heading: &'static str,
+    pub own_show: &'static str,
     pub own_birth_date: &'static str,
     pub own_npwp: &'static str,
     pub own_none: &'static str,
@@ -1041,6 +1042,7 @@ pub static ID: Text = Text {
     staff_case_message_missing: "Tulis pesan untuk warga terlebih dahulu.",
     staff_case_open_link: "Buka kasus",
     own_details_heading: "Data yang kami simpan",
+    own_show: "tampilkan lengkap",
     own_birth_date: "Tanggal lahir",
     own_npwp: "NPWP",
     own_none: "tidak ada",
@@ -1574,6 +1576,7 @@ pub static EN: Text = Text {
     staff_case_message_missing: "Write a message for the citizens first.",
     staff_case_open_link: "Open the case",
     own_details_heading: "What we hold about you",
+    own_show: "show in full",
     own_birth_date: "Date of birth",
     own_npwp: "NPWP",
     own_none: "none",

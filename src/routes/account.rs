@@ -404,6 +404,21 @@ async fn correct_page(
     page.ctx.render(status, &page)
 }
 
+/// The correction page again, with the problem of the one field sent.
+async fn refused(
+    ctx: PageCtx,
+    session: &Session,
+    account: &Account,
+    field: &'static str,
+    typed: &str,
+    problem: crate::domain::Problem,
+) -> Result<HttpResponse, AppError> {
+    let mut errors = crate::forms::FormErrors::new(ctx.lang);
+    errors.add(field, problem);
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    correct_page(ctx, session, account, errors, Some((field, typed)), status).await
+}
+
 /// `GET /account/correct`: the phone, the email, and a correction of name
 /// or birth date.
 pub async fn correct(
@@ -442,20 +457,7 @@ pub async fn phone(
             own_data::change_phone(&state.services(), &account, &phone, state.clock.now()).await?;
             Ok(see_other("/account?done=phone"))
         }
-        Err(problem) => {
-            let mut errors = crate::forms::FormErrors::new(ctx.lang);
-            errors.add("phone", problem);
-            let typed = Some(("phone", form.phone.as_str()));
-            correct_page(
-                ctx,
-                &session,
-                &account,
-                errors,
-                typed,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
+        Err(problem) => refused(ctx, &session, &account, "phone", &form.phone, problem).await,
     }
 }
 
@@ -479,20 +481,7 @@ pub async fn email(
             own_data::start_email_change(&state.services(), &client, &account, &email, now).await?;
             Ok(see_other("/account?done=email_sent"))
         }
-        Err(problem) => {
-            let mut errors = crate::forms::FormErrors::new(ctx.lang);
-            errors.add("email", problem);
-            let typed = Some(("email", form.email.as_str()));
-            correct_page(
-                ctx,
-                &session,
-                &account,
-                errors,
-                typed,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
+        Err(problem) => refused(ctx, &session, &account, "email", &form.email, problem).await,
     }
 }
 
