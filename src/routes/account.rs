@@ -225,6 +225,28 @@ fn confirm_page(
     page.ctx.render(status, &page)
 }
 
+/// Why a download or deletion form comes back.
+enum Refused {
+    /// Its CSRF token is not this session's (a page left open, a form
+    /// from elsewhere).
+    Stale,
+    WrongPassword,
+}
+
+fn confirm_refused(
+    ctx: PageCtx,
+    session: &Session,
+    state: &AppState,
+    what: &'static str,
+    why: Refused,
+) -> Result<HttpResponse, AppError> {
+    let (text, status) = match why {
+        Refused::Stale => (ctx.t.reg_stale_form, StatusCode::FORBIDDEN),
+        Refused::WrongPassword => (ctx.t.own_password_wrong, StatusCode::UNPROCESSABLE_ENTITY),
+    };
+    confirm_page(ctx, session, state, what, Some(text), status)
+}
+
 /// `GET /account/download`, `GET /account/delete`: the password again.
 pub async fn download_form(
     ctx: PageCtx,
@@ -262,15 +284,7 @@ pub async fn download(
 ) -> Result<HttpResponse, AppError> {
     let account = account_or_login!(session, state);
     if !crate::session::csrf_valid(&session, &form.csrf_token) {
-        let stale = Some(ctx.t.reg_stale_form);
-        return confirm_page(
-            ctx,
-            &session,
-            &state,
-            "download",
-            stale,
-            StatusCode::FORBIDDEN,
-        );
+        return confirm_refused(ctx, &session, &state, "download", Refused::Stale);
     }
     let client = crate::web::client(&req, &state);
     let now = state.clock.now();
@@ -292,15 +306,7 @@ pub async fn download(
             ))
             .body(body)),
         Export::WrongPassword => {
-            let wrong = Some(ctx.t.own_password_wrong);
-            confirm_page(
-                ctx,
-                &session,
-                &state,
-                "download",
-                wrong,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
+            confirm_refused(ctx, &session, &state, "download", Refused::WrongPassword)
         }
     }
 }
@@ -314,15 +320,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, AppError> {
     let account = account_or_login!(session, state);
     if !crate::session::csrf_valid(&session, &form.csrf_token) {
-        let stale = Some(ctx.t.reg_stale_form);
-        return confirm_page(
-            ctx,
-            &session,
-            &state,
-            "delete",
-            stale,
-            StatusCode::FORBIDDEN,
-        );
+        return confirm_refused(ctx, &session, &state, "delete", Refused::Stale);
     }
     let now = state.clock.now();
     match own_data::request_deletion(&state.services(), &account, form.password.clone(), now)
@@ -331,15 +329,7 @@ pub async fn delete(
         Deletion::Requested { .. } => Ok(see_other("/account?done=requested")),
         Deletion::Already { .. } => Ok(see_other("/account?done=already")),
         Deletion::WrongPassword => {
-            let wrong = Some(ctx.t.own_password_wrong);
-            confirm_page(
-                ctx,
-                &session,
-                &state,
-                "delete",
-                wrong,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
+            confirm_refused(ctx, &session, &state, "delete", Refused::WrongPassword)
         }
     }
 }

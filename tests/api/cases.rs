@@ -132,22 +132,7 @@ async fn a_stolen_nik_is_reported_reviewed_released_and_registered(backend: Back
         ..Registration::default()
     };
     let impostor_browser = app.new_browser();
-    let html = impostor_browser
-        .get(app.url("/register"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    impostor.csrf_token = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
-    impostor.submission_id = attr_after(&html, r#"name="submission_id""#, "value").unwrap();
-    let response = impostor_browser
-        .post(app.url("/register"))
-        .multipart(impostor.to_form())
-        .send()
-        .await
-        .unwrap();
+    let response = app.register_in(&impostor_browser, &mut impostor).await;
     assert_eq!(response.status(), 303);
     let mails = app.wait_for_mail("orang.lain@example.net", 1).await;
     let link = crate::mail_stub::verification_path(&mails[0]);

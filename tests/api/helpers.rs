@@ -292,6 +292,31 @@ impl TestApp {
         self.post_register(input).await
     }
 
+    /// Opens the form in `browser` (a browser of its own) and submits
+    /// `input` there: the response.
+    pub async fn register_in(
+        &self,
+        browser: &reqwest::Client,
+        input: &mut Registration,
+    ) -> reqwest::Response {
+        let html = browser
+            .get(self.url("/register"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        input.csrf_token = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
+        input.submission_id = attr_after(&html, r#"name="submission_id""#, "value").unwrap();
+        browser
+            .post(self.url("/register"))
+            .multipart(input.to_form())
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Opens the form and submits `input` (which has mistakes) three times,
     /// as a citizen stuck on it does: from the third try the failure is
     /// logged and the page shows its reference code. The last answer.

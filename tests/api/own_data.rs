@@ -25,22 +25,7 @@ async fn the_download_holds_everything_and_only_the_owners_data(backend: Backend
     let mut budi = Registration::budi();
     let budi_browser_app = &app;
     let budi_browser = budi_browser_app.new_browser();
-    let html = budi_browser
-        .get(app.url("/register"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    budi.csrf_token = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
-    budi.submission_id = attr_after(&html, r#"name="submission_id""#, "value").unwrap();
-    let response = budi_browser
-        .post(app.url("/register"))
-        .multipart(budi.to_form())
-        .send()
-        .await
-        .unwrap();
+    let response = app.register_in(&budi_browser, &mut budi).await;
     assert_eq!(response.status(), 303);
 
     let mut siti = Registration::default();
@@ -49,22 +34,7 @@ async fn the_download_holds_everything_and_only_the_owners_data(backend: Backend
     // row about her address, which a staff member opens and reveals.
     let mut again = Registration::default();
     let response = app.new_browser();
-    let html = response
-        .get(app.url("/register"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    again.csrf_token = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
-    again.submission_id = attr_after(&html, r#"name="submission_id""#, "value").unwrap();
-    let taken = response
-        .post(app.url("/register"))
-        .multipart(again.to_form())
-        .send()
-        .await
-        .unwrap();
+    let taken = app.register_in(&response, &mut again).await;
     assert_eq!(taken.status(), 409);
     let reference = crate::helpers::reference_code(&taken.text().await.unwrap()).unwrap();
     let staff = crate::staff::signed_in_staff(&app).await;
@@ -177,25 +147,7 @@ async fn deletion_is_cancelled_by_signing_in_then_carried_out(backend: Backend) 
     app.register_and_verify(&mut siti).await;
     // A failure-log row about her (a second try meets "already registered").
     let other = app.new_browser();
-    let html = other
-        .get(app.url("/register"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let again = Registration {
-        csrf_token: attr_after(&html, r#"name="csrf_token""#, "value").unwrap(),
-        submission_id: attr_after(&html, r#"name="submission_id""#, "value").unwrap(),
-        ..Registration::default()
-    };
-    let response = other
-        .post(app.url("/register"))
-        .multipart(again.to_form())
-        .send()
-        .await
-        .unwrap();
+    let response = app.register_in(&other, &mut Registration::default()).await;
     assert_eq!(response.status(), 409);
     {
         let mut conn = app.state.pool.get().unwrap();
@@ -332,26 +284,7 @@ async fn phone_and_email_changes_with_their_mails(backend: Backend) {
     app.register_and_verify(&mut siti).await;
     let mut budi = Registration::budi();
     let budi_app = app.new_browser();
-    let html = budi_app
-        .get(app.url("/register"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    budi.csrf_token = attr_after(&html, r#"name="csrf_token""#, "value").unwrap();
-    budi.submission_id = attr_after(&html, r#"name="submission_id""#, "value").unwrap();
-    assert_eq!(
-        budi_app
-            .post(app.url("/register"))
-            .multipart(budi.to_form())
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        303
-    );
+    assert_eq!(app.register_in(&budi_app, &mut budi).await.status(), 303);
     let link = crate::mail_stub::verification_path(&app.wait_for_mail(&budi.email, 1).await[0]);
     let response = app
         .choose_password_in(&budi_app, &link, &budi.password, &budi.password)
