@@ -588,7 +588,13 @@ fn count_in_database(
     use emeterai::schema::{accounts, registrations};
     emeterai::db::init_tls();
     let parsed = emeterai::db::DbUrl::parse(url).expect("--database-url");
-    let pool = emeterai::db::build_pool(&parsed, 2, Duration::from_secs(10)).expect("database");
+    let pool = emeterai::db::build_pool(
+        &parsed,
+        2,
+        Duration::from_secs(10),
+        &emeterai::db::PgTuning::default(),
+    )
+    .expect("database");
     let mut conn = pool.get().expect("database connection");
     let (mut missing, mut doubled, mut no_account) = (0, 0, 0);
     for address in acked {

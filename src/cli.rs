@@ -26,6 +26,20 @@ pub enum Command {
     Serve,
     /// Bring the database schema up to date, then exit.
     Migrate,
+    /// Write a consistent copy of the SQLite database to FILE while the
+    /// portal serves (PostgreSQL: see the README, "Backups").
+    Backup {
+        /// The new file (it must not exist yet).
+        #[arg(long, value_name = "FILE")]
+        to: std::path::PathBuf,
+    },
+    /// Put a backup made by `emeterai backup` in place as the SQLite
+    /// database DATABASE_URL names. Stop the instances first; a database
+    /// that holds accounts or registrations is refused.
+    Restore {
+        #[arg(long, value_name = "FILE")]
+        from: std::path::PathBuf,
+    },
     /// Manage support staff accounts.
     #[command(subcommand)]
     Staff(StaffCommand),

@@ -182,6 +182,20 @@ pub struct Settings {
     #[arg(long, env = "EMETERAI_DB_TIMEOUT_SECS", value_name = "EMETERAI_DB_TIMEOUT_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub db_timeout_secs: u64,
 
+    /// PostgreSQL: seconds to wait for one host of `DATABASE_URL` to answer before the next is
+    /// tried (libpq `connect_timeout`; a URL that sets it wins).
+    #[arg(long, env = "EMETERAI_DB_CONNECT_TIMEOUT_SECS", value_name = "EMETERAI_DB_CONNECT_TIMEOUT_SECS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub db_connect_timeout_secs: u64,
+
+    /// PostgreSQL: seconds after which a connection whose server went silent (a network
+    /// partition: no reset, no answer) is given up (TCP keepalives and `tcp_user_timeout`).
+    #[arg(long, env = "EMETERAI_DB_KEEPALIVE_SECS", value_name = "EMETERAI_DB_KEEPALIVE_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub db_keepalive_secs: u64,
+
+    /// PostgreSQL: seconds a statement may run before the server cancels it (503).
+    #[arg(long, env = "EMETERAI_DB_STATEMENT_TIMEOUT_SECS", value_name = "EMETERAI_DB_STATEMENT_TIMEOUT_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub db_statement_timeout_secs: u64,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "EMETERAI_WORKERS", value_name = "EMETERAI_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
@@ -437,6 +451,28 @@ impl Settings {
 
     pub fn db_timeout(&self) -> Duration {
         Duration::from_secs(self.db_timeout_secs)
+    }
+
+    /// The failover behaviour of PostgreSQL connections (`db::PgTuning`).
+    pub fn pg_tuning(&self) -> crate::db::PgTuning {
+        crate::db::PgTuning {
+            connect_timeout_secs: self.db_connect_timeout_secs,
+            keepalive_secs: self.db_keepalive_secs,
+            statement_timeout_secs: self.db_statement_timeout_secs,
+        }
+    }
+
+    /// One connection for a maintenance command (`migrate`, `keys`,
+    /// `backup`): no statement timeout, the same failover behaviour.
+    pub fn maintenance_pool(&self) -> Result<(crate::db::DbUrl, crate::db::Pool), String> {
+        let url = crate::db::DbUrl::parse(&self.database_url).map_err(|e| e.to_string())?;
+        let tuning = crate::db::PgTuning {
+            statement_timeout_secs: 0,
+            ..self.pg_tuning()
+        };
+        let pool = crate::db::build_pool(&url, 1, self.db_timeout(), &tuning)
+            .map_err(|e| e.to_string())?;
+        Ok((url, pool))
     }
 
     /// Cookies get the `Secure` flag when the public URL is https.

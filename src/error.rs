@@ -62,9 +62,14 @@ impl From<diesel::result::Error> for AppError {
         use diesel::result::{DatabaseErrorKind, Error};
         match e {
             Error::NotFound => AppError::NotFound,
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-                AppError::Unavailable(Box::new(e))
-            }
+            // The server went away, or is a standby now (SQLSTATE 25006):
+            // the failover is under way, try again shortly.
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::ReadOnlyTransaction,
+                _,
+            ) => AppError::Unavailable(Box::new(e)),
             // Sealed data that does not open (a key retired or missing, a
             // value altered or moved): unavailable, not garbage.
             Error::DeserializationError(ref inner)
@@ -87,10 +92,35 @@ pub fn is_busy_message(message: &str) -> bool {
     message.contains("database is locked") || message.contains("database is busy")
 }
 
+/// PostgreSQL's answers when the connection's server is gone, going, cut
+/// off, or no longer the primary: the connection is of no further use.
+pub fn is_connection_lost(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "closed the connection",
+        "terminating connection",
+        "no connection to the server",
+        "the database system is",
+        "read-only transaction",
+        "ssl syscall error",
+        "unexpected eof",
+        "eof detected",
+        "broken pipe",
+        "connection reset",
+        "connection timed out",
+        "server closed",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
+}
+
 fn is_unavailable_message(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     is_busy_message(&m)
+        || is_connection_lost(&m)
         || [
+            // The statement timeout: the server is alive but too slow.
+            "canceling statement due to statement timeout",
             "closed the connection",
             "terminating connection",
             "connection refused",

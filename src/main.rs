@@ -26,6 +26,8 @@ fn main() -> ExitCode {
         Command::Staff(command) => staff(cli.settings, command),
         Command::Photos(PhotosCommand::Reencode) => reencode_photos(cli.settings),
         Command::Keys(command) => keys(cli.settings, command),
+        Command::Backup { to } => backup(cli.settings, &to),
+        Command::Restore { from } => restore(cli.settings, &from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -43,9 +45,36 @@ fn serve(settings: emeterai::config::Settings) -> Result<(), String> {
     })
 }
 
-fn migrate(settings: emeterai::config::Settings) -> Result<(), String> {
+fn backup(settings: emeterai::config::Settings, to: &std::path::Path) -> Result<(), String> {
     let url = db::DbUrl::parse(&settings.database_url).map_err(|e| e.to_string())?;
-    let pool = db::build_pool(&url, 1, settings.db_timeout()).map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let held = db::backup::backup(&url, to).map_err(|e| e.to_string())?;
+    println!(
+        "backup written to {}: {} accounts, {} registrations, {} bytes, in {:.1} s (sealed as in the database: restoring it needs the same EMETERAI_KEY_FILE)",
+        to.display(),
+        held.accounts,
+        held.registrations,
+        held.bytes,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn restore(settings: emeterai::config::Settings, from: &std::path::Path) -> Result<(), String> {
+    let url = db::DbUrl::parse(&settings.database_url).map_err(|e| e.to_string())?;
+    let held = db::backup::restore(&url, from).map_err(|e| e.to_string())?;
+    println!(
+        "restored {} into {}: {} accounts, {} registrations; start the portal (it brings the schema up to date)",
+        from.display(),
+        settings.database_url,
+        held.accounts,
+        held.registrations
+    );
+    Ok(())
+}
+
+fn migrate(settings: emeterai::config::Settings) -> Result<(), String> {
+    let (url, pool) = settings.maintenance_pool()?;
     let applied = db::migrate(&pool).map_err(|e| e.to_string())?;
     println!(
         "{applied} migration(s) applied to the {} database",
@@ -84,8 +113,7 @@ fn keys(settings: emeterai::config::Settings, command: KeysCommand) -> Result<()
         return Ok(());
     }
     let ring = settings.load_keys().map_err(|e| e.to_string())?;
-    let url = db::DbUrl::parse(&settings.database_url).map_err(|e| e.to_string())?;
-    let pool = db::build_pool(&url, 1, settings.db_timeout()).map_err(|e| e.to_string())?;
+    let (_, pool) = settings.maintenance_pool()?;
     db::migrate(&pool).map_err(|e| e.to_string())?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let clock = emeterai::clock::Clock::system();
@@ -177,8 +205,7 @@ fn keys(settings: emeterai::config::Settings, command: KeysCommand) -> Result<()
 }
 
 fn reencode_photos(settings: emeterai::config::Settings) -> Result<(), String> {
-    let url = db::DbUrl::parse(&settings.database_url).map_err(|e| e.to_string())?;
-    let pool = db::build_pool(&url, 1, settings.db_timeout()).map_err(|e| e.to_string())?;
+    let (_, pool) = settings.maintenance_pool()?;
     db::migrate(&pool).map_err(|e| e.to_string())?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let keys = settings.load_keys().map_err(|e| e.to_string())?;
@@ -193,8 +220,7 @@ fn reencode_photos(settings: emeterai::config::Settings) -> Result<(), String> {
 
 fn staff(settings: emeterai::config::Settings, command: StaffCommand) -> Result<(), String> {
     use emeterai::db::staff as staff_db;
-    let url = db::DbUrl::parse(&settings.database_url).map_err(|e| e.to_string())?;
-    let pool = db::build_pool(&url, 1, settings.db_timeout()).map_err(|e| e.to_string())?;
+    let (_, pool) = settings.maintenance_pool()?;
     db::migrate(&pool).map_err(|e| e.to_string())?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let now = emeterai::clock::Clock::system().now();

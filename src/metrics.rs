@@ -7,6 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -58,6 +59,19 @@ pub struct Metrics {
     photos_in_clear: Gauge,
     kek_newest: Gauge,
     mail_events: Family<MailEventLabels, Counter>,
+    ready: Gauge,
+    mail_oldest_pending: Gauge,
+    status: Family<PartLabels, Gauge>,
+    connections_retired: Counter,
+    /// Totals the status page judges by (`services::status`).
+    pub server_errors: AtomicU64,
+    signin_rejected: AtomicU64,
+    new_password_rejected: AtomicU64,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartLabels {
+    pub part: &'static str,
 }
 
 impl Default for Metrics {
@@ -149,7 +163,38 @@ impl Metrics {
             "Delivery events the mail provider reported, by kind (and those ignored or refused)",
             mail_events.clone(),
         );
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 while this instance can serve (a primary database answers, storage is sound), else 0",
+            ready.clone(),
+        );
+        let mail_oldest_pending = Gauge::default();
+        registry.register(
+            "mail_oldest_pending_seconds",
+            "Seconds the oldest mail waiting in the outbox has waited (0: none waits)",
+            mail_oldest_pending.clone(),
+        );
+        let status = Family::<PartLabels, Gauge>::default();
+        registry.register(
+            "status",
+            "What the public status page says of each part: 0 normal, 1 slow, 2 down",
+            status.clone(),
+        );
+        let connections_retired = Counter::default();
+        registry.register(
+            "db_connections_retired",
+            "Database connections closed because their server was gone or read-only (a failover)",
+            connections_retired.clone(),
+        );
         Metrics {
+            ready,
+            mail_oldest_pending,
+            status,
+            connections_retired,
+            server_errors: AtomicU64::new(0),
+            signin_rejected: AtomicU64::new(0),
+            new_password_rejected: AtomicU64::new(0),
             mail_events,
             data_keys,
             photos_in_clear,
@@ -189,7 +234,30 @@ impl Metrics {
             .inc();
     }
 
+    /// What the status page judged (`worker::run_status`): readiness, the
+    /// oldest waiting mail's age, and each part's level (0, 1, 2).
+    pub fn set_status(&self, ready: bool, oldest_mail_secs: i64, levels: [(&'static str, i64); 3]) {
+        self.ready.set(i64::from(ready));
+        self.mail_oldest_pending.set(oldest_mail_secs);
+        for (part, value) in levels {
+            self.status.get_or_create(&PartLabels { part }).set(value);
+        }
+    }
+
+    /// (sign-in, new password) requests the hashing queue turned away.
+    pub fn hash_rejected_totals(&self) -> (u64, u64) {
+        (
+            self.signin_rejected.load(Ordering::Relaxed),
+            self.new_password_rejected.load(Ordering::Relaxed),
+        )
+    }
+
     pub fn hash_rejected(&self, class: crate::hashing::Class) {
+        match class {
+            crate::hashing::Class::SignIn => &self.signin_rejected,
+            crate::hashing::Class::NewPassword => &self.new_password_rejected,
+        }
+        .fetch_add(1, Ordering::Relaxed);
         self.hash_rejected
             .get_or_create(&HashClassLabels {
                 class: class.label().to_string(),
@@ -214,6 +282,9 @@ impl Metrics {
                 })
                 .set(hashing.waiting(class) as i64);
         }
+        let retired = crate::db::RETIRED.load(Ordering::Relaxed);
+        self.connections_retired
+            .inc_by(retired.saturating_sub(self.connections_retired.get()));
         let state = pool.state();
         self.pool_connections.set(i64::from(state.connections));
         self.pool_idle.set(i64::from(state.idle_connections));

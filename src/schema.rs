@@ -69,6 +69,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    status_notices (id) {
+        id -> Text,
+        text_id -> Text,
+        text_en -> Text,
+        started_at -> Timestamp,
+        started_by -> Text,
+        ended_at -> Nullable<Timestamp>,
+        ended_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     mail_outbox (id) {
         id -> Text,
         account_id -> Nullable<Text>,
@@ -345,6 +357,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     account_tokens,
     registration_submissions,
     mail_outbox,
+    status_notices,
     failures,
     rate_counters,
     staff,

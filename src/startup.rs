@@ -53,7 +53,12 @@ impl Application {
         let secret = settings.load_secret()?;
         let keys = Arc::new(settings.load_keys()?);
         let db_url = DbUrl::parse(&settings.database_url)?;
-        let pool = db::build_pool(&db_url, settings.db_pool_size, settings.db_timeout())?;
+        let pool = db::build_pool(
+            &db_url,
+            settings.db_pool_size,
+            settings.db_timeout(),
+            &settings.pg_tuning(),
+        )?;
         let applied = db::migrate(&pool)?;
         tracing::info!(backend = db_url.backend_name(), applied, "database ready");
         let failure_log = crate::services::failures::FailureLog::new(&secret);
@@ -116,7 +121,9 @@ impl Application {
             "password hashing pool ready"
         );
         let wake_mailer = Arc::new(tokio::sync::Notify::new());
+        let clock = crate::clock::Clock::system();
         let state = web::Data::new(AppState {
+            status: crate::services::status::Board::new(clock.now()),
             mailer: crate::mail::Mailer::new(&settings).map_err(StartupError::Mail)?,
             wake_mailer: wake_mailer.clone(),
             common_passwords: crate::domain::CommonPasswords::load(),
@@ -140,7 +147,7 @@ impl Application {
             db_url,
             assets: Assets::load(),
             metrics: Metrics::new(),
-            clock: crate::clock::Clock::system(),
+            clock,
             keys,
             contact,
             secret,
@@ -189,6 +196,7 @@ impl Application {
         .run();
 
         actix_web::rt::spawn(crate::worker::run_worker(state.clone(), wake_mailer));
+        actix_web::rt::spawn(crate::worker::run_status(state.clone()));
         tracing::info!(port, workers, "listening");
         Ok(Application {
             port,

@@ -36,6 +36,9 @@ pub struct AppState {
     pub sqlite_identity: Option<(u64, u64)>,
     pub assets: Assets,
     pub metrics: Metrics,
+    /// The public status page's judgement and the incident notice, in
+    /// memory (`worker::run_status` refreshes it every few seconds).
+    pub status: crate::services::status::Board,
     /// Seals citizens' data at rest (`domain/sealed.rs`), from the key file.
     pub keys: Arc<crate::domain::sealed::KeyRing>,
     /// The one clock (tests move it; see `clock.rs`).

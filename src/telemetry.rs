@@ -54,6 +54,12 @@ pub async fn observe(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_string());
     if let Some(state) = state {
+        if status >= 500 {
+            state
+                .metrics
+                .server_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         state
             .metrics
             .requests

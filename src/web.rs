@@ -68,6 +68,15 @@ impl PageCtx {
         &self.state.contact
     }
 
+    /// The incident notice staff posted, in the page's language, while it
+    /// is on (the banner of every citizen page; from memory).
+    pub fn notice(&self) -> Option<String> {
+        self.state.status.notice().map(|n| match self.lang {
+            Lang::Id => n.text_id,
+            Lang::En => n.text_en,
+        })
+    }
+
     /// The request asked for its language (`?lang=`): the language switch.
     pub fn language_switched(&self) -> bool {
         self.remember_lang

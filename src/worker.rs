@@ -12,6 +12,45 @@ use actix_web::web;
 use crate::services::{outbox, retention};
 use crate::state::AppState;
 
+/// How often the status page's figures are read again.
+pub const STATUS_EVERY: Duration = Duration::from_secs(5);
+
+/// Judges the status page's parts every few seconds from this instance's
+/// figures (`services::status`), and exports them as metrics. Its own task,
+/// so that a slow outbox delivery does not hold it.
+pub async fn run_status(state: web::Data<AppState>) {
+    loop {
+        refresh_status(&state).await;
+        tokio::time::sleep(STATUS_EVERY).await;
+    }
+}
+
+/// One reading of the status page's figures, judged and kept.
+pub async fn refresh_status(state: &AppState) -> crate::services::status::Snapshot {
+    use std::sync::atomic::Ordering;
+    let (ready, oldest_mail, notice) = crate::services::status::read(&state.services()).await;
+    let (signin_rejected, new_password_rejected) = state.metrics.hash_rejected_totals();
+    let snapshot = state.status.update(crate::services::status::Reading {
+        now: state.clock.now(),
+        ready,
+        oldest_mail,
+        notice,
+        signin_rejected,
+        new_password_rejected,
+        server_errors: state.metrics.server_errors.load(Ordering::Relaxed),
+    });
+    state.metrics.set_status(
+        snapshot.ready,
+        snapshot.oldest_mail_secs.unwrap_or(0),
+        [
+            ("signup", snapshot.signup.level.value()),
+            ("mail", snapshot.mail.level.value()),
+            ("signin", snapshot.signin.level.value()),
+        ],
+    );
+    snapshot
+}
+
 /// The background worker of one instance: sends due mail whenever woken (a
 /// new mail was queued) or every poll interval, writes failure records that
 /// waited for the database, and purges expired registrations and old

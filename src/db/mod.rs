@@ -16,6 +16,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub mod account_requests;
 pub mod accounts;
+pub mod backup;
 pub mod cases;
 pub mod failures;
 pub mod identity;
@@ -27,6 +28,7 @@ pub mod own_data;
 pub mod registrations;
 pub mod sessions;
 pub mod staff;
+pub mod status;
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -66,10 +68,70 @@ impl DbUrl {
         Ok(DbUrl::Sqlite(PathBuf::from(path)))
     }
 
+    /// The URL with the connection settings that make failover heal
+    /// itself added where the URL does not set them already: a primary is
+    /// looked for among the hosts (`target_session_attrs=read-write`), a
+    /// host that does not answer is given up after `connect_timeout`
+    /// seconds (then libpq tries the next one), and a connection whose
+    /// server went silent fails within `tcp_user_timeout` (data not
+    /// acknowledged) or the keepalives (nothing heard), instead of hanging.
+    pub fn tuned(self, tuning: &PgTuning) -> DbUrl {
+        let DbUrl::Postgres(url) = self else {
+            return self;
+        };
+        let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let given: Vec<&str> = query
+            .split('&')
+            .filter_map(|pair| pair.split('=').next())
+            .collect();
+        let keepalive = tuning.keepalive_secs.max(1);
+        let defaults = [
+            ("target_session_attrs", "read-write".to_string()),
+            ("connect_timeout", tuning.connect_timeout_secs.to_string()),
+            ("keepalives", "1".to_string()),
+            ("keepalives_idle", keepalive.to_string()),
+            (
+                "keepalives_interval",
+                keepalive.div_ceil(3).max(1).to_string(),
+            ),
+            ("keepalives_count", "3".to_string()),
+            ("tcp_user_timeout", (keepalive * 1000).to_string()),
+        ];
+        let mut url = url.clone();
+        for (key, value) in defaults {
+            if !given.contains(&key) {
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str(&format!("{key}={value}"));
+            }
+        }
+        DbUrl::Postgres(url)
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self {
             DbUrl::Postgres(_) => "postgres",
             DbUrl::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+/// How connections to PostgreSQL behave when a server fails (settings
+/// `EMETERAI_DB_CONNECT_TIMEOUT_SECS`, `EMETERAI_DB_KEEPALIVE_SECS`,
+/// `EMETERAI_DB_STATEMENT_TIMEOUT_SECS`). SQLite ignores them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgTuning {
+    pub connect_timeout_secs: u64,
+    pub keepalive_secs: u64,
+    /// 0: no limit (maintenance commands).
+    pub statement_timeout_secs: u64,
+}
+
+impl Default for PgTuning {
+    fn default() -> Self {
+        PgTuning {
+            connect_timeout_secs: 2,
+            keepalive_secs: 5,
+            statement_timeout_secs: 15,
         }
     }
 }
@@ -85,10 +147,19 @@ pub enum DbError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot connect to the database: {0}")]
+    #[error("cannot connect to the database: {0}{hint}", hint = standby_hint(&.0.to_string()))]
     Connect(#[from] r2d2::Error),
     #[error("database migrations failed: {0}")]
     Migrate(String),
+}
+
+/// What to do when every server the URL names refused to be written to.
+fn standby_hint(message: &str) -> &'static str {
+    if message.contains("read-only") || message.contains("standby") {
+        " (no server in DATABASE_URL accepts writes: each is a standby or read-only; name the primary, or promote a standby)"
+    } else {
+        ""
+    }
 }
 
 /// r2d2 manager that opens the backend the URL names and prepares SQLite
@@ -96,11 +167,102 @@ pub enum DbError {
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DbUrl,
+    statement_timeout_secs: u64,
 }
 
 impl Manager {
-    pub fn new(url: DbUrl) -> Self {
-        Manager { url }
+    pub fn new(url: DbUrl, tuning: &PgTuning) -> Self {
+        Manager {
+            url: url.tuned(tuning),
+            statement_timeout_secs: tuning.statement_timeout_secs,
+        }
+    }
+}
+
+thread_local! {
+    /// Set just before a connection is given back that must not be handed
+    /// out again: r2d2 asks `has_broken` on the same thread, at once.
+    static DISCARD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Connections made before this generation are closed instead of being
+/// handed out again: it moves on when a connection finds its server gone
+/// or read-only (a failover), since the others to that server are as dead.
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Connections closed that way, for `/metrics` (`emeterai_db_connections_retired`).
+pub static RETIRED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The generation a pooled connection was first handed out in.
+#[derive(Clone, Copy)]
+struct Born(u64);
+
+/// Closes the connection instead of putting it back into the pool.
+pub fn discard(conn: PooledConn) {
+    RETIRED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    DISCARD.with(|flag| flag.set(true));
+    drop(conn);
+    DISCARD.with(|flag| flag.set(false));
+}
+
+/// A connection from the pool that was made since the last failover: older
+/// ones are closed on the way (each would fail once before r2d2 noticed).
+pub fn checkout(pool: &Pool, timeout: Duration) -> Result<PooledConn, r2d2::Error> {
+    use std::sync::atomic::Ordering;
+    loop {
+        let mut conn = pool.get_timeout(timeout)?;
+        let now = GENERATION.load(Ordering::Relaxed);
+        match r2d2::PooledConnection::extensions(&conn).get::<Born>() {
+            Some(Born(born)) if *born < now => discard(conn),
+            Some(_) => return Ok(conn),
+            None => {
+                r2d2::PooledConnection::extensions_mut(&mut conn).insert(Born(now));
+                return Ok(conn);
+            }
+        }
+    }
+}
+
+/// Whether an error means the connection's server is gone, read-only (a
+/// standby, or a primary demoted) or cut off: the connection is closed and
+/// every connection made before it is retired (`checkout`).
+pub fn is_failover_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(db) = e.downcast_ref::<Error>() {
+            return match db {
+                Error::DatabaseError(
+                    DatabaseErrorKind::ReadOnlyTransaction
+                    | DatabaseErrorKind::ClosedConnection
+                    | DatabaseErrorKind::UnableToSendCommand,
+                    _,
+                ) => true,
+                Error::DatabaseError(_, info) => crate::error::is_connection_lost(info.message()),
+                _ => false,
+            };
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// After `work` failed on `conn` with `error`: a failover error closes the
+/// connection and retires the older ones. Only PostgreSQL fails over.
+fn after_failure(conn: PooledConn, error: &(dyn std::error::Error + 'static)) {
+    if matches!(*conn, DbConn::Postgres(_)) && is_failover_error(error) {
+        let born = r2d2::PooledConnection::extensions(&conn)
+            .get::<Born>()
+            .map_or(0, |b| b.0);
+        // Only a connection of the current generation moves it on: the
+        // older ones failing too say nothing new.
+        let _ = GENERATION.compare_exchange(
+            born,
+            born + 1,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        tracing::warn!("database connection lost or read-only; reconnecting to the primary");
+        discard(conn);
     }
 }
 
@@ -111,9 +273,17 @@ impl r2d2::ManageConnection for Manager {
     fn connect(&self) -> Result<DbConn, Self::Error> {
         use diesel::r2d2::Error;
         match &self.url {
-            DbUrl::Postgres(url) => PgConnection::establish(url)
-                .map(DbConn::Postgres)
-                .map_err(Error::ConnectionError),
+            DbUrl::Postgres(url) => {
+                let mut conn = PgConnection::establish(url).map_err(Error::ConnectionError)?;
+                // A statement the server does not finish in time is
+                // cancelled by the server, so a request ends with a 503.
+                conn.batch_execute(&format!(
+                    "SET statement_timeout = '{}s'",
+                    self.statement_timeout_secs
+                ))
+                .map_err(Error::QueryError)?;
+                Ok(DbConn::Postgres(conn))
+            }
             DbUrl::Sqlite(path) => {
                 let path = path.to_str().ok_or(Error::ConnectionError(
                     ConnectionError::InvalidConnectionUrl("the path is not UTF-8".into()),
@@ -136,7 +306,7 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut DbConn) -> bool {
-        conn.is_broken()
+        DISCARD.with(|flag| flag.get()) || conn.is_broken()
     }
 }
 
@@ -174,12 +344,25 @@ where
     E: Into<crate::error::AppError> + Send + 'static,
 {
     let pool = pool.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get()?;
-        work(&mut conn).map_err(Into::into)
-    })
-    .await
-    .map_err(crate::error::AppError::unavailable)?
+    // The whole piece of work has a deadline: a server that stopped
+    // answering without closing the connection (a hung host) must not hold
+    // the citizen longer than the statement timeout would.
+    let deadline = pool.connection_timeout() + Duration::from_secs(20);
+    let task = tokio::task::spawn_blocking(move || {
+        let timeout = pool.connection_timeout();
+        let mut conn = checkout(&pool, timeout)?;
+        let result = work(&mut conn).map_err(Into::into);
+        if let Err(error) = &result {
+            after_failure(conn, error);
+        }
+        result
+    });
+    match tokio::time::timeout(deadline, task).await {
+        Ok(joined) => joined.map_err(crate::error::AppError::unavailable)?,
+        Err(_) => Err(crate::error::AppError::unavailable(
+            "the database did not answer in time",
+        )),
+    }
 }
 
 /// Initialises OpenSSL (shared by libpq and the mail client) before any
@@ -193,7 +376,12 @@ pub fn init_tls() {
 /// Builds the pool. For SQLite the file's directory is created first.
 /// Connections are made lazily, so an unreachable database does not stop the
 /// pool from being built; `migrate` is what fails then.
-pub fn build_pool(url: &DbUrl, size: u32, timeout: Duration) -> Result<Pool, DbError> {
+pub fn build_pool(
+    url: &DbUrl,
+    size: u32,
+    timeout: Duration,
+    tuning: &PgTuning,
+) -> Result<Pool, DbError> {
     init_tls();
     if let DbUrl::Sqlite(path) = url
         && let Some(dir) = path.parent()
@@ -209,15 +397,19 @@ pub fn build_pool(url: &DbUrl, size: u32, timeout: Duration) -> Result<Pool, DbE
         .min_idle(Some(0))
         .connection_timeout(timeout)
         .test_on_check_out(false)
-        .build_unchecked(Manager::new(url.clone())))
+        .build_unchecked(Manager::new(url.clone(), tuning)))
 }
 
 /// Runs the pending migrations of the connection's backend.
 pub fn run_migrations(conn: &mut DbConn) -> Result<usize, DbError> {
     let applied = match conn {
-        DbConn::Postgres(c) => c
-            .run_pending_migrations(POSTGRES_MIGRATIONS)
-            .map(|v| v.len()),
+        DbConn::Postgres(c) => {
+            // A migration on a large table may take longer than a request.
+            c.batch_execute("SET statement_timeout = 0")
+                .map_err(|e| DbError::Migrate(e.to_string()))?;
+            c.run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len())
+        }
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
     };
     applied.map_err(|e| DbError::Migrate(e.to_string()))
@@ -294,9 +486,46 @@ pub fn check_ready(
     if let Some(fault) = sqlite_fault(url, identity, min_free_mb) {
         return Err(fault);
     }
-    let mut conn = pool.get_timeout(timeout).map_err(|e| e.to_string())?;
-    conn.batch_execute("SELECT 1 FROM __diesel_schema_migrations LIMIT 1")
-        .map_err(|e| e.to_string())
+    let mut conn = checkout(pool, timeout).map_err(|e| e.to_string())?;
+    let answer = conn.batch_execute("SELECT 1 FROM __diesel_schema_migrations LIMIT 1");
+    if let Err(error) = answer {
+        let text = error.to_string();
+        after_failure(conn, &error);
+        return Err(text);
+    }
+    // A server that became a standby still answers reads: not ready, and
+    // its connections go, so that the next ones find the primary.
+    if let DbConn::Postgres(pg) = &mut *conn {
+        #[derive(diesel::QueryableByName)]
+        struct Recovery {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            standby: bool,
+        }
+        use diesel::RunQueryDsl;
+        let standby = diesel::sql_query("SELECT pg_is_in_recovery() AS standby")
+            .get_result::<Recovery>(pg)
+            .map(|r| r.standby);
+        match standby {
+            Ok(false) => {}
+            Ok(true) => {
+                let text = "the database server is a standby (read-only); no primary answers";
+                after_failure(
+                    conn,
+                    &diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::ReadOnlyTransaction,
+                        Box::new(text.to_string()),
+                    ),
+                );
+                return Err(text.into());
+            }
+            Err(error) => {
+                let text = error.to_string();
+                after_failure(conn, &error);
+                return Err(text);
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

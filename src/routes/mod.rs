@@ -12,6 +12,7 @@ pub mod password;
 pub mod register;
 pub mod report;
 pub mod staff;
+pub mod status;
 pub mod verify;
 
 use actix_web::web;
@@ -24,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(page("/healthz", ops::healthz))
         .service(page("/readyz", ops::readyz))
         .service(page("/metrics", ops::metrics))
+        .service(page("/status", status::get))
         .service(page("/static/{path:.+}", assets::serve))
         .service(page("/register", register::get).route(web::post().to(register::post::post)))
         .service(page("/register/check-email", register::check_email::get))
@@ -115,6 +117,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             staff::request_photo,
         ))
         .service(page("/staff/stats", staff::stats))
+        .service(page("/staff/status", staff::status_notice))
+        .service(
+            web::resource("/staff/status/{action}").route(web::post().to(staff::status_action)),
+        )
         .service(page("/staff/audit", staff::audit_log));
 }
 

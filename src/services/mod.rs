@@ -36,6 +36,7 @@ pub mod reminder;
 pub mod retention;
 pub mod sessions;
 pub mod staff;
+pub mod status;
 pub mod verification;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -120,7 +121,9 @@ impl<'a> Ctx<'a> {
     pub async fn ready(&self) -> Result<(), String> {
         let (pool, url) = (self.pool.clone(), self.db_url.clone());
         let (identity, min_free_mb) = (self.sqlite_identity, self.settings.min_free_disk_mb);
-        tokio::task::spawn_blocking(move || {
+        // A server that went silent must not hold the probe: unready
+        // after four seconds, whatever the connection is doing.
+        let check = tokio::task::spawn_blocking(move || {
             crate::db::check_ready(
                 &pool,
                 &url,
@@ -128,9 +131,11 @@ impl<'a> Ctx<'a> {
                 min_free_mb,
                 std::time::Duration::from_secs(2),
             )
-        })
-        .await
-        .map_err(|e| e.to_string())?
+        });
+        match tokio::time::timeout(std::time::Duration::from_secs(4), check).await {
+            Ok(joined) => joined.map_err(|e| e.to_string())?,
+            Err(_) => Err("the database did not answer within 4 s".to_string()),
+        }
     }
 
     /// Tells the mail worker that a mail waits in the outbox.

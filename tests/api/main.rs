@@ -7,10 +7,12 @@ mod mail_stub;
 mod smtp_sink;
 
 mod assets;
+mod backup;
 mod cases;
 mod db_proxy;
 mod details_first;
 mod errors;
+mod failover;
 mod failures;
 mod fixture_dates;
 mod fuzz;
@@ -30,3 +32,4 @@ mod sessions;
 mod settings;
 mod smtp;
 mod staff;
+mod status;

@@ -24,6 +24,10 @@ pub struct RegisterDraft {
     pub upload_id: Option<String>,
     pub submission_id: String,
     pub saved: i64,
+    /// Kept just before the submission, for a database that fails under it
+    /// (a 503): the next visit to the form shows the answers again.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 const DRAFT_KEY: &str = "register_draft";
@@ -214,8 +218,8 @@ pub async fn get(
     let mut values = RegisterValues::default();
     let mut photo = None;
     let mut submission_id = None;
-    if ctx.language_switched()
-        && let Some(draft) = register_draft(&session, state.clock.timestamp())
+    if let Some(draft) = register_draft(&session, state.clock.timestamp())
+        && (ctx.language_switched() || draft.interrupted)
     {
         if let Some(id) = draft.upload_id {
             photo = post::draft_photo(&state, id, lang).await?;

@@ -64,6 +64,25 @@ pub async fn post(
     let fresh = csrf_ok && submission_valid;
     let mut errors = FormErrors::new(lang);
     let now = state.clock.now();
+    // Should the database fail under what follows (a failover: the limits
+    // are counted in it first), the 503 page leaves the answers in the
+    // session: the form comes back filled in, with the same submission id
+    // (a first attempt that did commit is then recognised, not doubled).
+    // Every answer below replaces or forgets it.
+    if fresh {
+        super::keep_register_draft(
+            &session,
+            &super::RegisterDraft {
+                values: values.clone(),
+                upload_id: Some(form.text("ktp_upload_id"))
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_string),
+                submission_id: posted_submission.clone(),
+                saved: state.clock.timestamp(),
+                interrupted: true,
+            },
+        );
+    }
 
     // The photo: a draft's earlier upload, or a new one (kept in memory
     // until we know whether the registration is stored with it, or the form
@@ -176,6 +195,7 @@ pub async fn post(
                 upload_id: photo.as_ref().map(|p| p.upload_id.clone()),
                 submission_id: submission_id.clone(),
                 saved: state.clock.timestamp(),
+                interrupted: false,
             },
         );
         return RegisterPage {
@@ -253,6 +273,7 @@ pub async fn post(
                     Ok(see_other("/register/check-email"))
                 }
                 Taken::Said { reference } => {
+                    super::forget_register_draft(&session);
                     let remind = if nik_taken {
                         crate::session::set_remind_nik(&session, taken_nik.as_str());
                         Some(crate::services::reminder::holder(&svc, taken_nik.as_str()).await?)

@@ -174,6 +174,7 @@ mod failures;
 mod requests;
 mod session;
 mod stats;
+mod status;
 
 pub use audit::audit_log;
 pub use cases::{case, case_action, case_photo, cases};
@@ -184,3 +185,4 @@ pub use failures::failures;
 pub use requests::{request, request_action, request_photo, requests};
 pub use session::{login_get, login_post, logout};
 pub use stats::stats;
+pub use status::{status_action, status_notice};
