@@ -13,7 +13,7 @@ use crate::services::{outbox, retention};
 use crate::state::AppState;
 
 /// How often the status page's figures are read again.
-pub const STATUS_EVERY: Duration = Duration::from_secs(5);
+pub const STATUS_EVERY: Duration = Duration::from_secs(2);
 
 /// Judges the status page's parts every few seconds from this instance's
 /// figures (`services::status`), and exports them as metrics. Its own task,

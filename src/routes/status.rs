@@ -71,7 +71,7 @@ pub async fn get(ctx: PageCtx, state: web::Data<AppState>) -> Result<HttpRespons
     // A few seconds in any cache in front: what the board holds anyway.
     response.headers_mut().insert(
         CACHE_CONTROL,
-        actix_web::http::header::HeaderValue::from_static("public, max-age=5"),
+        actix_web::http::header::HeaderValue::from_static("public, max-age=2"),
     );
     Ok(response)
 }

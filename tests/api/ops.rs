@@ -204,3 +204,47 @@ fn a_full_database_error_is_unavailable() {
         );
     }
 }
+
+/// Every metric the alert rules and the Grafana dashboard under `deploy/`
+/// read is one the portal exports (a renamed metric would silence an alert).
+#[actix_web::test]
+async fn the_alert_rules_and_dashboard_read_only_exported_metrics() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    app.get("/").await;
+    emeterai::worker::refresh_status(&app.state).await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let families: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut checked = 0;
+    for file in [
+        "deploy/prometheus/emeterai-alerts.yml",
+        "deploy/grafana/emeterai-dashboard.json",
+    ] {
+        let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("emeterai_") {
+            rest = &rest[at..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            let name = &rest[..end];
+            rest = &rest[end..];
+            let family = name
+                .strip_suffix("_total")
+                .or_else(|| name.strip_suffix("_bucket"))
+                .unwrap_or(name);
+            assert!(
+                families.contains(family),
+                "{file} reads {name}, which /metrics does not export"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 10, "the files name the metrics they read");
+}
