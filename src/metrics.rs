@@ -163,6 +163,16 @@ impl Metrics {
             "Delivery events the mail provider reported, by kind (and those ignored or refused)",
             mail_events.clone(),
         );
+        // Both classes from the start, at 0: a rate over a series that
+        // appears only with the first rejection would miss it.
+        for class in [
+            crate::hashing::Class::SignIn,
+            crate::hashing::Class::NewPassword,
+        ] {
+            drop(hash_rejected.get_or_create(&HashClassLabels {
+                class: class.label().to_string(),
+            }));
+        }
         let ready = Gauge::default();
         registry.register(
             "ready",

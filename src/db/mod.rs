@@ -310,7 +310,8 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
-/// Runs `f` again (up to 5 times, briefly apart) when SQLite answers
+/// Runs `f` again (up to 10 times, 10 ms more apart each time: 450 ms in
+/// all, so a writer held up on a loaded machine still gets through) when SQLite answers
 /// "database is locked"/"busy": a transaction that reads before it writes
 /// fails at once, without waiting on the busy timeout, when another writer
 /// committed in between. Other errors, and PostgreSQL, pass straight through.
@@ -320,7 +321,7 @@ pub fn retry_busy<T>(mut f: impl FnMut() -> diesel::QueryResult<T>) -> diesel::Q
         attempt += 1;
         match f() {
             Err(diesel::result::Error::DatabaseError(kind, info))
-                if attempt < 5 && is_busy_message(info.message()) =>
+                if attempt < 10 && is_busy_message(info.message()) =>
             {
                 tracing::debug!(?kind, attempt, "database busy; trying again");
                 std::thread::sleep(Duration::from_millis(10 * attempt));
