@@ -25,6 +25,18 @@ fn two_hosts(url: &str, first: &str) -> String {
     crate::helpers::with_host_port(url, &format!("{first},{real}"))
 }
 
+/// Runs `sql` as the admin of TEST_DATABASE_URL, with `{db}` replaced by
+/// the name of the test database `url` names.
+fn admin_sql(url: &str, sql: &str) {
+    use diesel::{Connection, RunQueryDsl, pg::PgConnection};
+    let admin = std::env::var("TEST_DATABASE_URL").unwrap();
+    let name = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    let mut conn = PgConnection::establish(&admin).unwrap();
+    diesel::sql_query(sql.replace("{db}", name))
+        .execute(&mut conn)
+        .unwrap();
+}
+
 async fn wait_until(mut ready: impl AsyncFnMut() -> bool, what: &str) {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
@@ -135,34 +147,19 @@ async fn a_connection_to_a_read_only_server_is_closed_not_handed_out_again() {
     ignore = "set TEST_DATABASE_URL to run it on PostgreSQL"
 )]
 async fn no_primary_is_unready_with_a_503_and_heals_without_a_restart() {
-    use diesel::{Connection, RunQueryDsl, pg::PgConnection};
     let Some(app) = TestApp::spawn(Backend::Postgres).await else {
         return;
     };
-    let admin = std::env::var("TEST_DATABASE_URL").unwrap();
-    let name = app
-        .db
-        .url
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .split('?')
-        .next()
-        .unwrap()
-        .to_string();
-    let mut admin_conn = PgConnection::establish(&admin).unwrap();
     // Every server of the URL is now a standby: sessions are read-only,
     // and the connections the portal had are gone.
-    diesel::sql_query(format!(
-        "ALTER DATABASE {name} SET default_transaction_read_only = on"
-    ))
-    .execute(&mut admin_conn)
-    .unwrap();
-    diesel::sql_query(format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-    ))
-    .execute(&mut admin_conn)
-    .unwrap();
+    admin_sql(
+        &app.db.url,
+        "ALTER DATABASE {db} SET default_transaction_read_only = on",
+    );
+    admin_sql(
+        &app.db.url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'",
+    );
     let response = app.get("/readyz").await;
     assert_eq!(response.status(), 503);
     let response = app.register(&mut Registration::default()).await;
@@ -180,11 +177,10 @@ async fn no_primary_is_unready_with_a_503_and_heals_without_a_restart() {
     assert!(status.contains("Terganggu"), "{status}");
 
     // A primary answers again: the same instance serves, no restart.
-    diesel::sql_query(format!(
-        "ALTER DATABASE {name} SET default_transaction_read_only = off"
-    ))
-    .execute(&mut admin_conn)
-    .unwrap();
+    admin_sql(
+        &app.db.url,
+        "ALTER DATABASE {db} SET default_transaction_read_only = off",
+    );
     wait_until(
         async || app.get("/readyz").await.status() == 200,
         "ready again",
@@ -208,26 +204,13 @@ async fn no_primary_is_unready_with_a_503_and_heals_without_a_restart() {
     ignore = "set TEST_DATABASE_URL to run it on PostgreSQL"
 )]
 async fn a_url_naming_only_standbys_stops_start_up_with_a_clear_message() {
-    use diesel::{Connection, RunQueryDsl, pg::PgConnection};
     let Some(db) = TestDb::new(Backend::Postgres) else {
         return;
     };
-    let admin = std::env::var("TEST_DATABASE_URL").unwrap();
-    let name = db
-        .url
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .split('?')
-        .next()
-        .unwrap()
-        .to_string();
-    let mut admin_conn = PgConnection::establish(&admin).unwrap();
-    diesel::sql_query(format!(
-        "ALTER DATABASE {name} SET default_transaction_read_only = on"
-    ))
-    .execute(&mut admin_conn)
-    .unwrap();
+    admin_sql(
+        &db.url,
+        "ALTER DATABASE {db} SET default_transaction_read_only = on",
+    );
     let mut settings =
         emeterai::config::Settings::with_database(db.url.clone(), db.dir.path().join("data"));
     settings.bind = ([127, 0, 0, 1], 0).into();
