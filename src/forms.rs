@@ -24,6 +24,20 @@ impl FormErrors {
         }
     }
 
+    /// The errors `items` make, each field's first problem only.
+    pub fn with(lang: Lang, items: Vec<(&'static str, Problem)>) -> Self {
+        let mut errors = FormErrors::new(lang);
+        for (field, problem) in items {
+            errors.add(field, problem);
+        }
+        errors
+    }
+
+    /// Every `(field, problem)`, in the order they were found.
+    pub fn items(&self) -> &[(&'static str, Problem)] {
+        &self.items
+    }
+
     pub fn add(&mut self, field: &'static str, problem: Problem) {
         if self.get(field).is_none() {
             self.items.push((field, problem));
@@ -40,13 +54,6 @@ impl FormErrors {
             .iter()
             .find(|(f, _)| *f == field)
             .map(|(_, p)| p.text(self.lang))
-    }
-
-    pub fn get_problem(&self, field: &str) -> Option<Problem> {
-        self.items
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, p)| *p)
     }
 
     /// `(field id, message)` for the error summary, in `order`.

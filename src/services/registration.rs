@@ -48,15 +48,226 @@ impl NewPhoto {
 /// submission's idempotency key.
 pub struct NewRegistration {
     pub submission_key: String,
+    pub answers: Answers,
+    pub lang: Lang,
+    pub draft_upload_id: Option<String>,
+    pub new_photo: Option<NewPhoto>,
+}
+
+/// The typed answers of a valid form, parsed.
+pub struct Answers {
     pub name: FullName,
     pub nik: Nik,
     pub birth: BirthDate,
     pub email: Email,
     pub phone: PhoneNumber,
     pub npwp: Option<Npwp>,
-    pub lang: Lang,
+}
+
+/// A photo file as the browser sent it, not checked yet.
+pub struct SentPhoto {
+    pub file_name: String,
+    pub data: Vec<u8>,
+    /// Larger than the limit: only its start was kept.
+    pub truncated: bool,
+}
+
+/// A posted register form, as the handler read it.
+pub struct Posted {
+    /// The CSRF token and the submission id both checked out. A post that
+    /// is not fresh stores nothing and decodes no photo.
+    pub fresh: bool,
+    /// The idempotency key of a valid submission id.
+    pub submission_key: Option<String>,
+    /// The submission id as posted (counts a form's tries).
+    pub posted_submission: String,
+    /// The typed answers, or the problems of those that did not parse.
+    pub answers: Result<Answers, Vec<(&'static str, Problem)>>,
+    /// The address and NIK as typed, for the failure log (hashed there).
+    pub typed_email: String,
+    pub typed_nik: String,
+    /// The draft photo an earlier submission of this form left.
     pub draft_upload_id: Option<String>,
-    pub new_photo: Option<NewPhoto>,
+    pub photo: Option<SentPhoto>,
+    /// Bounds the draft photos one browser session may leave.
+    pub session_key: String,
+    pub lang: Lang,
+}
+
+/// What a posted register form comes to.
+pub enum Outcome {
+    /// The form comes back: every problem (the photo's first), the photo
+    /// it keeps, and a reference code when support should hear of it.
+    CameBack {
+        problems: Vec<(&'static str, Problem)>,
+        photo: Option<StoredPhoto>,
+        reference: Option<String>,
+    },
+    /// The check-your-email page for `email`, with what it may say besides.
+    CheckEmail {
+        email: String,
+        notice: Option<CheckEmailNotice>,
+    },
+    /// A verified account already has the address or, with `nik_held`,
+    /// the NIK: said, with the logged reference code.
+    Taken {
+        reference: String,
+        nik_held: Option<NikHeld>,
+    },
+}
+
+/// What the check-your-email page may say besides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckEmailNotice {
+    /// The address was waiting: its data replaced, a new link sent.
+    Replaced,
+    /// The data replaced; the link is held back by the cooldown.
+    Cooldown,
+}
+
+/// A NIK a verified account holds: the "which address did I use?" form
+/// asks for it again and shows the holding address masked.
+pub struct NikHeld {
+    pub nik: String,
+    pub holder: Option<String>,
+}
+
+/// `POST /register`: the photo (a draft's, or a new one admitted and
+/// checked), then either the form back with its problems (logged as the
+/// citizen is stuck) or the submission and what it is answered with.
+/// Admission comes before the expensive work, once per request.
+pub async fn register(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    posted: Posted,
+    now: NaiveDateTime,
+) -> Result<Outcome, AppError> {
+    let Posted {
+        fresh,
+        submission_key,
+        posted_submission,
+        answers,
+        typed_email,
+        typed_nik,
+        draft_upload_id,
+        photo: sent,
+        session_key,
+        lang,
+    } = posted;
+    let mut photo = match draft_upload_id {
+        Some(id) => draft_photo(ctx, id).await?,
+        None => None,
+    };
+    let mut new_photo: Option<NewPhoto> = None;
+    let mut photo_problem = None;
+    let mut admitted = false;
+    match sent {
+        Some(_) if !fresh => {}
+        Some(file) => {
+            admit_upload(ctx, client).await?;
+            admitted = true;
+            match check_photo(ctx, file.data, file.truncated).await? {
+                Ok(ktp) => new_photo = Some(NewPhoto::new(ktp, file.file_name)),
+                Err(problem) => photo_problem = Some(problem),
+            }
+        }
+        None if photo.is_none() => photo_problem = Some(Problem::PhotoMissing),
+        None => {}
+    }
+
+    let typed_problems = match (answers, photo_problem, fresh, submission_key) {
+        (Ok(answers), None, true, Some(key)) => Ok((answers, key)),
+        (answers, ..) => Err(answers.err().unwrap_or_default()),
+    };
+    let (answers, submission_key) = match typed_problems {
+        Ok(ready) => ready,
+        Err(typed_problems) => {
+            // A new valid photo stays with the draft, so it need not be sent
+            // again; a post that is not fresh stores nothing.
+            if let Some(new) = new_photo {
+                let replaces = photo.as_ref().map(|p| p.id.clone());
+                if let Some(kept) = keep_draft_photo(ctx, &session_key, new, replaces, now).await? {
+                    photo = Some(kept);
+                }
+            }
+            let mut problems: Vec<_> = photo_problem
+                .map(|p| ("ktp_photo", p))
+                .into_iter()
+                .collect();
+            problems.extend(typed_problems);
+            let why = if !fresh {
+                reason::STALE_FORM
+            } else if photo_problem.is_some_and(|p| p != Problem::PhotoMissing) {
+                reason::UPLOAD_REJECTED
+            } else {
+                reason::VALIDATION
+            };
+            let failure = Failure::new(why)
+                .fields(problems.iter().map(|(field, _)| *field).collect())
+                .email(&typed_email)
+                .nik(&typed_nik);
+            let reference = form_came_back(ctx, client, failure, &posted_submission).await?;
+            return Ok(Outcome::CameBack {
+                problems,
+                photo,
+                reference,
+            });
+        }
+    };
+
+    if !admitted {
+        admit_upload(ctx, client).await?;
+    }
+    let (email, nik) = (answers.email.clone(), answers.nik.clone());
+    let draft_upload_id = photo.map(|p| p.id);
+    let registration = NewRegistration {
+        submission_key,
+        answers,
+        lang,
+        draft_upload_id,
+        new_photo,
+    };
+    let nik_taken = match submit(ctx, registration, now).await? {
+        SubmitOutcome::Registered {
+            email,
+            replaced,
+            mail_sent,
+            ..
+        } => {
+            // "Replaced" tells that the address was waiting: limited like
+            // the "already registered" answers; past the limit the page
+            // says nothing more than for a new registration.
+            let reveal = replaced && may_say_replaced(ctx, client, &email).await?;
+            let notice = match (replaced, mail_sent) {
+                (true, _) if reveal => Some(CheckEmailNotice::Replaced),
+                (false, false) if !ctx.settings.enumeration_safe => {
+                    Some(CheckEmailNotice::Cooldown)
+                }
+                _ => None,
+            };
+            return Ok(Outcome::CheckEmail { email, notice });
+        }
+        SubmitOutcome::EmailTaken => false,
+        SubmitOutcome::NikTaken => true,
+    };
+    Ok(
+        match taken(ctx, client, lang, &email, &nik, nik_taken, now).await? {
+            Taken::Mailed => Outcome::CheckEmail {
+                email: email.as_str().to_string(),
+                notice: None,
+            },
+            Taken::Said { reference } => Outcome::Taken {
+                reference,
+                nik_held: match nik_taken {
+                    true => Some(NikHeld {
+                        nik: nik.as_str().to_string(),
+                        holder: super::reminder::holder(ctx, nik.as_str()).await?,
+                    }),
+                    false => None,
+                },
+            },
+        },
+    )
 }
 
 /// Before a photo is stored (with a registration or a draft): the SQLite
@@ -221,12 +432,15 @@ pub async fn submit(
 ) -> Result<SubmitOutcome, AppError> {
     let NewRegistration {
         submission_key,
-        name,
-        nik,
-        birth,
-        email,
-        phone,
-        npwp,
+        answers:
+            Answers {
+                name,
+                nik,
+                birth,
+                email,
+                phone,
+                npwp,
+            },
         lang,
         draft_upload_id,
         new_photo,

@@ -13,6 +13,7 @@ use askama::Template;
 use crate::domain::{BirthDate, Email, FullName, Nik, Npwp, PhoneNumber, Problem};
 use crate::error::AppError;
 use crate::forms::FormErrors;
+use crate::services::registration::Answers;
 use crate::state::AppState;
 use crate::web::PageCtx;
 
@@ -82,23 +83,14 @@ pub struct RegisterValues {
     pub agree_terms: bool,
 }
 
-/// Every typed field, parsed; each problem is also added to `errors`.
-pub struct CheckedValues {
-    pub name: Result<FullName, Problem>,
-    pub nik: Result<Nik, Problem>,
-    pub birth: Result<BirthDate, Problem>,
-    pub email: Result<Email, Problem>,
-    pub phone: Result<PhoneNumber, Problem>,
-    pub npwp: Result<Option<Npwp>, Problem>,
-}
-
 /// The form's checks (all but the photo's), in one place for the
-/// submission and for a draft shown again in the other language.
+/// submission and for a draft shown again in the other language: each
+/// problem is added to `errors`; the answers when every field parsed.
 pub fn check_values(
     values: &RegisterValues,
     errors: &mut FormErrors,
     today: chrono::NaiveDate,
-) -> CheckedValues {
+) -> Option<Answers> {
     let mut check = |field: &'static str, problem: Option<Problem>| {
         if let Some(p) = problem {
             errors.add(field, p);
@@ -124,14 +116,14 @@ pub fn check_values(
     if !values.agree_terms {
         check("agree_terms", Some(Problem::TermsRequired));
     }
-    CheckedValues {
-        name,
-        nik,
-        birth,
-        email,
-        phone,
-        npwp,
-    }
+    Some(Answers {
+        name: name.ok()?,
+        nik: nik.ok()?,
+        birth: birth.ok()?,
+        email: email.ok()?,
+        phone: phone.ok()?,
+        npwp: npwp.ok()?,
+    })
 }
 
 /// A photo already received with an earlier submission of this draft.

@@ -1,7 +1,8 @@
-//! `POST /register`: reads the form, checks it, and hands a valid one to
-//! `services::registration` (which stores the pending registration, its
-//! photo, a link and its mail in one transaction, idempotently per
-//! `submission_id`); a form with mistakes comes back with every answer.
+//! `POST /register`: reads and parses the form, hands it to
+//! `services::registration::register` (the photo, the limits, the
+//! submission: the pending registration, its photo, a link and its mail in
+//! one transaction, idempotently per `submission_id`), and renders what it
+//! comes to; a form with mistakes comes back with every answer.
 
 use crate::web::see_other;
 use actix_multipart::Multipart;
@@ -11,13 +12,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::{
-    DraftPhoto, FIELD_ORDER, RegisterPage, RegisterValues, check_submission_id, new_submission_id,
+    DraftPhoto, FIELD_ORDER, RegisterDraft, RegisterPage, RegisterValues, check_submission_id,
+    check_values, forget_register_draft, keep_register_draft, new_submission_id,
 };
-use crate::domain::Problem;
 use crate::error::AppError;
 use crate::forms::{FormErrors, MultipartForm, file_size_label, read_photo_form};
-use crate::services::failures::{Failure, reason};
-use crate::services::registration::{self, NewPhoto, NewRegistration, SubmitOutcome, Taken};
+use crate::services::registration::{self, CheckEmailNotice, Outcome, Posted, SentPhoto};
 use crate::state::AppState;
 use crate::web::PageCtx;
 
@@ -53,245 +53,136 @@ pub async fn post(
     payload: Multipart,
 ) -> Result<HttpResponse, AppError> {
     let mut form = read_photo_form(payload, &["ktp_photo"], &state.settings).await?;
-    let svc = state.services();
-    let client = crate::web::client(&req, &state);
     let lang = ctx.lang;
     let values = values_of(&form);
-    let csrf_ok = crate::session::csrf_valid(&session, form.text("csrf_token"));
     let posted_submission = form.text("submission_id").to_string();
     let submission_key = check_submission_id(&state, &posted_submission);
     let submission_valid = submission_key.is_some();
-    let fresh = csrf_ok && submission_valid;
-    let mut errors = FormErrors::new(lang);
-    let now = state.clock.now();
+    let fresh = crate::session::csrf_valid(&session, form.text("csrf_token")) && submission_valid;
+    let draft_upload_id = Some(form.text("ktp_upload_id"))
+        .filter(|id| !id.is_empty())
+        .map(str::to_string);
     // Should the database fail under what follows (a failover: the limits
     // are counted in it first), the 503 page leaves the answers in the
     // session: the form comes back filled in, with the same submission id
     // (a first attempt that did commit is then recognised, not doubled).
     // Every answer below replaces or forgets it.
     if fresh {
-        super::keep_register_draft(
+        keep_draft(
             &session,
-            &super::RegisterDraft {
-                values: values.clone(),
-                upload_id: Some(form.text("ktp_upload_id"))
-                    .filter(|id| !id.is_empty())
-                    .map(str::to_string),
-                submission_id: posted_submission.clone(),
-                saved: state.clock.timestamp(),
-                interrupted: true,
-            },
+            &state,
+            &values,
+            draft_upload_id.clone(),
+            &posted_submission,
+            true,
         );
     }
-
-    // The photo: a draft's earlier upload, or a new one (kept in memory
-    // until we know whether the registration is stored with it, or the form
-    // comes back and it is kept with the draft).
-    let mut photo = match form.text("ktp_upload_id") {
-        "" => None,
-        id => draft_photo(&state, id.to_string(), lang).await?,
-    };
-    let mut new_photo: Option<NewPhoto> = None;
-    // Admission (storage, budget, per-client limit) comes before the
-    // expensive work, once per request; a post that fails the CSRF or form
-    // check gets no decoding at all.
-    let mut admitted = false;
-    match form.take_file("ktp_photo") {
-        Some(_) if !fresh => {}
-        Some(file) => {
-            registration::admit_upload(&svc, &client).await?;
-            admitted = true;
-            match registration::check_photo(&svc, file.data, file.truncated).await? {
-                Ok(ktp) => new_photo = Some(NewPhoto::new(ktp, file.file_name)),
-                Err(problem) => errors.add("ktp_photo", problem),
-            }
-        }
-        None if photo.is_none() => errors.add("ktp_photo", Problem::PhotoMissing),
-        None => {}
-    }
-
-    let super::CheckedValues {
-        name,
-        nik,
-        birth,
-        email,
-        phone,
-        npwp,
-    } = super::check_values(&values, &mut errors, state.clock.today_in_indonesia());
-
-    let (
-        Ok(name),
-        Ok(nik),
-        Ok(birth),
-        Ok(email),
-        Ok(phone),
-        Ok(npwp),
-        true,
-        true,
-        Some(submission_key),
-    ) = (
-        name,
-        nik,
-        birth,
-        email,
-        phone,
-        npwp,
-        photo.is_some() || new_photo.is_some(),
-        errors.is_empty() && fresh,
+    let mut errors = FormErrors::new(lang);
+    let answers = check_values(&values, &mut errors, state.clock.today_in_indonesia())
+        .filter(|_| errors.is_empty())
+        .ok_or_else(|| errors.items().to_vec());
+    let posted = Posted {
+        fresh,
         submission_key,
-    )
-    else {
-        // A new valid photo stays with the draft, so it need not be sent
-        // again; a request that failed the CSRF or form check stores nothing.
-        if let Some(new) = new_photo.take() {
-            let replaces = photo.as_ref().map(|p| p.upload_id.clone());
-            let session_key = crate::session::csrf_token(&session);
-            if let Some(kept) =
-                registration::keep_draft_photo(&svc, &session_key, new, replaces, now).await?
-            {
-                photo = Some(shown(kept, lang));
-            }
-        }
-        // The form comes back with every answer.
-        let failure = Failure::new(if !fresh {
-            reason::STALE_FORM
-        } else if matches!(
-            errors.get_problem("ktp_photo"),
-            Some(
-                Problem::PhotoTooLarge
-                    | Problem::PhotoType
-                    | Problem::PhotoUnreadable
-                    | Problem::PhotoTooSmall
-                    | Problem::PhotoTooManyPixels
-                    | Problem::PhotoHeic
-            )
-        ) {
-            reason::UPLOAD_REJECTED
-        } else {
-            reason::VALIDATION
-        })
-        .fields(errors.fields())
-        .email(&values.email)
-        .nik(&values.nik);
-        let status = if fresh {
-            StatusCode::UNPROCESSABLE_ENTITY
-        } else {
-            StatusCode::FORBIDDEN
-        };
-        let reference =
-            registration::form_came_back(&svc, &client, failure, &posted_submission).await?;
-        let summary = errors.summary(FIELD_ORDER);
-        // A still-valid submission id stays, so a retry of the corrected
-        // form is still recognised as the same submission.
-        let submission_id = if submission_valid {
-            posted_submission
-        } else {
-            new_submission_id(&state)
-        };
-        super::keep_register_draft(
-            &session,
-            &super::RegisterDraft {
-                values: values.clone(),
-                upload_id: photo.as_ref().map(|p| p.upload_id.clone()),
-                submission_id: submission_id.clone(),
-                saved: state.clock.timestamp(),
-                interrupted: false,
-            },
-        );
-        return RegisterPage {
-            csrf: crate::session::csrf_token(&session),
-            submission_id,
-            v: values,
-            errors,
-            summary,
-            photo,
-            stale: !fresh,
-            reference,
-            ctx,
-        }
-        .render(status);
+        posted_submission: posted_submission.clone(),
+        answers,
+        typed_email: values.email.clone(),
+        typed_nik: values.nik.clone(),
+        draft_upload_id,
+        photo: form.take_file("ktp_photo").map(|file| SentPhoto {
+            file_name: file.file_name,
+            data: file.data,
+            truncated: file.truncated,
+        }),
+        session_key: crate::session::csrf_token(&session),
+        lang,
     };
-
-    if !admitted {
-        registration::admit_upload(&svc, &client).await?;
-    }
-    let (taken_email, taken_nik) = (email.clone(), nik.clone());
-    let outcome = registration::submit(
-        &svc,
-        NewRegistration {
-            submission_key,
-            name,
-            nik,
-            birth,
-            email,
-            phone,
-            npwp,
-            lang,
-            draft_upload_id: photo.as_ref().map(|p| p.upload_id.clone()),
-            new_photo,
-        },
-        now,
-    )
-    .await?;
-
-    let safe = state.settings.enumeration_safe;
-    match outcome {
-        SubmitOutcome::Registered {
-            email,
-            replaced,
-            mail_sent,
-            ..
+    let client = crate::web::client(&req, &state);
+    let svc = state.services();
+    match registration::register(&svc, &client, posted, state.clock.now()).await? {
+        Outcome::CameBack {
+            problems,
+            photo,
+            reference,
         } => {
+            // The form comes back with every answer. A still-valid
+            // submission id stays, so a retry of the corrected form is
+            // still recognised as the same submission.
+            let submission_id = if submission_valid {
+                posted_submission
+            } else {
+                new_submission_id(&state)
+            };
+            let upload_id = photo.as_ref().map(|p| p.id.clone());
+            keep_draft(&session, &state, &values, upload_id, &submission_id, false);
+            let errors = FormErrors::with(lang, problems);
+            let status = if fresh {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            RegisterPage {
+                csrf: crate::session::csrf_token(&session),
+                submission_id,
+                v: values,
+                summary: errors.summary(FIELD_ORDER),
+                errors,
+                photo: photo.map(|stored| shown(stored, lang)),
+                stale: !fresh,
+                reference,
+                ctx,
+            }
+            .render(status)
+        }
+        Outcome::CheckEmail { email, notice } => {
             crate::session::set_pending_email(&session, &email);
-            super::forget_register_draft(&session);
-            // "Replaced" tells that the address was waiting: limited like
-            // the "already registered" answers; past the limit the page
-            // says nothing more than for a new registration.
-            let reveal = replaced && registration::may_say_replaced(&svc, &client, &email).await?;
-            Ok(see_other(match (replaced, mail_sent) {
-                (true, _) if reveal => "/register/check-email?notice=replaced",
-                (false, false) if !safe => "/register/check-email?notice=cooldown",
-                _ => "/register/check-email",
+            forget_register_draft(&session);
+            Ok(see_other(match notice {
+                Some(CheckEmailNotice::Replaced) => "/register/check-email?notice=replaced",
+                Some(CheckEmailNotice::Cooldown) => "/register/check-email?notice=cooldown",
+                None => "/register/check-email",
             }))
         }
-        SubmitOutcome::EmailTaken | SubmitOutcome::NikTaken => {
-            let nik_taken = outcome == SubmitOutcome::NikTaken;
-            match registration::taken(
-                &svc,
-                &client,
-                lang,
-                &taken_email,
-                &taken_nik,
-                nik_taken,
-                now,
-            )
-            .await?
-            {
-                Taken::Mailed => {
-                    crate::session::set_pending_email(&session, taken_email.as_str());
-                    super::forget_register_draft(&session);
-                    Ok(see_other("/register/check-email"))
-                }
-                Taken::Said { reference } => {
-                    super::forget_register_draft(&session);
-                    let remind = if nik_taken {
-                        crate::session::set_remind_nik(&session, taken_nik.as_str());
-                        Some(crate::services::reminder::holder(&svc, taken_nik.as_str()).await?)
-                    } else {
-                        None
-                    };
-                    let page = TakenPage {
-                        ctx,
-                        nik: nik_taken,
-                        reference,
-                        remind,
-                        csrf: crate::session::csrf_token(&session),
-                    };
-                    page.ctx.render(StatusCode::CONFLICT, &page)
-                }
+        Outcome::Taken {
+            reference,
+            nik_held,
+        } => {
+            forget_register_draft(&session);
+            if let Some(held) = &nik_held {
+                crate::session::set_remind_nik(&session, &held.nik);
             }
+            let page = TakenPage {
+                ctx,
+                nik: nik_held.is_some(),
+                reference,
+                remind: nik_held.map(|held| held.holder),
+                csrf: crate::session::csrf_token(&session),
+            };
+            page.ctx.render(StatusCode::CONFLICT, &page)
         }
     }
+}
+
+/// Keeps the answers in the session (`interrupted`: kept just before the
+/// submission, shown again should it fail).
+fn keep_draft(
+    session: &Session,
+    state: &AppState,
+    values: &RegisterValues,
+    upload_id: Option<String>,
+    submission_id: &str,
+    interrupted: bool,
+) {
+    keep_register_draft(
+        session,
+        &RegisterDraft {
+            values: values.clone(),
+            upload_id,
+            submission_id: submission_id.to_string(),
+            saved: state.clock.timestamp(),
+            interrupted,
+        },
+    );
 }
 
 /// A stored draft photo as the form shows it.
