@@ -83,14 +83,7 @@ fn reseal(
     let key = account_key(conn, ring, account, now)?;
     let sealed = identity::seal(ring, &key, "accounts", &account.id, changed);
     diesel::update(accounts::table.find(&account.id))
-        .set((
-            accounts::email.eq(&sealed.email_index),
-            accounts::sealed.eq(Some(&sealed.sealed)),
-            accounts::full_name.eq(""),
-            accounts::birth_date.eq(""),
-            accounts::phone.eq(""),
-            accounts::npwp.eq(None::<String>),
-        ))
+        .set(identity::SealedAccount::of(&sealed, &key))
         .execute(conn)
         .map(|_| ())
 }
@@ -195,16 +188,33 @@ pub fn find_email_change(
     let Some((account_id, stored)) = found else {
         return Ok(None);
     };
-    let Some(account) = super::accounts::find_by_id(conn, ring, &account_id)? else {
+    let Some((account, plain)) = opened_change(conn, ring, &account_id, token_hash, &stored, now)?
+    else {
+        return Ok(None);
+    };
+    let email = String::from_utf8(plain)
+        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+    Ok(Some((account, email)))
+}
+
+/// The account an email change belongs to, with the new address opened
+/// (as bytes) under the account's key.
+fn opened_change(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    account_id: &str,
+    token_hash: &str,
+    stored: &[u8],
+    now: NaiveDateTime,
+) -> QueryResult<Option<(Account, Vec<u8>)>> {
+    let Some(account) = super::accounts::find_by_id(conn, ring, account_id)? else {
         return Ok(None);
     };
     let key = account_key(conn, ring, &account, now)?;
     let plain = key
-        .open(&sealed::aad("email_changes", "email", token_hash), &stored)
+        .open(&sealed::aad("email_changes", "email", token_hash), stored)
         .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
-    let email = String::from_utf8(plain)
-        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
-    Ok(Some((account, email)))
+    Ok(Some((account, plain)))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,14 +289,8 @@ fn find_email_change_any(
         .find(token_hash)
         .select((email_changes::account_id, email_changes::sealed))
         .first(conn)?;
-    let Some(account) = super::accounts::find_by_id(conn, ring, &account_id)? else {
-        return Ok(None);
-    };
-    let key = account_key(conn, ring, &account, now)?;
-    let plain = key
-        .open(&sealed::aad("email_changes", "email", token_hash), &stored)
-        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
-    Ok(String::from_utf8(plain).ok().map(|email| (account, email)))
+    let opened = opened_change(conn, ring, &account_id, token_hash, &stored, now)?;
+    Ok(opened.and_then(|(account, plain)| Some((account, String::from_utf8(plain).ok()?))))
 }
 
 /// A correction of name or birth date with its new KTP photo, for staff

@@ -43,63 +43,9 @@ impl Account {
     pub fn is_verified(&self) -> bool {
         self.verified_at.is_some()
     }
-
-    /// The identity fields in clear: opened when sealed.
-    pub fn opened(mut self, conn: &mut DbConn, ring: &KeyRing) -> QueryResult<Account> {
-        if let Some(stored) = self.sealed.take() {
-            super::identity::open(conn, ring, "accounts", &self.id, &stored)?.fill(
-                &mut self.email,
-                &mut self.nik,
-                &mut self.full_name,
-                &mut self.birth_date,
-                &mut self.phone,
-                &mut self.npwp,
-            );
-            self.sealed = Some(stored);
-        }
-        Ok(self)
-    }
-
-    pub fn identity(&self) -> super::identity::Identity {
-        super::identity::Identity {
-            email: self.email.clone(),
-            nik: self.nik.clone(),
-            full_name: self.full_name.clone(),
-            birth_date: self.birth_date.clone(),
-            phone: self.phone.clone(),
-            npwp: self.npwp.clone(),
-        }
-    }
 }
 
-/// Opens the account a query found, if any.
-fn opened(
-    conn: &mut DbConn,
-    ring: &KeyRing,
-    found: Option<Account>,
-) -> QueryResult<Option<Account>> {
-    found.map(|a| a.opened(conn, ring)).transpose()
-}
-
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = accounts)]
-pub struct NewAccount {
-    pub id: String,
-    pub email: String,
-    pub nik: String,
-    pub full_name: String,
-    pub birth_date: String,
-    pub phone: String,
-    pub npwp: Option<String>,
-    pub password_hash: String,
-    pub ktp_upload_id: String,
-    pub lang: String,
-    pub verified_at: Option<NaiveDateTime>,
-    pub created_at: NaiveDateTime,
-    pub nik_hash: Option<String>,
-    pub sealed: Option<Vec<u8>>,
-    pub data_key_id: Option<String>,
-}
+super::identity::identity_row!(Account, "accounts");
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = ktp_uploads)]

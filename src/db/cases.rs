@@ -32,6 +32,25 @@ pub const OPEN: &[&str] = &[STATUS_NEW, STATUS_IN_REVIEW, STATUS_WAITING];
 pub const ROLE_REPORTER: &str = "reporter";
 pub const ROLE_HOLDER: &str = "holder";
 
+/// Closes a case that is still open with `status` (its NIK no longer held
+/// open); false when it was closed meanwhile. The write comes first in a
+/// transaction: SQLite takes its write lock here.
+fn close(conn: &mut DbConn, id: &str, status: &str, now: NaiveDateTime) -> QueryResult<bool> {
+    let changed = diesel::update(
+        nik_cases::table
+            .find(id)
+            .filter(nik_cases::status.eq_any(OPEN)),
+    )
+    .set((
+        nik_cases::status.eq(status),
+        nik_cases::updated_at.eq(now),
+        nik_cases::closed_at.eq(Some(now)),
+        nik_cases::open_nik.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
 /// Event kinds; a staff member's events name them in `actor`.
 pub mod event {
     pub const REPORTED: &str = "reported";
@@ -644,19 +663,7 @@ pub fn release(
     super::retry_busy(|| {
         conn.transaction(|conn| {
             // The write first (SQLite takes its write lock here).
-            let changed = diesel::update(
-                nik_cases::table
-                    .find(&case.row.id)
-                    .filter(nik_cases::status.eq_any(OPEN)),
-            )
-            .set((
-                nik_cases::status.eq(STATUS_RESOLVED),
-                nik_cases::updated_at.eq(now),
-                nik_cases::closed_at.eq(Some(now)),
-                nik_cases::open_nik.eq(None::<String>),
-            ))
-            .execute(conn)?;
-            if changed != 1 {
+            if !close(conn, &case.row.id, STATUS_RESOLVED, now)? {
                 return Err(DieselError::NotFound);
             }
             // A case reopened by the holder's objection was released
@@ -751,19 +758,7 @@ pub fn reinstate(
     let index = case.row.nik_index.clone();
     super::retry_busy(|| {
         conn.transaction(|conn| {
-            let changed = diesel::update(
-                nik_cases::table
-                    .find(&case.row.id)
-                    .filter(nik_cases::status.eq_any(OPEN)),
-            )
-            .set((
-                nik_cases::status.eq(STATUS_REJECTED),
-                nik_cases::updated_at.eq(now),
-                nik_cases::closed_at.eq(Some(now)),
-                nik_cases::open_nik.eq(None::<String>),
-            ))
-            .execute(conn)?;
-            if changed != 1 {
+            if !close(conn, &case.row.id, STATUS_REJECTED, now)? {
                 return Ok(Reinstated::NotNow);
             }
             let taken: i64 = accounts::table

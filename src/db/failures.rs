@@ -9,7 +9,10 @@ use diesel::prelude::*;
 use super::DbConn;
 use crate::domain::sealed::{self, KeyRing, SealError};
 
-/// A failure as read back, with its resolution by staff.
+/// A failure as read back, with its resolution by staff. Its first
+/// fields repeat `services::failures::NewFailureRow` on purpose: diesel
+/// reads a row into the table's columns in order and writes one from an
+/// `Insertable` of its own, and the two differ by the staff's columns.
 #[derive(Debug, Clone, Queryable)]
 pub struct FailureRow {
     pub reference: String,

@@ -21,7 +21,10 @@ use crate::domain::sealed::{self, DataKey, KeyRing, SealError};
 /// Marks a column value that is a blind index, not the value.
 pub const INDEX_PREFIX: &str = "ix1:";
 
-/// The identity fields, as sealed.
+/// The identity fields, as sealed. They carry the names of the identity
+/// columns of `registrations` and `accounts` on purpose (the rows list
+/// them again, in the tables' column order): `identity_of!`,
+/// `identity_row!` and `sealed_columns!` rely on the names matching.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub email: String,
@@ -32,29 +35,64 @@ pub struct Identity {
     pub npwp: Option<String>,
 }
 
-impl Identity {
-    /// Writes these fields into a row read from the database (a
-    /// registration's or an account's, whose columns share the names).
-    #[allow(clippy::too_many_arguments)]
-    pub fn fill(
-        self,
-        email: &mut String,
-        nik: &mut String,
-        full_name: &mut String,
-        birth_date: &mut String,
-        phone: &mut String,
-        npwp: &mut Option<String>,
-    ) {
-        (*email, *nik, *full_name, *birth_date, *phone, *npwp) = (
-            self.email,
-            self.nik,
-            self.full_name,
-            self.birth_date,
-            self.phone,
-            self.npwp,
-        );
-    }
+/// The identity fields of a row or form that names them as `Identity`
+/// does (a registration, an account, a submission's details), copied.
+macro_rules! identity_of {
+    ($row:expr) => {
+        $crate::db::identity::Identity {
+            email: $row.email.clone(),
+            nik: $row.nik.clone(),
+            full_name: $row.full_name.clone(),
+            birth_date: $row.birth_date.clone(),
+            phone: $row.phone.clone(),
+            npwp: $row.npwp.clone(),
+        }
+    };
 }
+pub(crate) use identity_of;
+
+/// `opened` (the identity fields in clear, opened when sealed) and
+/// `identity` for a row type whose columns are named as `Identity`'s
+/// fields (`registrations`, `accounts`), and the module's `opened` for a
+/// row a query may have found.
+macro_rules! identity_row {
+    ($row:ty, $table:literal) => {
+        impl $row {
+            /// The identity fields in clear: opened when sealed.
+            pub fn opened(
+                mut self,
+                conn: &mut $crate::db::DbConn,
+                ring: &$crate::domain::sealed::KeyRing,
+            ) -> diesel::QueryResult<Self> {
+                if let Some(stored) = self.sealed.take() {
+                    let open = $crate::db::identity::open(conn, ring, $table, &self.id, &stored)?;
+                    self.email = open.email;
+                    self.nik = open.nik;
+                    self.full_name = open.full_name;
+                    self.birth_date = open.birth_date;
+                    self.phone = open.phone;
+                    self.npwp = open.npwp;
+                    self.sealed = Some(stored);
+                }
+                Ok(self)
+            }
+
+            pub fn identity(&self) -> $crate::db::identity::Identity {
+                $crate::db::identity::identity_of!(self)
+            }
+        }
+
+        /// Opens the row a query found, if any.
+        fn opened(
+            conn: &mut $crate::db::DbConn,
+            ring: &$crate::domain::sealed::KeyRing,
+            found: Option<$row>,
+        ) -> diesel::QueryResult<Option<$row>> {
+            found.map(|row| row.opened(conn, ring)).transpose()
+        }
+    };
+}
+pub(crate) use identity_row;
 
 pub fn email_index(ring: &KeyRing, email: &str) -> String {
     format!("{INDEX_PREFIX}{}", ring.blind_index("email", email))
@@ -94,6 +132,45 @@ pub fn seal(ring: &KeyRing, key: &DataKey, table: &str, row: &str, identity: &Id
         sealed: key.seal(&aad(table, row), &plain),
     }
 }
+
+/// The identity columns of a sealed row of `$table` (`registrations` and
+/// `accounts` name them alike): the blind indexes, the plain columns
+/// emptied, the sealed value and its data key. Written with `.set(...)`
+/// or `.values(...)`, alone or in a tuple with the query's other columns.
+macro_rules! sealed_columns {
+    ($name:ident, $table:ident) => {
+        #[derive(AsChangeset, Insertable)]
+        #[diesel(table_name = crate::schema::$table, treat_none_as_null = true)]
+        pub struct $name<'a> {
+            email: &'a str,
+            nik: &'a str,
+            full_name: &'a str,
+            birth_date: &'a str,
+            phone: &'a str,
+            npwp: Option<&'a str>,
+            sealed: &'a [u8],
+            data_key_id: &'a str,
+        }
+
+        impl<'a> $name<'a> {
+            pub fn of(sealed: &'a Sealed, key: &'a DataKey) -> Self {
+                $name {
+                    email: &sealed.email_index,
+                    nik: &sealed.nik_index,
+                    full_name: "",
+                    birth_date: "",
+                    phone: "",
+                    npwp: None,
+                    sealed: &sealed.sealed,
+                    data_key_id: key.id(),
+                }
+            }
+        }
+    };
+}
+
+sealed_columns!(SealedRegistration, registrations);
+sealed_columns!(SealedAccount, accounts);
 
 /// Why a row's identity could not be read, as a diesel error (so queries
 /// keep their types): the web layer answers it with a 503 page.

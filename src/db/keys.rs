@@ -232,88 +232,44 @@ pub fn seal_clear_identities(
     limit: i64,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    use super::identity::{Identity, seal};
-    let mut sealed = 0;
-    let clear: Vec<String> = registrations::table
-        .filter(registrations::sealed.is_null())
-        .select(registrations::id)
-        .limit(limit)
-        .load(conn)?;
-    for id in clear {
-        sealed += super::retry_busy(|| {
-            conn.transaction(|conn| {
-                let Some(row) = registrations::table
-                    .find(&id)
-                    .filter(registrations::sealed.is_null())
-                    .first::<super::registrations::Registration>(conn)
-                    .optional()?
-                else {
-                    return Ok(0);
-                };
-                let (wrapped, key) = crate::db::identity::new_key(ring)?;
-                insert(conn, &wrapped, now)?;
-                let identity = Identity {
-                    email: row.email,
-                    nik: row.nik,
-                    full_name: row.full_name,
-                    birth_date: row.birth_date,
-                    phone: row.phone,
-                    npwp: row.npwp,
-                };
-                let s = seal(ring, &key, "registrations", &id, &identity);
-                diesel::update(
-                    registrations::table
-                        .find(&id)
-                        .filter(registrations::sealed.is_null()),
-                )
-                .set((
-                    registrations::email.eq(&s.email_index),
-                    registrations::nik.eq(&s.nik_index),
-                    registrations::full_name.eq(""),
-                    registrations::birth_date.eq(""),
-                    registrations::phone.eq(""),
-                    registrations::npwp.eq(None::<String>),
-                    registrations::sealed.eq(&s.sealed),
-                    registrations::data_key_id.eq(key.id()),
-                ))
-                .execute(conn)
-            })
-        })?;
+    // The same steps for both tables, which diesel types apart.
+    macro_rules! seal_batch {
+        ($table:ident, $row:ty, $columns:ident) => {{
+            let clear: Vec<String> = $table::table
+                .filter($table::sealed.is_null())
+                .select($table::id)
+                .limit(limit)
+                .load(conn)?;
+            let mut done = 0;
+            for id in clear {
+                done += super::retry_busy(|| {
+                    conn.transaction(|conn| {
+                        let Some(row) = $table::table
+                            .find(&id)
+                            .filter($table::sealed.is_null())
+                            .first::<$row>(conn)
+                            .optional()?
+                        else {
+                            return Ok(0);
+                        };
+                        let (wrapped, key) = crate::db::identity::new_key(ring)?;
+                        insert(conn, &wrapped, now)?;
+                        let table = stringify!($table);
+                        let s = super::identity::seal(ring, &key, table, &id, &row.identity());
+                        diesel::update($table::table.find(&id).filter($table::sealed.is_null()))
+                            .set(super::identity::$columns::of(&s, &key))
+                            .execute(conn)
+                    })
+                })?;
+            }
+            done
+        }};
     }
-    let clear: Vec<String> = accounts::table
-        .filter(accounts::sealed.is_null())
-        .select(accounts::id)
-        .limit(limit)
-        .load(conn)?;
-    for id in clear {
-        sealed += super::retry_busy(|| {
-            conn.transaction(|conn| {
-                let Some(row) = accounts::table
-                    .find(&id)
-                    .filter(accounts::sealed.is_null())
-                    .first::<super::accounts::Account>(conn)
-                    .optional()?
-                else {
-                    return Ok(0);
-                };
-                let (wrapped, key) = crate::db::identity::new_key(ring)?;
-                insert(conn, &wrapped, now)?;
-                let s = seal(ring, &key, "accounts", &id, &row.identity());
-                diesel::update(accounts::table.find(&id).filter(accounts::sealed.is_null()))
-                    .set((
-                        accounts::email.eq(&s.email_index),
-                        accounts::nik.eq(&s.nik_index),
-                        accounts::full_name.eq(""),
-                        accounts::birth_date.eq(""),
-                        accounts::phone.eq(""),
-                        accounts::npwp.eq(None::<String>),
-                        accounts::sealed.eq(&s.sealed),
-                        accounts::data_key_id.eq(key.id()),
-                    ))
-                    .execute(conn)
-            })
-        })?;
-    }
+    let sealed = seal_batch!(
+        registrations,
+        super::registrations::Registration,
+        SealedRegistration
+    ) + seal_batch!(accounts, super::accounts::Account, SealedAccount);
     Ok(sealed)
 }
 

@@ -100,65 +100,55 @@ pub fn cancel_registration(
     registration: &Registration,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
-    super::retry_busy(|| {
-        conn.transaction(|conn| {
-            if !mark_used(conn, mail_id, now)? {
-                return Ok(false);
-            }
-            let deleted = diesel::delete(
-                registrations::table
-                    .find(&registration.id)
-                    .filter(registrations::completed_at.is_null()),
-            )
-            .execute(conn)?;
-            if deleted != 1 {
-                return Err(diesel::result::Error::RollbackTransaction);
-            }
-            diesel::delete(
-                registration_submissions::table
-                    .filter(registration_submissions::registration_id.eq(&registration.id)),
-            )
-            .execute(conn)?;
-            let photo_owned: i64 = accounts::table
-                .filter(accounts::ktp_upload_id.eq(&registration.ktp_upload_id))
-                .count()
-                .get_result(conn)?;
-            let mut keys: Vec<String> = registration.data_key_id.iter().cloned().collect();
-            if photo_owned == 0 {
-                let photo_key: Option<Option<String>> = ktp_uploads::table
-                    .find(&registration.ktp_upload_id)
-                    .select(ktp_uploads::data_key_id)
-                    .first(conn)
-                    .optional()?;
-                keys.extend(photo_key.flatten());
-                diesel::delete(ktp_uploads::table.find(&registration.ktp_upload_id))
-                    .execute(conn)?;
-            }
-            // Mails for it not sent yet go unsent: their keys are shredded
-            // and they are marked failed.
-            let waiting: Vec<(String, Option<String>)> = mail_outbox::table
-                .filter(mail_outbox::registration_id.eq(&registration.id))
-                .filter(mail_outbox::status.eq(super::outbox::STATUS_PENDING))
-                .select((mail_outbox::id, mail_outbox::data_key_id))
-                .load(conn)?;
-            for (id, key) in waiting {
-                diesel::update(mail_outbox::table.find(&id))
-                    .set((
-                        mail_outbox::status.eq(super::outbox::STATUS_FAILED),
-                        mail_outbox::last_error.eq("cancelled: not me"),
-                        mail_outbox::sealed.eq(None::<Vec<u8>>),
-                        mail_outbox::data_key_id.eq(None::<String>),
-                    ))
-                    .execute(conn)?;
-                keys.extend(key);
-            }
-            diesel::delete(data_keys::table.filter(data_keys::id.eq_any(&keys))).execute(conn)?;
-            Ok(true)
-        })
-        .or_else(|e| match e {
-            diesel::result::Error::RollbackTransaction => Ok(false),
-            e => Err(e),
-        })
+    with_link(conn, mail_id, now, |conn| {
+        let deleted = diesel::delete(
+            registrations::table
+                .find(&registration.id)
+                .filter(registrations::completed_at.is_null()),
+        )
+        .execute(conn)?;
+        if deleted != 1 {
+            return Err(diesel::result::Error::RollbackTransaction);
+        }
+        diesel::delete(
+            registration_submissions::table
+                .filter(registration_submissions::registration_id.eq(&registration.id)),
+        )
+        .execute(conn)?;
+        let photo_owned: i64 = accounts::table
+            .filter(accounts::ktp_upload_id.eq(&registration.ktp_upload_id))
+            .count()
+            .get_result(conn)?;
+        let mut keys: Vec<String> = registration.data_key_id.iter().cloned().collect();
+        if photo_owned == 0 {
+            let photo_key: Option<Option<String>> = ktp_uploads::table
+                .find(&registration.ktp_upload_id)
+                .select(ktp_uploads::data_key_id)
+                .first(conn)
+                .optional()?;
+            keys.extend(photo_key.flatten());
+            diesel::delete(ktp_uploads::table.find(&registration.ktp_upload_id)).execute(conn)?;
+        }
+        // Mails for it not sent yet go unsent: their keys are shredded
+        // and they are marked failed.
+        let waiting: Vec<(String, Option<String>)> = mail_outbox::table
+            .filter(mail_outbox::registration_id.eq(&registration.id))
+            .filter(mail_outbox::status.eq(super::outbox::STATUS_PENDING))
+            .select((mail_outbox::id, mail_outbox::data_key_id))
+            .load(conn)?;
+        for (id, key) in waiting {
+            diesel::update(mail_outbox::table.find(&id))
+                .set((
+                    mail_outbox::status.eq(super::outbox::STATUS_FAILED),
+                    mail_outbox::last_error.eq("cancelled: not me"),
+                    mail_outbox::sealed.eq(None::<Vec<u8>>),
+                    mail_outbox::data_key_id.eq(None::<String>),
+                ))
+                .execute(conn)?;
+            keys.extend(key);
+        }
+        diesel::delete(data_keys::table.filter(data_keys::id.eq_any(&keys))).execute(conn)?;
+        Ok(true)
     })
 }
 
@@ -172,16 +162,34 @@ pub fn secure_account(
     account_id: &str,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
+    with_link(conn, mail_id, now, |conn| {
+        diesel::update(accounts::table.find(account_id))
+            .set(accounts::session_epoch.eq(accounts::session_epoch + 1))
+            .execute(conn)?;
+        super::sessions::revoke_all(conn, super::sessions::KIND_CITIZEN, account_id, now)?;
+        Ok(true)
+    })
+}
+
+/// Runs `step` in one transaction with marking the link of `mail_id`
+/// used: false when it was used meanwhile, or when `step` says no or rolls
+/// back (`RollbackTransaction`: nothing it wrote stays).
+fn with_link(
+    conn: &mut DbConn,
+    mail_id: &str,
+    now: NaiveDateTime,
+    mut step: impl FnMut(&mut DbConn) -> QueryResult<bool>,
+) -> QueryResult<bool> {
     super::retry_busy(|| {
         conn.transaction(|conn| {
             if !mark_used(conn, mail_id, now)? {
                 return Ok(false);
             }
-            diesel::update(accounts::table.find(account_id))
-                .set(accounts::session_epoch.eq(accounts::session_epoch + 1))
-                .execute(conn)?;
-            super::sessions::revoke_all(conn, super::sessions::KIND_CITIZEN, account_id, now)?;
-            Ok(true)
+            step(conn)
+        })
+        .or_else(|e| match e {
+            diesel::result::Error::RollbackTransaction => Ok(false),
+            e => Err(e),
         })
     })
 }

@@ -34,6 +34,9 @@ pub struct NewMail {
     pub not_me_hash: Option<String>,
 }
 
+/// A mail as read back. Its fields repeat `NewMail`'s on purpose: diesel
+/// reads a row in the table's column order (with the delivery columns
+/// `NewMail` has no say in) and writes one from an `Insertable` of its own.
 #[derive(Debug, Clone, Queryable)]
 pub struct Mail {
     pub id: String,

@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::DbConn;
-use super::accounts::{self, NewAccount};
+use super::accounts;
 use super::identity::{self, Identity};
 use super::outbox::{NewMail, insert_mail};
 use crate::domain::sealed::KeyRing;
@@ -53,42 +53,15 @@ impl Registration {
     pub fn has_legacy_password(&self) -> bool {
         self.legacy_password_hash.is_some()
     }
-
-    /// The identity fields in clear: opened when sealed.
-    pub fn opened(mut self, conn: &mut DbConn, ring: &KeyRing) -> QueryResult<Registration> {
-        if let Some(stored) = self.sealed.take() {
-            identity::open(conn, ring, "registrations", &self.id, &stored)?.fill(
-                &mut self.email,
-                &mut self.nik,
-                &mut self.full_name,
-                &mut self.birth_date,
-                &mut self.phone,
-                &mut self.npwp,
-            );
-            self.sealed = Some(stored);
-        }
-        Ok(self)
-    }
 }
 
-fn opened(
-    conn: &mut DbConn,
-    ring: &KeyRing,
-    found: Option<Registration>,
-) -> QueryResult<Option<Registration>> {
-    found.map(|r| r.opened(conn, ring)).transpose()
-}
+identity::identity_row!(Registration, "registrations");
 
 /// The citizen's details as submitted (already parsed and normalised).
 #[derive(Debug, Clone)]
 pub struct Details {
-    pub email: String,
-    pub nik: String,
+    pub identity: Identity,
     pub nik_hash: Option<String>,
-    pub full_name: String,
-    pub birth_date: String,
-    pub phone: String,
-    pub npwp: Option<String>,
     pub lang: String,
 }
 
@@ -193,8 +166,9 @@ fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, 
         return Ok(outcome);
     }
     let d = &sub.details;
+    let who = &d.identity;
     let ring = sub.keys;
-    let email_index = identity::email_index(ring, &d.email);
+    let email_index = identity::email_index(ring, &who.email);
     conn.transaction::<_, TxError, _>(|conn| {
         // Writing first takes SQLite's write lock at once, and makes a
         // concurrent twin of this submission wait on PostgreSQL's key.
@@ -205,10 +179,10 @@ fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, 
                 registration_submissions::created_at.eq(sub.now),
             ))
             .execute(conn)?;
-        if accounts::email_taken(conn, ring, &d.email)? {
+        if accounts::email_taken(conn, ring, &who.email)? {
             return Err(TxError::Stop(SubmitOutcome::EmailTaken));
         }
-        if accounts::nik_taken(conn, ring, &d.nik)? {
+        if accounts::nik_taken(conn, ring, &who.nik)? {
             return Err(TxError::Stop(SubmitOutcome::NikTaken));
         }
         let upload_id = match &sub.new_photo {
@@ -230,15 +204,8 @@ fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, 
             None => sub.draft_upload_id,
         };
 
-        let existing = find_by_email(conn, ring, &d.email)?;
-        let identity = Identity {
-            email: d.email.clone(),
-            nik: d.nik.clone(),
-            full_name: d.full_name.clone(),
-            birth_date: d.birth_date.clone(),
-            phone: d.phone.clone(),
-            npwp: d.npwp.clone(),
-        };
+        let existing = find_by_email(conn, ring, &who.email)?;
+        let identity = who.clone();
         if let Some(old) = &existing
             && old.completed_at.is_some()
         {
@@ -260,15 +227,8 @@ fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, 
                 let sealed = identity::seal(ring, &key, "registrations", &old.id, &identity);
                 diesel::update(registrations::table.find(&old.id))
                     .set((
-                        registrations::email.eq(&sealed.email_index),
-                        registrations::nik.eq(&sealed.nik_index),
+                        identity::SealedRegistration::of(&sealed, &key),
                         registrations::nik_hash.eq(&d.nik_hash),
-                        registrations::full_name.eq(""),
-                        registrations::birth_date.eq(""),
-                        registrations::phone.eq(""),
-                        registrations::npwp.eq(None::<String>),
-                        registrations::sealed.eq(&sealed.sealed),
-                        registrations::data_key_id.eq(key.id()),
                         registrations::ktp_upload_id.eq(upload_id),
                         registrations::lang.eq(&d.lang),
                         // The old form's password went with the old data.
@@ -288,15 +248,8 @@ fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, 
                 diesel::insert_into(registrations::table)
                     .values((
                         registrations::id.eq(sub.new_id),
-                        registrations::email.eq(&sealed.email_index),
-                        registrations::nik.eq(&sealed.nik_index),
+                        identity::SealedRegistration::of(&sealed, &key),
                         registrations::nik_hash.eq(&d.nik_hash),
-                        registrations::full_name.eq(""),
-                        registrations::birth_date.eq(""),
-                        registrations::phone.eq(""),
-                        registrations::npwp.eq(None::<String>),
-                        registrations::sealed.eq(&sealed.sealed),
-                        registrations::data_key_id.eq(key.id()),
                         registrations::ktp_upload_id.eq(upload_id),
                         registrations::lang.eq(&d.lang),
                         registrations::created_at.eq(sub.now),
@@ -318,7 +271,7 @@ fn try_submit(conn: &mut DbConn, sub: &Submission<'_>) -> Result<SubmitOutcome, 
             .execute(conn)?;
         Ok(SubmitOutcome::Registered {
             registration_id: id,
-            email: d.email.clone(),
+            email: who.email.clone(),
             replaced,
             mail_sent,
             replay: false,
@@ -634,33 +587,19 @@ fn try_complete(
         // account shreds it, whatever becomes of the registration).
         let (wrapped, key) = crate::db::identity::new_key(ring)?;
         super::keys::insert(conn, &wrapped, now)?;
-        let identity = Identity {
-            email: registration.email.clone(),
-            nik: registration.nik.clone(),
-            full_name: registration.full_name.clone(),
-            birth_date: registration.birth_date.clone(),
-            phone: registration.phone.clone(),
-            npwp: registration.npwp.clone(),
-        };
+        let identity = registration.identity();
         let sealed = identity::seal(ring, &key, "accounts", &account_id, &identity);
         diesel::insert_into(accounts_table::table)
-            .values(&NewAccount {
-                id: account_id.clone(),
-                email: sealed.email_index,
-                nik: sealed.nik_index,
-                full_name: String::new(),
-                birth_date: String::new(),
-                phone: String::new(),
-                npwp: None,
-                sealed: Some(sealed.sealed),
-                data_key_id: Some(key.id().to_string()),
-                password_hash: hash,
-                ktp_upload_id: registration.ktp_upload_id.clone(),
-                lang: registration.lang.clone(),
-                verified_at: Some(now),
-                created_at: now,
-                nik_hash: registration.nik_hash.clone(),
-            })
+            .values((
+                accounts_table::id.eq(&account_id),
+                identity::SealedAccount::of(&sealed, &key),
+                accounts_table::password_hash.eq(&hash),
+                accounts_table::ktp_upload_id.eq(&registration.ktp_upload_id),
+                accounts_table::lang.eq(&registration.lang),
+                accounts_table::verified_at.eq(Some(now)),
+                accounts_table::created_at.eq(now),
+                accounts_table::nik_hash.eq(&registration.nik_hash),
+            ))
             .execute(conn)?;
         diesel::update(registrations::table.find(&registration.id))
             .set(registrations::account_id.eq(&account_id))
@@ -812,14 +751,7 @@ pub fn change_email(
                     .filter(registrations::completed_at.is_null()),
             )
             .set((
-                registrations::email.eq(&s.email_index),
-                registrations::nik.eq(&s.nik_index),
-                registrations::full_name.eq(""),
-                registrations::birth_date.eq(""),
-                registrations::phone.eq(""),
-                registrations::npwp.eq(None::<String>),
-                registrations::sealed.eq(&s.sealed),
-                registrations::data_key_id.eq(key.id()),
+                identity::SealedRegistration::of(&s, &key),
                 registrations::updated_at.eq(now),
                 registrations::last_sent_at.eq(now),
             ))

@@ -8,6 +8,7 @@ use chrono::{Duration, NaiveDateTime};
 
 use super::Ctx;
 use crate::db::accounts::{self, NewUpload, UploadInfo};
+use crate::db::identity::Identity;
 use crate::db::registrations::{self, Details, PhotoUpload, Submission};
 use crate::domain::{BirthDate, Email, FullName, KtpPhoto, Nik, Npwp, PhoneNumber, Problem};
 use crate::error::AppError;
@@ -488,13 +489,15 @@ pub async fn submit(
                     submission_id: &submission_key,
                     new_id: &registration_id,
                     details: Details {
-                        email: email.as_str().to_string(),
-                        nik: nik.as_str().to_string(),
+                        identity: Identity {
+                            email: email.as_str().to_string(),
+                            nik: nik.as_str().to_string(),
+                            full_name: name.as_str().to_string(),
+                            birth_date: birth.to_iso(),
+                            phone: phone.as_str().to_string(),
+                            npwp: npwp.map(|n| n.as_str().to_string()),
+                        },
                         nik_hash: Some(nik_hash),
-                        full_name: name.as_str().to_string(),
-                        birth_date: birth.to_iso(),
-                        phone: phone.as_str().to_string(),
-                        npwp: npwp.map(|n| n.as_str().to_string()),
                         lang: lang.code().to_string(),
                     },
                     draft_upload_id: draft_upload_id.as_deref().unwrap_or_default(),

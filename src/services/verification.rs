@@ -14,6 +14,28 @@ use crate::services::failures::{self, Client, Failure, reason};
 
 pub use crate::db::registrations::{LinkState, Registration, ResendOutcome};
 
+/// The mail with a new link for `registration`, rendered inside its
+/// transaction (`None`, logged, when it cannot be: the link is not sent).
+fn link_mail(
+    settings: &crate::config::Settings,
+    lang: Lang,
+    registration: &Registration,
+    token: &str,
+    now: NaiveDateTime,
+) -> Option<crate::db::outbox::NewMail> {
+    crate::mail::verification_mail(
+        settings,
+        lang,
+        &registration.id,
+        &registration.email,
+        &registration.full_name,
+        token,
+        now,
+    )
+    .inspect_err(|e| tracing::error!(error = %e, "cannot render the verification mail"))
+    .ok()
+}
+
 /// Sends one more verification link to a waiting registration, unless one
 /// went out within the cooldown (one link per cooldown however many
 /// requests arrive at once). Earlier links keep working.
@@ -38,21 +60,7 @@ pub async fn resend(
                 &token_hash,
                 registrations::LinkTimes { ttl, cooldown },
                 now,
-                |registration| {
-                    let mail = crate::mail::verification_mail(
-                        &settings,
-                        lang,
-                        &registration.id,
-                        &registration.email,
-                        &registration.full_name,
-                        &token,
-                        now,
-                    );
-                    if let Err(e) = &mail {
-                        tracing::error!(error = %e, "cannot render the verification mail");
-                    }
-                    mail.ok()
-                },
+                |registration| link_mail(&settings, lang, registration, &token, now),
             )
         })
         .await?;
@@ -239,21 +247,7 @@ pub async fn correct_email(
                 &token_hash,
                 ttl,
                 now,
-                |registration| {
-                    let mail = crate::mail::verification_mail(
-                        &settings,
-                        lang,
-                        &registration.id,
-                        &registration.email,
-                        &registration.full_name,
-                        &token,
-                        now,
-                    );
-                    if let Err(e) = &mail {
-                        tracing::error!(error = %e, "cannot render the verification mail");
-                    }
-                    mail.ok()
-                },
+                |registration| link_mail(&settings, lang, registration, &token, now),
             )
         })
         .await?;
