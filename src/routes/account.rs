@@ -31,6 +31,22 @@ macro_rules! account_or_login {
     };
 }
 
+/// The signed-in account for a posted form: the redirect to sign-in
+/// without one, and `$stale` (returned) when the form's CSRF token does
+/// not check out.
+macro_rules! account_for_form {
+    ($session:expr, $state:expr, $token:expr, $back:literal) => {
+        account_for_form!($session, $state, $token, Ok(see_other($back)))
+    };
+    ($session:expr, $state:expr, $token:expr, $stale:expr) => {{
+        let account = account_or_login!($session, $state);
+        if !crate::session::csrf_valid(&$session, $token) {
+            return $stale;
+        }
+        account
+    }};
+}
+
 pub struct SessionRow {
     pub id: String,
     pub this: bool,
@@ -183,10 +199,7 @@ pub async fn end_session(
     state: web::Data<AppState>,
     form: web::Form<SessionForm>,
 ) -> Result<HttpResponse, AppError> {
-    let account = account_or_login!(session, state);
-    if !crate::session::csrf_valid(&session, &form.csrf_token) {
-        return Ok(see_other("/account"));
-    }
+    let account = account_for_form!(session, state, &form.csrf_token, "/account");
     let now = state.clock.now();
     own_data::end_session(&state.services(), &account.id, &form.session, now).await?;
     if this_session(&session).as_deref() == Some(form.session.as_str()) {
@@ -282,10 +295,12 @@ pub async fn download(
     state: web::Data<AppState>,
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
-    let account = account_or_login!(session, state);
-    if !crate::session::csrf_valid(&session, &form.csrf_token) {
-        return confirm_refused(ctx, &session, &state, "download", Refused::Stale);
-    }
+    let account = account_for_form!(
+        session,
+        state,
+        &form.csrf_token,
+        confirm_refused(ctx, &session, &state, "download", Refused::Stale)
+    );
     let client = crate::web::client(&req, &state);
     let now = state.clock.now();
     match own_data::export(
@@ -318,10 +333,12 @@ pub async fn delete(
     state: web::Data<AppState>,
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
-    let account = account_or_login!(session, state);
-    if !crate::session::csrf_valid(&session, &form.csrf_token) {
-        return confirm_refused(ctx, &session, &state, "delete", Refused::Stale);
-    }
+    let account = account_for_form!(
+        session,
+        state,
+        &form.csrf_token,
+        confirm_refused(ctx, &session, &state, "delete", Refused::Stale)
+    );
     let now = state.clock.now();
     match own_data::request_deletion(&state.services(), &account, form.password.clone(), now)
         .await?
@@ -346,10 +363,7 @@ pub async fn cancel_delete(
     state: web::Data<AppState>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, AppError> {
-    let account = account_or_login!(session, state);
-    if !crate::session::csrf_valid(&session, &form.csrf_token) {
-        return Ok(see_other("/account"));
-    }
+    let account = account_for_form!(session, state, &form.csrf_token, "/account");
     own_data::cancel_deletion(&state.services(), &account.id).await?;
     Ok(see_other("/account?done=cancelled"))
 }
@@ -422,11 +436,17 @@ pub async fn correct(
 }
 
 #[derive(Deserialize)]
-pub struct FieldForm {
+pub struct PhoneForm {
     #[serde(default)]
     csrf_token: String,
     #[serde(default)]
     phone: String,
+}
+
+#[derive(Deserialize)]
+pub struct EmailForm {
+    #[serde(default)]
+    csrf_token: String,
     #[serde(default)]
     email: String,
 }
@@ -436,12 +456,9 @@ pub async fn phone(
     ctx: PageCtx,
     session: Session,
     state: web::Data<AppState>,
-    form: web::Form<FieldForm>,
+    form: web::Form<PhoneForm>,
 ) -> Result<HttpResponse, AppError> {
-    let account = account_or_login!(session, state);
-    if !crate::session::csrf_valid(&session, &form.csrf_token) {
-        return Ok(see_other("/account/correct"));
-    }
+    let account = account_for_form!(session, state, &form.csrf_token, "/account/correct");
     match crate::domain::PhoneNumber::parse(&form.phone) {
         Ok(phone) => {
             own_data::change_phone(&state.services(), &account, &phone, state.clock.now()).await?;
@@ -457,12 +474,9 @@ pub async fn email(
     ctx: PageCtx,
     session: Session,
     state: web::Data<AppState>,
-    form: web::Form<FieldForm>,
+    form: web::Form<EmailForm>,
 ) -> Result<HttpResponse, AppError> {
-    let account = account_or_login!(session, state);
-    if !crate::session::csrf_valid(&session, &form.csrf_token) {
-        return Ok(see_other("/account/correct"));
-    }
+    let account = account_for_form!(session, state, &form.csrf_token, "/account/correct");
     match crate::domain::Email::parse(&form.email) {
         Ok(email) if email.as_str() == account.email => Ok(see_other("/account")),
         Ok(email) => {
@@ -484,10 +498,7 @@ pub async fn correction(
     payload: actix_multipart::Multipart,
 ) -> Result<HttpResponse, AppError> {
     let mut form = crate::forms::read_photo_form(payload, &["ktp_photo"], &state.settings).await?;
-    let account = account_or_login!(session, state);
-    if !crate::session::csrf_valid(&session, form.text("csrf_token")) {
-        return Ok(see_other("/account/correct"));
-    }
+    let account = account_for_form!(session, state, form.text("csrf_token"), "/account/correct");
     let mut errors = crate::forms::FormErrors::new(ctx.lang);
     let name = crate::domain::FullName::parse(form.text("full_name"))
         .map_err(|p| errors.add("full_name", p))

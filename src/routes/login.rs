@@ -217,14 +217,7 @@ pub async fn logout(
     state: web::Data<AppState>,
     form: web::Form<LogoutForm>,
 ) -> Result<HttpResponse, AppError> {
-    if !crate::session::csrf_valid(&session, &form.csrf_token) {
-        return Ok(see_other("/account"));
-    }
-    if let Some((_, _, sid)) = crate::session::signed_in(&session) {
-        crate::services::sessions::end(&state.services(), sid, state.clock.now()).await?;
-    }
-    crate::session::sign_out(&session);
-    Ok(see_other("/login?signed_out=1"))
+    sign_out(session, state, form, false).await
 }
 
 /// `POST /logout/everywhere`: ends every session of the account, on every
@@ -234,13 +227,27 @@ pub async fn logout_everywhere(
     state: web::Data<AppState>,
     form: web::Form<LogoutForm>,
 ) -> Result<HttpResponse, AppError> {
+    sign_out(session, state, form, true).await
+}
+
+/// Both sign-out buttons: this session, or (`everywhere`) all of them.
+async fn sign_out(
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<LogoutForm>,
+    everywhere: bool,
+) -> Result<HttpResponse, AppError> {
     if !crate::session::csrf_valid(&session, &form.csrf_token) {
         return Ok(see_other("/account"));
     }
-    if let Some(account) = current_account(&session, &state).await? {
-        let ended =
-            accounts::end_every_session(&state.services(), account.id, state.clock.now()).await?;
-        tracing::info!(ended, "citizen signed out everywhere");
+    let now = state.clock.now();
+    if everywhere {
+        if let Some(account) = current_account(&session, &state).await? {
+            let ended = accounts::end_every_session(&state.services(), account.id, now).await?;
+            tracing::info!(ended, "citizen signed out everywhere");
+        }
+    } else if let Some((_, _, sid)) = crate::session::signed_in(&session) {
+        crate::services::sessions::end(&state.services(), sid, now).await?;
     }
     crate::session::sign_out(&session);
     Ok(see_other("/login?signed_out=1"))

@@ -269,25 +269,13 @@ pub async fn case_photo(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
-    let Some(staff) = current_staff(&req, &state).await? else {
-        return Err(AppError::Forbidden);
-    };
+    let staff = staff_only(&req, &state).await?;
     let (reference, photo) = path.into_inner();
     let reference = reference.to_ascii_uppercase();
     if photo != "holder" && uuid::Uuid::parse_str(&photo).is_err() {
         return Err(AppError::NotFound);
     }
-    let Some((content_type, data)) =
-        case_service::photo(&state.services(), &reference, &photo).await?
-    else {
-        return Err(AppError::NotFound);
-    };
-    audit(
-        &state,
-        &staff,
-        "view_case_photo",
-        format!("{reference} {photo}"),
-    )
-    .await?;
-    Ok(private_photo(content_type, data))
+    let found = case_service::photo(&state.services(), &reference, &photo).await?;
+    let target = format!("{reference} {photo}");
+    audited_photo(&state, &staff, found, "view_case_photo", target).await
 }

@@ -346,21 +346,10 @@ pub async fn failure_photo(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
-    let Some(staff) = current_staff(&req, &state).await? else {
-        return Err(AppError::Forbidden);
-    };
+    let staff = staff_only(&req, &state).await?;
     let (reference, upload) = path.into_inner();
     let reference = reference.to_ascii_uppercase();
     let photo = staff_service::photo(&state.services(), &reference, &upload).await?;
-    let Some((content_type, data)) = photo else {
-        return Err(AppError::NotFound);
-    };
-    audit(
-        &state,
-        &staff,
-        "view_ktp_photo",
-        format!("{reference} {upload}"),
-    )
-    .await?;
-    Ok(private_photo(content_type, data))
+    let target = format!("{reference} {upload}");
+    audited_photo(&state, &staff, photo, "view_ktp_photo", target).await
 }

@@ -129,13 +129,30 @@ async fn audit(
     .await
 }
 
-/// A citizen's photo as staff see it: inline, never cached.
-fn private_photo(content_type: String, data: Vec<u8>) -> HttpResponse {
-    HttpResponse::Ok()
+/// The staff member behind a request for a citizen's photo: anyone else
+/// is refused (403), not sent to the sign-in page.
+async fn staff_only(req: &HttpRequest, state: &web::Data<AppState>) -> Result<StaffUser, AppError> {
+    current_staff(req, state).await?.ok_or(AppError::Forbidden)
+}
+
+/// A citizen's photo as staff see it (404 without one): the view audited
+/// (`action`, `target`), the photo inline and never cached.
+async fn audited_photo(
+    state: &web::Data<AppState>,
+    staff: &StaffUser,
+    photo: Option<(String, Vec<u8>)>,
+    action: &str,
+    target: String,
+) -> Result<HttpResponse, AppError> {
+    let Some((content_type, data)) = photo else {
+        return Err(AppError::NotFound);
+    };
+    audit(state, staff, action, target).await?;
+    Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, content_type))
         .insert_header((CACHE_CONTROL, "no-store, private"))
         .insert_header((CONTENT_DISPOSITION, "inline; filename=\"photo.jpg\""))
-        .body(data)
+        .body(data))
 }
 
 /// For page handlers: the staff member, or a redirect to the sign-in page.

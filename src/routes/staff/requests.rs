@@ -206,9 +206,7 @@ pub async fn request_photo(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
-    let Some(staff) = current_staff(&req, &state).await? else {
-        return Err(AppError::Forbidden);
-    };
+    let staff = staff_only(&req, &state).await?;
     let (id, which) = path.into_inner();
     let now = state.clock.now();
     let photo = match which.as_str() {
@@ -216,15 +214,6 @@ pub async fn request_photo(
         "current" => own_data::request_current_photo(&state.services(), &id).await?,
         _ => None,
     };
-    let Some((content_type, data)) = photo else {
-        return Err(AppError::NotFound);
-    };
-    audit(
-        &state,
-        &staff,
-        "view_request_photo",
-        format!("{id} {which}"),
-    )
-    .await?;
-    Ok(private_photo(content_type, data))
+    let target = format!("{id} {which}");
+    audited_photo(&state, &staff, photo, "view_request_photo", target).await
 }
