@@ -17,7 +17,9 @@ pub const KIND_VERIFY: &str = "verify";
 /// Talks to the mail provider (its HTTP API or SMTP), or prints mail to
 /// the log when none is set.
 pub struct Mailer {
-    client: reqwest::Client,
+    /// Only with the HTTP API (and no SMTP, which comes first): building
+    /// it loads the system's root certificates, about 1 MiB.
+    client: Option<reqwest::Client>,
     api_url: Option<String>,
     api_key: Option<String>,
     smtp: Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
@@ -42,11 +44,16 @@ pub const REFERENCE_HEADER: &str = "X-Emeterai-Reference";
 impl Mailer {
     pub fn new(settings: &Settings) -> Result<Self, String> {
         let timeout = Duration::from_secs(settings.mail_timeout_secs);
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| crate::error::error_chain(&e))?;
+        let client = match (&settings.smtp_url, &settings.mail_api_url) {
+            (None, Some(_)) => Some(
+                reqwest::Client::builder()
+                    .timeout(timeout)
+                    .connect_timeout(timeout)
+                    .build()
+                    .map_err(|e| crate::error::error_chain(&e))?,
+            ),
+            _ => None,
+        };
         // `smtp://host:25`, `smtp://user:pass@host:587?tls=required`
         // (STARTTLS) or `smtps://user:pass@host:465`: lettre's URL form.
         let smtp = match &settings.smtp_url {
@@ -114,7 +121,7 @@ impl Mailer {
         if let Some(smtp) = &self.smtp {
             return self.deliver_smtp(smtp, mail).await;
         }
-        let Some(url) = &self.api_url else {
+        let (Some(url), Some(client)) = (&self.api_url, &self.client) else {
             tracing::info!(
                 to = %mail.to_address,
                 subject = %mail.subject,
@@ -135,8 +142,7 @@ impl Mailer {
         // the provider's answer and marking the mail sent, the retry from
         // another instance carries the same key, so the provider can drop
         // the copy.
-        let mut request = self
-            .client
+        let mut request = client
             .post(url)
             .header("Idempotency-Key", &mail.id)
             .json(&message);
@@ -162,6 +168,12 @@ pub fn backoff(attempts: u32, base: Duration, max: Duration) -> Duration {
     base.saturating_mul(factor).min(max)
 }
 
+/// A mail's two bodies.
+struct Parts {
+    text: String,
+    html: String,
+}
+
 /// The HTML part of a mail: the same values as its text part, its own
 /// template (the template reaches the fields through `Deref`).
 macro_rules! html_part {
@@ -174,6 +186,16 @@ macro_rules! html_part {
             type Target = $text<'a>;
             fn deref(&self) -> &Self::Target {
                 self.0
+            }
+        }
+
+        impl $text<'_> {
+            /// The mail's text and HTML parts.
+            fn parts(&self) -> Result<Parts, askama::Error> {
+                Ok(Parts {
+                    text: self.render()?,
+                    html: $html(self).render()?,
+                })
             }
         }
     };
@@ -211,13 +233,12 @@ pub fn verification_mail(
         hours,
         not_me: &not_me,
     };
-    let text = values.render()?;
-    let html = VerifyHtml(&values).render()?;
+    let parts = values.parts()?;
     let subject = match lang {
         Lang::Id => "Verifikasi email akun e-Meterai Anda",
         Lang::En => "Verify the email address of your e-Meterai account",
     };
-    let mut mail = outbox_mail(KIND_VERIFY, None, to, subject, text, html, now);
+    let mut mail = outbox_mail(KIND_VERIFY, None, to, subject, parts, now);
     mail.registration_id = Some(registration_id.to_string());
     mail.not_me_hash = Some(not_me_hash);
     Ok(mail)
@@ -275,7 +296,7 @@ pub fn sign_in_locked_mail(
     minutes: i64,
     now: NaiveDateTime,
 ) -> Result<NewMail, askama::Error> {
-    let lang = Lang::from_code(&account.lang).unwrap_or_default();
+    let lang = account_lang(account);
     let forgot = format!("{}/password/forgot", settings.base_url);
     let (name, phone) = (account.full_name.as_str(), settings.contact_phone.as_str());
     let (not_me, not_me_hash) = not_me_link(settings);
@@ -288,8 +309,7 @@ pub fn sign_in_locked_mail(
         phone,
         not_me: &not_me,
     };
-    let text = values.render()?;
-    let html = LockedHtml(&values).render()?;
+    let parts = values.parts()?;
     let subject = match lang {
         Lang::Id => "Masuk ke akun e-Meterai Anda dihentikan sementara",
         Lang::En => "Signing in to your e-Meterai account is paused",
@@ -299,8 +319,7 @@ pub fn sign_in_locked_mail(
         Some(&account.id),
         &account.email,
         subject,
-        text,
-        html,
+        parts,
         now,
     );
     mail.not_me_hash = Some(not_me_hash);
@@ -332,15 +351,14 @@ pub fn reset_mail(
         not_me: &not_me,
         reminder: reminder.then_some(sign_in.as_str()),
     };
-    let text = values.render()?;
-    let html = ResetHtml(&values).render()?;
+    let parts = values.parts()?;
     let (kind, subject) = match (lang, reminder) {
         (Lang::Id, false) => (KIND_RESET, "Buat kata sandi baru untuk akun e-Meterai Anda"),
         (Lang::En, false) => (KIND_RESET, "Set a new password for your e-Meterai account"),
         (Lang::Id, true) => (KIND_REMINDER, "Alamat email akun e-Meterai Anda"),
         (Lang::En, true) => (KIND_REMINDER, "The email address of your e-Meterai account"),
     };
-    let mut mail = outbox_mail(kind, Some(account_id), to, subject, text, html, now);
+    let mut mail = outbox_mail(kind, Some(account_id), to, subject, parts, now);
     mail.not_me_hash = Some(not_me_hash);
     Ok(mail)
 }
@@ -384,23 +402,14 @@ pub fn guidance_mail(
         whatsapp,
         email,
     };
-    let text = values.render()?;
-    let html = GuidanceHtml(&values).render()?;
+    let parts = values.parts()?;
     let subject = match (lang, nik) {
         (Lang::Id, false) => "Alamat email Anda sudah terdaftar di e-Meterai",
         (Lang::Id, true) => "Pendaftaran e-Meterai Anda tidak dapat diproses",
         (Lang::En, false) => "Your email address is already registered with e-Meterai",
         (Lang::En, true) => "Your e-Meterai registration could not be completed",
     };
-    Ok(outbox_mail(
-        KIND_GUIDANCE,
-        None,
-        to,
-        subject,
-        text,
-        html,
-        now,
-    ))
+    Ok(outbox_mail(KIND_GUIDANCE, None, to, subject, parts, now))
 }
 
 pub const KIND_EMAIL_CHANGE: &str = "email_change";
@@ -446,7 +455,7 @@ pub fn own_data_mail(
     now: NaiveDateTime,
 ) -> Result<NewMail, askama::Error> {
     use OwnDataMail::*;
-    let lang = Lang::from_code(&account.lang).unwrap_or_default();
+    let lang = account_lang(account);
     let (kind, subject, intro, label) = match (lang, what) {
         (Lang::Id, EmailChangeLink) => (
             KIND_EMAIL_CHANGE,
@@ -527,9 +536,8 @@ pub fn own_data_mail(
         link: target.map(|t| (label, t)),
         not_me: with_not_me.then_some(not_me.as_str()),
     };
-    let text = values.render()?;
-    let html = NoticeHtml(&values).render()?;
-    let mut mail = outbox_mail(kind, Some(&account.id), to, subject, text, html, now);
+    let parts = values.parts()?;
+    let mut mail = outbox_mail(kind, Some(&account.id), to, subject, parts, now);
     if with_not_me {
         mail.not_me_hash = Some(not_me_hash);
     }
@@ -557,7 +565,7 @@ pub fn deletion_mail(
     due: &str,
     now: NaiveDateTime,
 ) -> Result<NewMail, askama::Error> {
-    let lang = Lang::from_code(&account.lang).unwrap_or_default();
+    let lang = account_lang(account);
     let sign_in = format!("{}/login", settings.base_url);
     let values = DeletionText {
         lang,
@@ -565,8 +573,7 @@ pub fn deletion_mail(
         due,
         sign_in: &sign_in,
     };
-    let text = values.render()?;
-    let html = DeletionHtml(&values).render()?;
+    let parts = values.parts()?;
     let subject = match lang {
         Lang::Id => "Permintaan penghapusan akun e-Meterai Anda",
         Lang::En => "Your request to delete your e-Meterai account",
@@ -576,8 +583,7 @@ pub fn deletion_mail(
         Some(&account.id),
         &account.email,
         subject,
-        text,
-        html,
+        parts,
         now,
     ))
 }
@@ -672,9 +678,13 @@ pub fn case_mail(
         link: &link,
         link_label,
     };
-    let text = values.render()?;
-    let html = CaseHtml(&values).render()?;
-    Ok(outbox_mail(KIND_CASE, None, to, subject, text, html, now))
+    let parts = values.parts()?;
+    Ok(outbox_mail(KIND_CASE, None, to, subject, parts, now))
+}
+
+/// The language an account chose.
+fn account_lang(account: &crate::db::accounts::Account) -> Lang {
+    Lang::from_code(&account.lang).unwrap_or_default()
 }
 
 /// A mail ready for the outbox, due now.
@@ -683,8 +693,7 @@ fn outbox_mail(
     account_id: Option<&str>,
     to: &str,
     subject: &str,
-    text: String,
-    html: String,
+    Parts { text, html }: Parts,
     now: NaiveDateTime,
 ) -> NewMail {
     NewMail {
