@@ -1,4 +1,3 @@
-use std::collections::HashSet;
 use std::fmt;
 use std::io::Read;
 
@@ -35,8 +34,15 @@ const COMMON_INDONESIAN: &[&str] = &[
     "password1234",
 ];
 
-/// The set of refused passwords, built once per application.
-pub struct CommonPasswords(HashSet<String>);
+/// The set of refused passwords, built once per application: one sorted
+/// text, searched by halves. About 0.2 MiB, where a `HashSet<String>` of
+/// the same 19,700 entries held 1.3 MiB of every instance's memory.
+pub struct CommonPasswords {
+    /// Every entry followed by a newline, in byte order.
+    text: String,
+    /// Where each entry starts in `text`.
+    starts: Vec<u32>,
+}
 
 impl CommonPasswords {
     pub fn load() -> Self {
@@ -44,21 +50,45 @@ impl CommonPasswords {
         flate2::read::GzDecoder::new(COMMON_GZ)
             .read_to_string(&mut text)
             .expect("the embedded password list is valid gzip text");
-        let mut set: HashSet<String> = text.lines().map(str::to_string).collect();
-        set.extend(COMMON_INDONESIAN.iter().map(|p| p.to_string()));
-        CommonPasswords(set)
+        let mut entries: Vec<&str> = text
+            .lines()
+            .chain(COMMON_INDONESIAN.iter().copied())
+            .collect();
+        entries.sort_unstable();
+        entries.dedup();
+        let mut sorted = String::with_capacity(text.len() + 1024);
+        let mut starts = Vec::with_capacity(entries.len());
+        for entry in entries {
+            starts.push(u32::try_from(sorted.len()).expect("the list is small"));
+            sorted.push_str(entry);
+            sorted.push('\n');
+        }
+        sorted.shrink_to_fit();
+        CommonPasswords {
+            text: sorted,
+            starts,
+        }
+    }
+
+    /// The entry that starts at `start`.
+    fn entry_at(&self, start: u32) -> &str {
+        let rest = &self.text[start as usize..];
+        rest.split('\n').next().unwrap_or_default()
     }
 
     pub fn contains(&self, password: &str) -> bool {
-        self.0.contains(&password.to_lowercase())
+        let wanted = password.to_lowercase();
+        self.starts
+            .binary_search_by(|&start| self.entry_at(start).cmp(wanted.as_str()))
+            .is_ok()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.starts.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.starts.is_empty()
     }
 }
 
@@ -187,6 +217,27 @@ mod tests {
         assert!(common.len() > 19_000);
         assert!(common.contains("PASSWORD"));
         assert!(common.contains("bismillah"));
+    }
+
+    #[test]
+    fn every_listed_password_is_found_and_nothing_else() {
+        let common = CommonPasswords::load();
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(COMMON_GZ)
+            .read_to_string(&mut text)
+            .unwrap();
+        for listed in text.lines().chain(COMMON_INDONESIAN.iter().copied()) {
+            assert!(common.contains(listed), "{listed}");
+        }
+        for other in [
+            "",
+            "kopi tubruk pagi hari",
+            "passwor",
+            "password\n1",
+            "zzzzzzzzzzzzzz",
+        ] {
+            assert!(!common.contains(other), "{other:?}");
+        }
     }
 
     #[test]
