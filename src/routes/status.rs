@@ -37,18 +37,10 @@ pub async fn get(ctx: PageCtx, state: web::Data<AppState>) -> Result<HttpRespons
     let t = ctx.t;
     let line = |name: &'static str, part: Part| PartLine {
         name,
-        level: match part.level {
-            Level::Normal => t.status_normal,
-            Level::Slow => t.status_slow,
-            Level::Down => t.status_down,
-        },
+        level: part.level.label(t),
         css: part.level.css(),
         since: wib_text(part.since),
-        hint: match part.level {
-            Level::Normal => t.status_hint_normal,
-            Level::Slow => t.status_hint_slow,
-            Level::Down => t.status_hint_down,
-        },
+        hint: part.level.hint(t),
     };
     let page = StatusPage {
         parts: vec![

@@ -47,6 +47,24 @@ impl Level {
         }
     }
 
+    /// The level in words, in the page's language.
+    pub fn label(self, t: &crate::i18n::Text) -> &'static str {
+        match self {
+            Level::Normal => t.status_normal,
+            Level::Slow => t.status_slow,
+            Level::Down => t.status_down,
+        }
+    }
+
+    /// What a citizen can do at this level.
+    pub fn hint(self, t: &crate::i18n::Text) -> &'static str {
+        match self {
+            Level::Normal => t.status_hint_normal,
+            Level::Slow => t.status_hint_slow,
+            Level::Down => t.status_hint_down,
+        }
+    }
+
     pub fn css(self) -> &'static str {
         match self {
             Level::Normal => "normal",

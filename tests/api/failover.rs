@@ -107,17 +107,9 @@ async fn a_connection_to_a_read_only_server_is_closed_not_handed_out_again() {
     // The background work (outbox, key maintenance) may meet the
     // read-only connection first; then this sign-up already gets a new one.
     if first.status() == 503 {
-        let html = first.text().await.unwrap();
-        assert!(html.contains("Layanan sedang sibuk"), "{html}");
+        crate::helpers::busy_page(first).await;
         // The answers are kept: "try again" brings the form back filled in.
-        let form = browser
-            .get(app.url("/register"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let form = crate::helpers::html_of(&browser, app.url("/register")).await;
         assert!(form.contains("siti.aminah@example.co.id"), "{form}");
         assert!(form.contains("Siti Aminah"));
         // The read-only connection was closed: the next try writes.
@@ -162,15 +154,7 @@ async fn no_primary_is_unready_with_a_503_and_heals_without_a_restart() {
     );
     let response = app.get("/readyz").await;
     assert_eq!(response.status(), 503);
-    let response = app.register(&mut Registration::default()).await;
-    assert_eq!(response.status(), 503);
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("Layanan sedang sibuk")
-    );
+    crate::helpers::busy_page(app.register(&mut Registration::default()).await).await;
     let snapshot = emeterai::worker::refresh_status(&app.state).await;
     assert!(!snapshot.ready);
     let (_, status) = app.get_html("/status").await;

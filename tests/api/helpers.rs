@@ -542,8 +542,21 @@ pub struct Registration {
 /// The CSRF token of the form on `url`, opened with `client` (a browser
 /// of its own).
 pub async fn csrf_of(client: &reqwest::Client, url: String) -> String {
-    let page = client.get(url).send().await.unwrap().text().await.unwrap();
+    let page = html_of(client, url).await;
     attr_after(&page, r#"name="csrf_token""#, "value").expect("csrf_token")
+}
+
+/// A 503 answer's page: the "busy" page in Bahasa Indonesia.
+pub async fn busy_page(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), 503);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Layanan sedang sibuk"), "{html}");
+    html
+}
+
+/// The page on `url` as `client` (a browser of its own) sees it.
+pub async fn html_of(client: &reqwest::Client, url: String) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
 }
 
 /// A file that is a JPEG by its first bytes only (it does not decode).

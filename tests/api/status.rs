@@ -1,6 +1,6 @@
 //! The public status page and the incident notice staff post on it.
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, csrf_of, html_of};
 use crate::on_both_backends;
 use crate::staff::{STAFF_EMAIL, signed_in_staff};
 
@@ -43,42 +43,33 @@ async fn a_notice_staff_post_is_a_banner_on_every_citizen_page_until_ended(backe
         return;
     };
     let staff = signed_in_staff(&app).await;
-    let page = staff
-        .get(app.url("/staff/status"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = crate::helpers::attr_after(&page, r#"name="csrf_token""#, "value").unwrap();
+    let csrf = csrf_of(&staff, app.url("/staff/status")).await;
+    let post_notice = async |client: &reqwest::Client, text_id: &str, text_en: &str| {
+        client
+            .post(app.url("/staff/status/post"))
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("text_id", text_id),
+                ("text_en", text_en),
+            ])
+            .send()
+            .await
+            .unwrap()
+    };
 
     // Both texts are needed.
-    let refused = staff
-        .post(app.url("/staff/status/post"))
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("text_id", "Gangguan"),
-            ("text_en", ""),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let refused = post_notice(&staff, "Gangguan", "").await;
     assert_eq!(refused.status(), 422);
     let html = refused.text().await.unwrap();
     assert!(html.contains("Isi kedua teks"), "{html}");
     assert!(html.contains("Gangguan"), "what was typed stays");
 
-    let posted = staff
-        .post(app.url("/staff/status/post"))
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("text_id", "Pengiriman email terlambat <30 menit>."),
-            ("text_en", "Mail is up to 30 minutes late."),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let posted = post_notice(
+        &staff,
+        "Pengiriman email terlambat <30 menit>.",
+        "Mail is up to 30 minutes late.",
+    )
+    .await;
     assert_eq!(posted.status(), 303);
     for path in ["/", "/register", "/help", "/status", "/login"] {
         let (_, html) = app.get_html(path).await;
@@ -95,17 +86,7 @@ async fn a_notice_staff_post_is_a_banner_on_every_citizen_page_until_ended(backe
     assert!(html.contains("Pengiriman email terlambat"));
 
     // A citizen cannot post one.
-    let citizen = app.new_browser();
-    let response = citizen
-        .post(app.url("/staff/status/post"))
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("text_id", "x"),
-            ("text_en", "y"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = post_notice(&app.new_browser(), "x", "y").await;
     assert_eq!(response.status(), 303);
     assert!(
         response.headers()["location"]
@@ -128,14 +109,7 @@ async fn a_notice_staff_post_is_a_banner_on_every_citizen_page_until_ended(backe
     assert!(html.contains("Tidak ada gangguan yang diumumkan"));
 
     // Both steps are in the audit, with who did them.
-    let audit = staff
-        .get(app.url("/staff/audit"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let audit = html_of(&staff, app.url("/staff/audit")).await;
     assert!(
         audit.contains("Menampilkan pemberitahuan di halaman status")
             && audit.contains("Mengakhiri pemberitahuan di halaman status"),

@@ -46,14 +46,6 @@ fn line(n: status::Notice) -> NoticeLine {
     }
 }
 
-fn level_label(level: status::Level, t: &crate::i18n::Text) -> &'static str {
-    match level {
-        status::Level::Normal => t.status_normal,
-        status::Level::Slow => t.status_slow,
-        status::Level::Down => t.status_down,
-    }
-}
-
 async fn render_page(
     ctx: PageCtx,
     session: &Session,
@@ -73,9 +65,9 @@ async fn render_page(
         on: on.into_iter().next().map(line),
         history: history.into_iter().map(line).collect(),
         parts: vec![
-            (t.status_part_signup, level_label(s.signup.level, t)),
-            (t.status_part_mail, level_label(s.mail.level, t)),
-            (t.status_part_signin, level_label(s.signin.level, t)),
+            (t.status_part_signup, s.signup.level.label(t)),
+            (t.status_part_mail, s.mail.level.label(t)),
+            (t.status_part_signin, s.signin.level.label(t)),
         ],
         oldest_mail: s.oldest_mail_secs.map_or("0".into(), |n| n.to_string()),
         message,
