@@ -36,20 +36,12 @@ detect=${FAILOVER_DETECT_SECS:-8}
 fault=${FAILOVER_FAULT:-kill}
 target=${FAILOVER_TARGET_SECS:-15}
 out=${FAILOVER_OUT:-$root/target/failover}
-pgbin=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
-
-flag=()
-[ "$profile" = release ] && flag=(--release)
-echo "failover: building ($profile)"
-cargo build "${flag[@]}" --manifest-path "$root/Cargo.toml" --bin emeterai --example loadgen
-bin="$root/target/$profile/emeterai"
-loadgen="$root/target/$profile/examples/loadgen"
 
 . "$here/lib.sh"
+build_portal failover
 rm -rf "$out"
 mkdir -p "$out"
 chmod 777 "$out"
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 p1=$(free_port); p2=$(free_port)
 ports=("$(free_port)" "$(free_port)")
 front=$(free_port); mail_port=$(free_port)
@@ -66,12 +58,8 @@ trap cleanup EXIT
 
 # The primary: WAL for a standby, hints for pg_rewind, commits waiting for
 # the standby (synchronous replication: nothing acknowledged is only here).
-as_pg "$pgbin/initdb" -D "$out/pg1" -U postgres --auth=trust >"$out/initdb.log"
+init_cluster "$out/pg1" "$p1"
 cat >>"$out/pg1/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-port = $p1
-unix_socket_directories = '$out'
-wal_level = replica
 max_wal_senders = 5
 wal_log_hints = on
 wal_keep_size = '512MB'

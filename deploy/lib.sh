@@ -1,7 +1,36 @@
 # Shared by the rehearsals (deploy/rehearse.sh, deploy/failover.sh,
-# deploy/restore-drill.sh): ports, keys, portal instances and nginx on one
-# machine. Source it after setting: root, here, out, bin, cost, and
-# (for instances) url, front, mail_port, secret.
+# deploy/restore-drill.sh): the build, ports, keys, PostgreSQL clusters,
+# portal instances and nginx on one machine. Source it after setting root
+# and here; the functions read out, profile, cost, pgbin and (for
+# instances) url, front, mail_port, secret when called.
+
+# build_portal NAME: the portal and the load generator for $profile; sets
+# bin and loadgen.
+build_portal() {
+  local flag=()
+  [ "$profile" = release ] && flag=(--release)
+  echo "$1: building ($profile)"
+  cargo build "${flag[@]}" --manifest-path "$root/Cargo.toml" --bin emeterai --example loadgen
+  bin="$root/target/$profile/emeterai"
+  loadgen="$root/target/$profile/examples/loadgen"
+}
+
+# The newest PostgreSQL server binaries (PGBIN overrides), and a command run
+# as the postgres user when this script runs as root.
+pgbin=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)}
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# init_cluster DIR PORT: a new cluster on loopback PORT with WAL for
+# standbys and archives; the caller appends its own settings.
+init_cluster() {
+  as_pg "$pgbin/initdb" -D "$1" -U postgres --auth=trust >"$out/initdb-$(basename "$1").log"
+  cat >>"$1/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $2
+unix_socket_directories = '$out'
+wal_level = replica
+CONF
+}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

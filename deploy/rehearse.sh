@@ -36,12 +36,8 @@ fi
 admin=${REHEARSAL_DATABASE_URL:-${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}}
 out=${REHEARSAL_OUT:-$root/target/rehearsal}
 
-flag=()
-[ "$profile" = release ] && flag=(--release)
-echo "rehearsal: building ($profile)"
-cargo build "${flag[@]}" --manifest-path "$root/Cargo.toml" --bin emeterai --example loadgen
-bin="$root/target/$profile/emeterai"
-loadgen="$root/target/$profile/examples/loadgen"
+. "$here/lib.sh"
+build_portal rehearsal
 
 rm -rf "$out"
 mkdir -p "$out"
@@ -59,7 +55,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-. "$here/lib.sh"
 ports=("$(free_port)" "$(free_port)" "$(free_port)")
 front=$(free_port)
 mail_port=$(free_port)

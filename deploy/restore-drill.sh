@@ -22,16 +22,9 @@ profile=${DRILL_PROFILE:-release}
 if [ -n "${DRILL_SHORT:-}" ]; then duration=24; cost=10; else duration=45; cost=12; fi
 rate=${DRILL_RATE:-3}
 out=${DRILL_OUT:-$root/target/restore-drill}
-pgbin=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
-
-flag=()
-[ "$profile" = release ] && flag=(--release)
-cargo build "${flag[@]}" --manifest-path "$root/Cargo.toml" --bin emeterai --example loadgen
-bin="$root/target/$profile/emeterai"
-loadgen="$root/target/$profile/examples/loadgen"
 . "$here/lib.sh"
+build_portal drill
 rm -rf "$out"; mkdir -p "$out/archive"; chmod -R 777 "$out"
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 p1=$(free_port); p3=$(free_port); port=$(free_port); front=$port; mail_port=$(free_port)
 secret=$(hex32); make_key_file
 pids=()
@@ -43,12 +36,8 @@ cleanup() {
 trap cleanup EXIT
 sql() { psql -q -At -h 127.0.0.1 -p "$1" -U postgres -d "${3:-emeterai}" -c "$2"; }
 
-as_pg "$pgbin/initdb" -D "$out/pg" -U postgres --auth=trust >"$out/initdb.log"
+init_cluster "$out/pg" "$p1"
 cat >>"$out/pg/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-port = $p1
-unix_socket_directories = '$out'
-wal_level = replica
 archive_mode = on
 archive_command = 'test ! -f $out/archive/%f && cp %p $out/archive/%f'
 archive_timeout = 5
