@@ -32,25 +32,6 @@ pub const OPEN: &[&str] = &[STATUS_NEW, STATUS_IN_REVIEW, STATUS_WAITING];
 pub const ROLE_REPORTER: &str = "reporter";
 pub const ROLE_HOLDER: &str = "holder";
 
-/// Closes a case that is still open with `status` (its NIK no longer held
-/// open); false when it was closed meanwhile. The write comes first in a
-/// transaction: SQLite takes its write lock here.
-fn close(conn: &mut DbConn, id: &str, status: &str, now: NaiveDateTime) -> QueryResult<bool> {
-    let changed = diesel::update(
-        nik_cases::table
-            .find(id)
-            .filter(nik_cases::status.eq_any(OPEN)),
-    )
-    .set((
-        nik_cases::status.eq(status),
-        nik_cases::updated_at.eq(now),
-        nik_cases::closed_at.eq(Some(now)),
-        nik_cases::open_nik.eq(None::<String>),
-    ))
-    .execute(conn)?;
-    Ok(changed == 1)
-}
-
 /// Event kinds; a staff member's events name them in `actor`.
 pub mod event {
     pub const REPORTED: &str = "reported";
@@ -605,65 +586,66 @@ pub struct Step<'a> {
 
 pub fn step(conn: &mut DbConn, ring: &KeyRing, case: &Case, step: &Step<'_>) -> QueryResult<bool> {
     let key = key_of(conn, ring, &case.row.data_key_id)?;
-    super::retry_busy(|| {
-        conn.transaction(|conn| {
-            let target = nik_cases::table
-                .find(&case.row.id)
-                .filter(nik_cases::status.eq_any(step.from));
-            let closing = matches!(step.to, Some(STATUS_RESOLVED | STATUS_REJECTED));
-            let reopening = step.to.is_some() && !closing && !case.row.is_open();
-            let changed = diesel::update(target)
-                .set((
-                    nik_cases::updated_at.eq(step.now),
-                    step.to.map(|to| nik_cases::status.eq(to)),
-                    step.due_at.map(|due| nik_cases::due_at.eq(due)),
-                    step.assign.map(|who| nik_cases::assigned_to.eq(who)),
-                    closing.then(|| nik_cases::closed_at.eq(Some(step.now))),
-                    closing.then(|| nik_cases::open_nik.eq(None::<String>)),
-                    reopening.then(|| nik_cases::closed_at.eq(None::<NaiveDateTime>)),
-                ))
-                .execute(conn)?;
-            if changed != 1 {
-                return Ok(false);
-            }
-            insert_event(
-                conn,
-                &key,
-                &case.row.id,
-                step.actor,
-                step.kind,
-                step.party_id,
-                step.message,
-                step.now,
-            )?;
-            Ok(true)
-        })
-    })
+    super::retry_busy(|| conn.transaction(|conn| take_step(conn, &key, case, step)))
+}
+
+/// `step` inside a transaction the caller holds (the write comes first:
+/// SQLite takes its write lock here).
+fn take_step(conn: &mut DbConn, key: &DataKey, case: &Case, step: &Step<'_>) -> QueryResult<bool> {
+    let target = nik_cases::table
+        .find(&case.row.id)
+        .filter(nik_cases::status.eq_any(step.from));
+    let closing = matches!(step.to, Some(STATUS_RESOLVED | STATUS_REJECTED));
+    let reopening = step.to.is_some() && !closing && !case.row.is_open();
+    let changed = diesel::update(target)
+        .set((
+            nik_cases::updated_at.eq(step.now),
+            step.to.map(|to| nik_cases::status.eq(to)),
+            step.due_at.map(|due| nik_cases::due_at.eq(due)),
+            step.assign.map(|who| nik_cases::assigned_to.eq(who)),
+            closing.then(|| nik_cases::closed_at.eq(Some(step.now))),
+            closing.then(|| nik_cases::open_nik.eq(None::<String>)),
+            reopening.then(|| nik_cases::closed_at.eq(None::<NaiveDateTime>)),
+        ))
+        .execute(conn)?;
+    if changed != 1 {
+        return Ok(false);
+    }
+    insert_event(
+        conn,
+        key,
+        &case.row.id,
+        step.actor,
+        step.kind,
+        step.party_id,
+        step.message,
+        step.now,
+    )?;
+    Ok(true)
 }
 
 /// Releases the NIK of an open case to its reporters, in one transaction:
-/// the case is resolved; the account that holds the NIK (if one does) is
-/// suspended, its `nik` column no longer holds the NIK's index (so the
-/// NIK registers again at once), its sessions end, and it joins the case
-/// as the holder (party `holder_party`: its id and token hash) with its
-/// own status-page link, so its owner can object. The suspended account, or `None` when no account held the
-/// NIK; `Err(NotFound)` when the case was no longer open.
+/// the case is resolved by `step`; the account that holds the NIK (if one
+/// does) is suspended, its `nik` column no longer holds the NIK's index
+/// (so the NIK registers again at once), its sessions end, and it joins
+/// the case as the holder (party `holder_party`: its id and token hash)
+/// with its own status-page link, so its owner can object. The suspended
+/// account, or `None` when no account held the NIK; `Err(NotFound)` when
+/// the case was no longer open.
 pub fn release(
     conn: &mut DbConn,
     ring: &KeyRing,
     case: &Case,
-    staff: &str,
-    message: &str,
+    step: &Step<'_>,
     holder_party: (&str, &str),
-    now: NaiveDateTime,
 ) -> QueryResult<Option<Account>> {
     let (holder_party_id, holder_token_hash) = holder_party;
+    let now = step.now;
     let key = key_of(conn, ring, &case.row.data_key_id)?;
     let index = case.row.nik_index.clone();
     super::retry_busy(|| {
         conn.transaction(|conn| {
-            // The write first (SQLite takes its write lock here).
-            if !close(conn, &case.row.id, STATUS_RESOLVED, now)? {
+            if !take_step(conn, &key, case, step)? {
                 return Err(DieselError::NotFound);
             }
             // A case reopened by the holder's objection was released
@@ -683,16 +665,6 @@ pub fn release(
                     .set(nik_cases::holder_account_id.eq(&holder.id))
                     .execute(conn)?;
             }
-            insert_event(
-                conn,
-                &key,
-                &case.row.id,
-                staff,
-                event::RELEASED,
-                None,
-                Some(message),
-                now,
-            )?;
             let Some(holder) = holder else {
                 return Ok(None);
             };
@@ -740,16 +712,14 @@ pub enum Reinstated {
 }
 
 /// Upholds the objection of the holder of a released NIK, in one
-/// transaction: the case is closed as rejected, the holding account is no
-/// longer suspended and holds the NIK's index again, unless another
-/// account took the NIK meanwhile.
+/// transaction: the case is closed as rejected (`step`), the holding
+/// account is no longer suspended and holds the NIK's index again, unless
+/// another account took the NIK meanwhile.
 pub fn reinstate(
     conn: &mut DbConn,
     ring: &KeyRing,
     case: &Case,
-    staff: &str,
-    message: &str,
-    now: NaiveDateTime,
+    step: &Step<'_>,
 ) -> QueryResult<Reinstated> {
     let Some(holder_id) = case.row.holder_account_id.clone() else {
         return Ok(Reinstated::NotNow);
@@ -758,7 +728,7 @@ pub fn reinstate(
     let index = case.row.nik_index.clone();
     super::retry_busy(|| {
         conn.transaction(|conn| {
-            if !close(conn, &case.row.id, STATUS_REJECTED, now)? {
+            if !take_step(conn, &key, case, step)? {
                 return Ok(Reinstated::NotNow);
             }
             let taken: i64 = accounts::table
@@ -775,16 +745,6 @@ pub fn reinstate(
                     accounts::suspended_case.eq(None::<String>),
                 ))
                 .execute(conn)?;
-            insert_event(
-                conn,
-                &key,
-                &case.row.id,
-                staff,
-                event::REINSTATED,
-                None,
-                Some(message),
-                now,
-            )?;
             Ok(Reinstated::Done)
         })
         .or_else(|e| match e {

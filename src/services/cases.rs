@@ -593,15 +593,15 @@ pub async fn act(
                     }
                     Action::Release(message) => {
                         let hash = crate::domain::link_token::hash_link_token(&holder_token);
-                        let holder = match cases::release(
-                            conn,
-                            &keys,
-                            &case,
-                            &staff,
-                            message,
-                            (&holder_party, &hash),
-                            now,
-                        ) {
+                        let step = simple(
+                            event::RELEASED,
+                            Some(message.as_str()),
+                            Some(cases::STATUS_RESOLVED),
+                            None,
+                        );
+                        let released =
+                            cases::release(conn, &keys, &case, &step, (&holder_party, &hash));
+                        let holder = match released {
                             Ok(holder) => holder,
                             Err(diesel::result::Error::NotFound) => return Ok(Acted::NotNow),
                             Err(e) => return Err(e.into()),
@@ -626,7 +626,13 @@ pub async fn act(
                         }
                     }
                     Action::Reinstate(message) => {
-                        match cases::reinstate(conn, &keys, &case, &staff, message, now)? {
+                        let step = simple(
+                            event::REINSTATED,
+                            Some(message.as_str()),
+                            Some(cases::STATUS_REJECTED),
+                            None,
+                        );
+                        match cases::reinstate(conn, &keys, &case, &step)? {
                             cases::Reinstated::Done => {}
                             cases::Reinstated::NotNow => return Ok(Acted::NotNow),
                             cases::Reinstated::NikTaken => return Ok(Acted::NikTaken),
