@@ -12,6 +12,8 @@ pub const STATUS_PENDING: &str = "pending";
 pub const STATUS_SENT: &str = "sent";
 pub const STATUS_FAILED: &str = "failed";
 
+/// A mail as queued. `Mail` below repeats its fields on purpose (see
+/// there).
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = mail_outbox)]
 pub struct NewMail {
@@ -75,6 +77,24 @@ fn aad(id: &str) -> String {
     sealed::aad("mail_outbox", "body", id)
 }
 
+/// A mail's address, text and HTML (`clear`, in that order) sealed under
+/// a new data key of its own: the key (wrapped, to store) and the sealed
+/// envelope.
+fn seal_envelope(
+    ring: &KeyRing,
+    id: &str,
+    [to, text, html]: [&str; 3],
+) -> QueryResult<(sealed::WrappedKey, Vec<u8>)> {
+    let (wrapped, key) = crate::db::identity::new_key(ring)?;
+    let envelope = Envelope {
+        to: to.to_string(),
+        text: text.to_string(),
+        html: html.to_string(),
+    };
+    let plain = serde_json::to_vec(&envelope).expect("a mail serialises");
+    Ok((wrapped, key.seal(&aad(id), &plain)))
+}
+
 impl Mail {
     /// The address and bodies in clear: opened while the mail waits (a
     /// mail sent or failed for good keeps none).
@@ -98,18 +118,13 @@ impl Mail {
 /// Queues a mail: its address, text and HTML sealed under a data key of
 /// its own, the address kept in clear only as its blind index.
 pub fn insert_mail(conn: &mut DbConn, ring: &KeyRing, mail: &NewMail) -> QueryResult<()> {
-    let (wrapped, key) = crate::db::identity::new_key(ring)?;
-    let envelope = Envelope {
-        to: mail.to_address.clone(),
-        text: mail.text_body.clone(),
-        html: mail.html_body.clone(),
-    };
-    let plain = serde_json::to_vec(&envelope).expect("a mail serialises");
+    let clear = [&mail.to_address, &mail.text_body, &mail.html_body];
+    let (wrapped, envelope) = seal_envelope(ring, &mail.id, clear.map(String::as_str))?;
     let sealed = NewMail {
         to_address: super::identity::email_index(ring, &mail.to_address),
         text_body: String::new(),
         html_body: String::new(),
-        sealed: Some(key.seal(&aad(&mail.id), &plain)),
+        sealed: Some(envelope),
         data_key_id: Some(wrapped.id.clone()),
         ..mail.clone()
     };
@@ -127,13 +142,8 @@ pub fn seal_in_place(
     mail: &Mail,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    let (wrapped, key) = crate::db::identity::new_key(ring)?;
-    let envelope = Envelope {
-        to: mail.to_address.clone(),
-        text: mail.text_body.clone(),
-        html: mail.html_body.clone(),
-    };
-    let plain = serde_json::to_vec(&envelope).expect("a mail serialises");
+    let clear = [&mail.to_address, &mail.text_body, &mail.html_body];
+    let (wrapped, envelope) = seal_envelope(ring, &mail.id, clear.map(String::as_str))?;
     super::keys::insert(conn, &wrapped, now)?;
     diesel::update(
         mail_outbox::table
@@ -144,8 +154,8 @@ pub fn seal_in_place(
         mail_outbox::to_address.eq(super::identity::email_index(ring, &mail.to_address)),
         mail_outbox::text_body.eq(""),
         mail_outbox::html_body.eq(""),
-        mail_outbox::sealed.eq(key.seal(&aad(&mail.id), &plain)),
-        mail_outbox::data_key_id.eq(key.id()),
+        mail_outbox::sealed.eq(envelope),
+        mail_outbox::data_key_id.eq(&wrapped.id),
     ))
     .execute(conn)
 }
