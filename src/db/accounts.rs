@@ -9,6 +9,9 @@ use super::outbox::{NewMail, insert_mail};
 use crate::domain::sealed::KeyRing;
 use crate::schema::{account_tokens, accounts, ktp_uploads};
 
+/// An account as stored. Its identity fields repeat `Identity`'s
+/// (`db/identity.rs`) on purpose: diesel reads the row in the table's
+/// column order, and the identity macros rely on the names matching.
 #[derive(Debug, Clone, Queryable)]
 pub struct Account {
     pub id: String,
@@ -412,46 +415,39 @@ pub fn reset_password(
     password_hash: &str,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
-    super::retry_busy(|| reset_password_once(conn, ring, token_hash, password_hash, now))
-}
-
-fn reset_password_once(
-    conn: &mut DbConn,
-    ring: &KeyRing,
-    token_hash: &str,
-    password_hash: &str,
-    now: NaiveDateTime,
-) -> QueryResult<bool> {
-    conn.transaction(|conn| {
-        let Some(account) = account_for_token(conn, ring, token_hash, PURPOSE_RESET, now)? else {
-            return Ok(false);
-        };
-        let used = diesel::update(
-            account_tokens::table
-                .find(token_hash)
-                .filter(account_tokens::used_at.is_null()),
-        )
-        .set(account_tokens::used_at.eq(now))
-        .execute(conn)?;
-        if used != 1 {
-            return Ok(false);
-        }
-        diesel::update(
-            account_tokens::table
-                .filter(account_tokens::account_id.eq(&account.id))
-                .filter(account_tokens::purpose.eq(PURPOSE_RESET))
-                .filter(account_tokens::used_at.is_null())
-                .filter(account_tokens::superseded_at.is_null()),
-        )
-        .set(account_tokens::superseded_at.eq(now))
-        .execute(conn)?;
-        diesel::update(accounts::table.find(&account.id))
-            .set((
-                accounts::password_hash.eq(password_hash),
-                accounts::session_epoch.eq(accounts::session_epoch + 1),
-            ))
+    super::retry_busy(|| {
+        conn.transaction(|conn| {
+            let Some(account) = account_for_token(conn, ring, token_hash, PURPOSE_RESET, now)?
+            else {
+                return Ok(false);
+            };
+            let used = diesel::update(
+                account_tokens::table
+                    .find(token_hash)
+                    .filter(account_tokens::used_at.is_null()),
+            )
+            .set(account_tokens::used_at.eq(now))
             .execute(conn)?;
-        super::sessions::revoke_all(conn, super::sessions::KIND_CITIZEN, &account.id, now)?;
-        Ok(true)
+            if used != 1 {
+                return Ok(false);
+            }
+            diesel::update(
+                account_tokens::table
+                    .filter(account_tokens::account_id.eq(&account.id))
+                    .filter(account_tokens::purpose.eq(PURPOSE_RESET))
+                    .filter(account_tokens::used_at.is_null())
+                    .filter(account_tokens::superseded_at.is_null()),
+            )
+            .set(account_tokens::superseded_at.eq(now))
+            .execute(conn)?;
+            diesel::update(accounts::table.find(&account.id))
+                .set((
+                    accounts::password_hash.eq(password_hash),
+                    accounts::session_epoch.eq(accounts::session_epoch + 1),
+                ))
+                .execute(conn)?;
+            super::sessions::revoke_all(conn, super::sessions::KIND_CITIZEN, &account.id, now)?;
+            Ok(true)
+        })
     })
 }

@@ -547,66 +547,58 @@ pub fn complete(
     password_hash: Option<&str>,
     now: NaiveDateTime,
 ) -> QueryResult<CompleteOutcome> {
-    retry_races(|| try_complete(conn, ring, token_hash, password_hash, now))
-}
-
-fn try_complete(
-    conn: &mut DbConn,
-    ring: &KeyRing,
-    token_hash: &str,
-    password_hash: Option<&str>,
-    now: NaiveDateTime,
-) -> QueryResult<CompleteOutcome> {
-    conn.transaction(|conn| {
-        let state = link_state(conn, ring, token_hash, now)?;
-        let LinkState::Ready { registration } = state else {
-            return Ok(CompleteOutcome::NotReady(Box::new(state)));
-        };
-        let Some(hash) = password_hash
-            .map(str::to_string)
-            .or(registration.legacy_password_hash.clone())
-        else {
-            return Ok(CompleteOutcome::NotReady(Box::new(LinkState::Ready {
-                registration,
-            })));
-        };
-        let claimed = diesel::update(
-            registrations::table
-                .find(&registration.id)
-                .filter(registrations::completed_at.is_null()),
-        )
-        .set(registrations::completed_at.eq(now))
-        .execute(conn)?;
-        if claimed != 1 {
-            return Ok(CompleteOutcome::NotReady(Box::new(LinkState::Done {
-                email: registration.email,
-            })));
-        }
-        let account_id = uuid::Uuid::new_v4().to_string();
-        // The account's identity under a data key of its own (deleting the
-        // account shreds it, whatever becomes of the registration).
-        let (wrapped, key) = crate::db::identity::new_key(ring)?;
-        super::keys::insert(conn, &wrapped, now)?;
-        let identity = registration.identity();
-        let sealed = identity::seal(ring, &key, "accounts", &account_id, &identity);
-        diesel::insert_into(accounts_table::table)
-            .values((
-                accounts_table::id.eq(&account_id),
-                identity::SealedAccount::of(&sealed, &key),
-                accounts_table::password_hash.eq(&hash),
-                accounts_table::ktp_upload_id.eq(&registration.ktp_upload_id),
-                accounts_table::lang.eq(&registration.lang),
-                accounts_table::verified_at.eq(Some(now)),
-                accounts_table::created_at.eq(now),
-                accounts_table::nik_hash.eq(&registration.nik_hash),
-            ))
+    retry_races(|| {
+        conn.transaction(|conn| {
+            let state = link_state(conn, ring, token_hash, now)?;
+            let LinkState::Ready { registration } = state else {
+                return Ok(CompleteOutcome::NotReady(Box::new(state)));
+            };
+            let Some(hash) = password_hash
+                .map(str::to_string)
+                .or(registration.legacy_password_hash.clone())
+            else {
+                return Ok(CompleteOutcome::NotReady(Box::new(LinkState::Ready {
+                    registration,
+                })));
+            };
+            let claimed = diesel::update(
+                registrations::table
+                    .find(&registration.id)
+                    .filter(registrations::completed_at.is_null()),
+            )
+            .set(registrations::completed_at.eq(now))
             .execute(conn)?;
-        diesel::update(registrations::table.find(&registration.id))
-            .set(registrations::account_id.eq(&account_id))
-            .execute(conn)?;
-        Ok(CompleteOutcome::Completed {
-            account_id,
-            epoch: 0,
+            if claimed != 1 {
+                return Ok(CompleteOutcome::NotReady(Box::new(LinkState::Done {
+                    email: registration.email,
+                })));
+            }
+            let account_id = uuid::Uuid::new_v4().to_string();
+            // The account's identity under a data key of its own (deleting the
+            // account shreds it, whatever becomes of the registration).
+            let (wrapped, key) = crate::db::identity::new_key(ring)?;
+            super::keys::insert(conn, &wrapped, now)?;
+            let identity = registration.identity();
+            let sealed = identity::seal(ring, &key, "accounts", &account_id, &identity);
+            diesel::insert_into(accounts_table::table)
+                .values((
+                    accounts_table::id.eq(&account_id),
+                    identity::SealedAccount::of(&sealed, &key),
+                    accounts_table::password_hash.eq(&hash),
+                    accounts_table::ktp_upload_id.eq(&registration.ktp_upload_id),
+                    accounts_table::lang.eq(&registration.lang),
+                    accounts_table::verified_at.eq(Some(now)),
+                    accounts_table::created_at.eq(now),
+                    accounts_table::nik_hash.eq(&registration.nik_hash),
+                ))
+                .execute(conn)?;
+            diesel::update(registrations::table.find(&registration.id))
+                .set(registrations::account_id.eq(&account_id))
+                .execute(conn)?;
+            Ok(CompleteOutcome::Completed {
+                account_id,
+                epoch: 0,
+            })
         })
     })
 }

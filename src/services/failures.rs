@@ -159,7 +159,10 @@ impl Failure {
     }
 }
 
-/// A failure as written; `FailureRow` adds the staff's resolution.
+/// A failure as written; `FailureRow` (`db/failures.rs`) repeats these
+/// fields on purpose and adds the staff's resolution: diesel writes a row
+/// from an `Insertable` and reads one, in the table's column order, into
+/// a `Queryable` of its own.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = failures)]
 pub struct NewFailureRow {
