@@ -40,6 +40,20 @@ pub struct Story {
     pub registrations: Vec<Registration>,
 }
 
+impl Story {
+    /// The registrations still waiting for their password.
+    pub fn waiting(&self) -> impl Iterator<Item = &Registration> {
+        self.registrations
+            .iter()
+            .filter(|r| r.completed_at.is_none())
+    }
+
+    /// The newest of them: whose details count where there is no account.
+    pub fn newest_waiting(&self) -> Option<&Registration> {
+        self.waiting().max_by_key(|r| r.updated_at)
+    }
+}
+
 /// Up to `limit` failures matching `filter`, newest first, after
 /// `cursor` (the last row of the page before).
 pub async fn page(
