@@ -259,6 +259,32 @@ impl FromRequest for PageCtx {
     }
 }
 
+/// What a page handler takes from its request, in one extractor: the
+/// request itself (the client's address, the staff check), the page's
+/// context, the session and the application state, in that order.
+/// Handlers take it apart in their signature,
+/// `Page(req, ctx, session, state): Page`, with `_` for what they do not
+/// use. (A tuple, not named fields: rustfmt keeps it on one line.)
+pub struct Page(
+    pub HttpRequest,
+    pub PageCtx,
+    pub actix_session::Session,
+    pub web::Data<AppState>,
+);
+
+impl FromRequest for Page {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        use actix_session::SessionExt;
+        ready(PageCtx::from_request(req).map(|ctx| {
+            let state = ctx.state.clone();
+            Page(req.clone(), ctx, req.get_session(), state)
+        }))
+    }
+}
+
 /// `303 See Other` to `location`: where a form post sends the browser next.
 pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()

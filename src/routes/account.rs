@@ -6,7 +6,7 @@
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -16,7 +16,7 @@ use crate::routes::login::current_account;
 use crate::services::accounts::Account;
 use crate::services::own_data::{self, Deletion, Export};
 use crate::state::AppState;
-use crate::web::{PageCtx, see_other};
+use crate::web::{Page, PageCtx, see_other};
 
 /// The signed-in account, or the redirect to sign-in.
 macro_rules! account_or_login {
@@ -45,6 +45,19 @@ macro_rules! account_for_form {
         }
         account
     }};
+}
+
+/// `account_for_form!` for a form posted from the password page
+/// (`confirm_page`) of `$what`: a stale form shows that page again.
+macro_rules! account_for_confirm {
+    ($ctx:expr, $session:expr, $state:expr, $form:expr, $what:literal) => {
+        account_for_form!(
+            $session,
+            $state,
+            &$form.csrf_token,
+            confirm_refused($ctx, &$session, &$state, $what, Refused::Stale)
+        )
+    };
 }
 
 pub struct SessionRow {
@@ -98,9 +111,7 @@ fn this_session(session: &Session) -> Option<String> {
 }
 
 pub async fn account(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(_, ctx, session, state): Page,
     query: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, AppError> {
     let account = account_or_login!(session, state);
@@ -172,7 +183,7 @@ pub async fn account(
 }
 
 /// `GET /account/photo`: the owner's own KTP photo, never cached.
-pub async fn photo(session: Session, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub async fn photo(Page(_, _, session, state): Page) -> Result<HttpResponse, AppError> {
     let Some(account) = current_account(&session, &state).await? else {
         return Err(AppError::Forbidden);
     };
@@ -195,8 +206,7 @@ pub struct SessionForm {
 
 /// `POST /account/sessions/end`: signs one of the account's devices out.
 pub async fn end_session(
-    session: Session,
-    state: web::Data<AppState>,
+    Page(_, _, session, state): Page,
     form: web::Form<SessionForm>,
 ) -> Result<HttpResponse, AppError> {
     let account = account_for_form!(session, state, &form.csrf_token, "/account");
@@ -261,20 +271,12 @@ fn confirm_refused(
 }
 
 /// `GET /account/download`, `GET /account/delete`: the password again.
-pub async fn download_form(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
+pub async fn download_form(Page(_, ctx, session, state): Page) -> Result<HttpResponse, AppError> {
     let _account = account_or_login!(session, state);
     confirm_page(ctx, &session, &state, "download", None, StatusCode::OK)
 }
 
-pub async fn delete_form(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
+pub async fn delete_form(Page(_, ctx, session, state): Page) -> Result<HttpResponse, AppError> {
     let _account = account_or_login!(session, state);
     confirm_page(ctx, &session, &state, "delete", None, StatusCode::OK)
 }
@@ -289,18 +291,10 @@ pub struct PasswordForm {
 
 /// `POST /account/download`: the file, after the password.
 pub async fn download(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
-    let account = account_for_form!(
-        session,
-        state,
-        &form.csrf_token,
-        confirm_refused(ctx, &session, &state, "download", Refused::Stale)
-    );
+    let account = account_for_confirm!(ctx, session, state, form, "download");
     let client = crate::web::client(&req, &state);
     let now = state.clock.now();
     match own_data::export(
@@ -328,17 +322,10 @@ pub async fn download(
 
 /// `POST /account/delete`: the deletion asked for, after the password.
 pub async fn delete(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(_, ctx, session, state): Page,
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
-    let account = account_for_form!(
-        session,
-        state,
-        &form.csrf_token,
-        confirm_refused(ctx, &session, &state, "delete", Refused::Stale)
-    );
+    let account = account_for_confirm!(ctx, session, state, form, "delete");
     let now = state.clock.now();
     match own_data::request_deletion(&state.services(), &account, form.password.clone(), now)
         .await?
@@ -359,8 +346,7 @@ pub struct CsrfForm {
 
 /// `POST /account/delete/cancel`: the account page's button.
 pub async fn cancel_delete(
-    session: Session,
-    state: web::Data<AppState>,
+    Page(_, _, session, state): Page,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, AppError> {
     let account = account_for_form!(session, state, &form.csrf_token, "/account");
@@ -425,11 +411,7 @@ async fn refused(
 
 /// `GET /account/correct`: the phone, the email, and a correction of name
 /// or birth date.
-pub async fn correct(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
+pub async fn correct(Page(_, ctx, session, state): Page) -> Result<HttpResponse, AppError> {
     let account = account_or_login!(session, state);
     let errors = crate::forms::FormErrors::new(ctx.lang);
     correct_page(ctx, &session, &account, errors, None, StatusCode::OK).await
@@ -453,9 +435,7 @@ pub struct EmailForm {
 
 /// `POST /account/phone`: checked and normalised as at sign-up.
 pub async fn phone(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(_, ctx, session, state): Page,
     form: web::Form<PhoneForm>,
 ) -> Result<HttpResponse, AppError> {
     let account = account_for_form!(session, state, &form.csrf_token, "/account/correct");
@@ -470,10 +450,7 @@ pub async fn phone(
 
 /// `POST /account/email`: a link to the new address.
 pub async fn email(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     form: web::Form<EmailForm>,
 ) -> Result<HttpResponse, AppError> {
     let account = account_for_form!(session, state, &form.csrf_token, "/account/correct");
@@ -492,9 +469,7 @@ pub async fn email(
 /// `POST /account/correction`: name and birth date with a new KTP photo,
 /// for staff to decide.
 pub async fn correction(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(_, ctx, session, state): Page,
     payload: actix_multipart::Multipart,
 ) -> Result<HttpResponse, AppError> {
     let mut form = crate::forms::read_photo_form(payload, &["ktp_photo"], &state.settings).await?;
@@ -572,9 +547,7 @@ pub struct TokenQuery {
 /// `GET /account/email/confirm?token=...`: what the link does (nothing
 /// changes until the button).
 pub async fn email_confirm_page(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(_, ctx, session, state): Page,
     query: web::Query<TokenQuery>,
 ) -> Result<HttpResponse, AppError> {
     let masked =
@@ -604,9 +577,7 @@ pub struct TokenForm {
 
 /// `POST /account/email/confirm`: the new address becomes the account's.
 pub async fn email_confirm(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(_, ctx, session, state): Page,
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, AppError> {
     if !crate::session::csrf_valid(&session, &form.csrf_token) {

@@ -11,8 +11,8 @@ use crate::error::AppError;
 use crate::services::accounts::{self, Account, SignIn};
 use crate::services::failures::{Failure, reason};
 use crate::state::AppState;
-use crate::web::PageCtx;
 use crate::web::see_other;
+use crate::web::{Page, PageCtx};
 
 #[derive(Template)]
 #[template(path = "login/form.html")]
@@ -38,9 +38,7 @@ pub struct LoginQuery {
 }
 
 pub async fn get(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(_, ctx, session, state): Page,
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, AppError> {
     // Already signed in: the account, not the form again.
@@ -73,10 +71,7 @@ struct UnverifiedPage {
 }
 
 pub async fn post(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     form: web::Form<crate::forms::SignInForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
@@ -213,8 +208,7 @@ pub struct LogoutForm {
 /// `POST /logout`: ends this browser's session (its record too, so a copy
 /// of the cookie no longer opens the account). Other devices stay signed in.
 pub async fn logout(
-    session: Session,
-    state: web::Data<AppState>,
+    Page(_, _, session, state): Page,
     form: web::Form<LogoutForm>,
 ) -> Result<HttpResponse, AppError> {
     sign_out(session, state, form, false).await
@@ -223,8 +217,7 @@ pub async fn logout(
 /// `POST /logout/everywhere`: ends every session of the account, on every
 /// device, this one included.
 pub async fn logout_everywhere(
-    session: Session,
-    state: web::Data<AppState>,
+    Page(_, _, session, state): Page,
     form: web::Form<LogoutForm>,
 ) -> Result<HttpResponse, AppError> {
     sign_out(session, state, form, true).await

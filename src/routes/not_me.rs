@@ -3,16 +3,14 @@
 //! do and changes nothing, for HEAD and GET alike, so mail scanners that
 //! open every link cancel nothing; `POST /not-me` does it.
 
-use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::services::not_me::{self, Done, Look};
-use crate::state::AppState;
-use crate::web::PageCtx;
+use crate::web::{Page, PageCtx};
 
 #[derive(Template)]
 #[template(path = "not_me.html")]
@@ -92,9 +90,7 @@ fn dead_end(ctx: PageCtx, look: &Look) -> (StatusCode, NotMePage) {
 
 /// `GET /not-me?token=...` (and HEAD): what the button would do.
 pub async fn show(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(_, ctx, session, state): Page,
     query: web::Query<NotMeQuery>,
 ) -> Result<HttpResponse, AppError> {
     let token = query.token.clone().unwrap_or_default();
@@ -126,10 +122,7 @@ pub async fn show(
 
 /// `POST /not-me`: cancels the registration, or secures the account.
 pub async fn confirm(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     form: web::Form<NotMeForm>,
 ) -> Result<HttpResponse, AppError> {
     let t = ctx.t;

@@ -1,7 +1,6 @@
 //! Password reset by email: `GET/POST /password/forgot`,
 //! `GET /password/reset?token=...`, `POST /password/reset`.
 
-use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -12,8 +11,8 @@ use crate::error::AppError;
 use crate::services::accounts::{self, Reset};
 use crate::services::failures::{Failure, reason};
 use crate::state::AppState;
-use crate::web::PageCtx;
 use crate::web::see_other;
+use crate::web::{Page, PageCtx};
 
 const SENT_KEY: &str = "reset_sent_to";
 
@@ -37,9 +36,7 @@ pub struct ForgotQuery {
 }
 
 pub async fn forgot_get(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(_, ctx, session, state): Page,
     query: web::Query<ForgotQuery>,
 ) -> Result<HttpResponse, AppError> {
     let sent_to = query
@@ -69,10 +66,7 @@ pub struct ForgotForm {
 
 /// The answer is the same whether or not the address has an account.
 pub async fn forgot_post(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     form: web::Form<ForgotForm>,
 ) -> Result<HttpResponse, AppError> {
     let stale = !crate::session::csrf_valid(&session, &form.csrf_token);
@@ -151,10 +145,7 @@ async fn invalid_link(
 
 /// `GET /password/reset?token=...`: the new-password form, if the link works.
 pub async fn reset_get(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     query: web::Query<ResetQuery>,
 ) -> Result<HttpResponse, AppError> {
     let token = query.token.clone().unwrap_or_default();
@@ -179,10 +170,7 @@ pub async fn reset_get(
 
 /// `POST /password/reset`.
 pub async fn reset_post(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     form: web::Form<crate::forms::NewPasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();

@@ -6,7 +6,7 @@
 use actix_multipart::Multipart;
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -16,7 +16,7 @@ use crate::forms::{FormErrors, read_photo_form};
 use crate::services::cases::{self, Event, MESSAGE_MAX, Replied, Report, Reported};
 use crate::services::registration;
 use crate::state::AppState;
-use crate::web::{PageCtx, see_other};
+use crate::web::{Page, PageCtx, see_other};
 
 const FIELD_ORDER: &[&str] = &["nik", "email", "phone", "ktp_photo", "selfie", "statement"];
 
@@ -41,11 +41,7 @@ struct FormPage {
 
 /// `GET /report`: the form; the NIK filled in when this browser was just
 /// told that it is registered.
-pub async fn form(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
+pub async fn form(Page(_, ctx, session, state): Page) -> Result<HttpResponse, AppError> {
     let page = FormPage {
         csrf: crate::session::csrf_token(&session),
         v: ReportValues {
@@ -79,10 +75,7 @@ struct NotHeldPage {
 /// `POST /report`: checks the form, then (limits counted first) the two
 /// photos, then files the report.
 pub async fn post(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     payload: Multipart,
 ) -> Result<HttpResponse, AppError> {
     let mut form = read_photo_form(payload, &["ktp_photo", "selfie"], &state.settings).await?;
@@ -248,9 +241,7 @@ pub fn event_label(kind: &str, t: &crate::i18n::Text) -> &'static str {
 
 /// `GET /report/status?token=...`: the case as this party may see it.
 pub async fn status(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(_, ctx, session, state): Page,
     query: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, AppError> {
     let notice = query.sent.is_some().then_some(ctx.t.case_reply_sent);
@@ -326,10 +317,7 @@ pub struct ReplyForm {
 /// `POST /report/reply`: a party's message (the holder's objection once
 /// the NIK was released); back to the status page.
 pub async fn reply(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     form: web::Form<ReplyForm>,
 ) -> Result<HttpResponse, AppError> {
     let t = ctx.t;

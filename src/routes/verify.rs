@@ -16,8 +16,8 @@ use crate::services::verification::{
     self, Choice, ChosenPassword, LinkState, Registration, ResendOutcome,
 };
 use crate::state::AppState;
-use crate::web::PageCtx;
 use crate::web::see_other;
+use crate::web::{Page, PageCtx};
 
 #[derive(Deserialize)]
 pub struct ResendForm {
@@ -30,9 +30,7 @@ pub struct ResendForm {
 /// `POST /verify/resend`. The answer is the same whether or not a
 /// registration waits for the address, so it reveals nothing.
 pub async fn resend(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(_, ctx, session, state): Page,
     form: web::Form<ResendForm>,
 ) -> Result<HttpResponse, AppError> {
     if !crate::session::csrf_valid(&session, &form.csrf_token) {
@@ -119,10 +117,7 @@ struct ResultPage {
 /// `GET /verify?token=...` (and HEAD): shows, never changes. Only the time
 /// a link was opened is noted (GET only), for the staff timeline.
 pub async fn verify(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     query: web::Query<VerifyQuery>,
 ) -> Result<HttpResponse, AppError> {
     let token = query.token.clone().unwrap_or_default();
@@ -241,10 +236,7 @@ async fn link_state_page(
 /// both are right), hashes on the pool (503 with `Refresh` back to the link
 /// when it is full), then makes the account and signs the citizen in.
 pub async fn choose(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     form: web::Form<crate::forms::NewPasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::domain::Problem;
 use crate::error::AppError;
-use crate::web::PageCtx;
+use crate::web::{Page, PageCtx};
 
 #[derive(Deserialize)]
 pub struct Query {
@@ -39,10 +39,8 @@ pub struct CheckEmailPage {
 }
 
 pub async fn get(
-    ctx: PageCtx,
-    session: Session,
+    Page(_, ctx, session, state): Page,
     query: web::Query<Query>,
-    state: web::Data<crate::state::AppState>,
 ) -> Result<HttpResponse, AppError> {
     let notice = match query.notice.as_deref() {
         Some("replaced") => ctx.t.ce_replaced_notice,
@@ -91,10 +89,7 @@ pub struct CorrectForm {
 /// `POST /register/correct-email`: after mail to this browser's pending
 /// address bounced, the registration moves to the address typed here.
 pub async fn correct(
-    req: actix_web::HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<crate::state::AppState>,
+    Page(req, ctx, session, state): Page,
     form: web::Form<CorrectForm>,
 ) -> Result<HttpResponse, AppError> {
     use crate::services::verification::{self, CorrectOutcome};

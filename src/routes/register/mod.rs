@@ -6,8 +6,8 @@ pub mod post;
 pub mod remind;
 
 use actix_session::Session;
+use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use crate::domain::{BirthDate, Email, FullName, Nik, Npwp, PhoneNumber, Problem};
@@ -15,7 +15,7 @@ use crate::error::AppError;
 use crate::forms::FormErrors;
 use crate::services::registration::Answers;
 use crate::state::AppState;
-use crate::web::PageCtx;
+use crate::web::{Page, PageCtx};
 
 /// A register form that came back, kept (encrypted in the cookie, like the
 /// rest of the session) so that switching language shows it again.
@@ -200,11 +200,7 @@ pub fn check_submission_id(state: &AppState, posted: &str) -> Option<String> {
 /// `GET /register`: an empty form with a fresh `submission_id`; after the
 /// language switch, the form that came back (answers, photo and mistakes)
 /// in the other language.
-pub async fn get(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get(Page(_, ctx, session, state): Page) -> Result<HttpResponse, AppError> {
     let lang = ctx.lang;
     let mut errors = FormErrors::new(lang);
     let mut values = RegisterValues::default();

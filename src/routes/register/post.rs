@@ -7,8 +7,8 @@
 use crate::web::see_other;
 use actix_multipart::Multipart;
 use actix_session::Session;
+use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::{
@@ -19,7 +19,7 @@ use crate::error::AppError;
 use crate::forms::{FormErrors, MultipartForm, file_size_label, read_photo_form};
 use crate::services::registration::{self, CheckEmailNotice, Outcome, Posted, SentPhoto};
 use crate::state::AppState;
-use crate::web::PageCtx;
+use crate::web::{Page, PageCtx};
 
 fn values_of(form: &MultipartForm) -> RegisterValues {
     RegisterValues {
@@ -46,10 +46,7 @@ struct TakenPage {
 }
 
 pub async fn post(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     payload: Multipart,
 ) -> Result<HttpResponse, AppError> {
     let mut form = read_photo_form(payload, &["ktp_photo"], &state.settings).await?;

@@ -3,17 +3,15 @@
 //! the 409 answer and the link page), never from the form, so the button
 //! mails only about a NIK this browser was just told about.
 
-use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
 use crate::domain::Nik;
 use crate::error::AppError;
 use crate::services::reminder::{self, Reminded};
-use crate::state::AppState;
-use crate::web::PageCtx;
+use crate::web::{Page, PageCtx};
 
 #[derive(Deserialize)]
 pub struct RemindForm {
@@ -32,10 +30,7 @@ struct RemindedPage {
 }
 
 pub async fn remind(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     form: web::Form<RemindForm>,
 ) -> Result<HttpResponse, AppError> {
     let t = ctx.t;

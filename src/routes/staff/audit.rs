@@ -12,12 +12,7 @@ struct AuditPage {
     entries: Vec<(String, String, String, String)>,
 }
 
-pub async fn audit_log(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
+pub async fn audit_log(Page(req, ctx, session, state): Page) -> Result<HttpResponse, AppError> {
     let lang = ctx.lang;
     let staff = staff_or_login!(req, state);
     let entries = crate::services::staff::recent_audit(&state.services(), 500).await?;

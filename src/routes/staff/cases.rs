@@ -33,10 +33,7 @@ pub struct QueueQuery {
 }
 
 pub async fn cases(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, AppError> {
     let staff = staff_or_login!(req, state);
@@ -120,10 +117,7 @@ pub struct CaseQuery {
 }
 
 pub async fn case(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     path: web::Path<String>,
     query: web::Query<CaseQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -218,9 +212,7 @@ pub struct CaseActionForm {
 /// `POST /staff/cases/{reference}/{action}`: `assign`, `ask`, `release`,
 /// `reject` (the last three with the message the citizens read).
 pub async fn case_action(
-    req: HttpRequest,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, _, session, state): Page,
     path: web::Path<(String, String)>,
     form: web::Form<CaseActionForm>,
 ) -> Result<HttpResponse, AppError> {

@@ -10,7 +10,7 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -18,7 +18,7 @@ use crate::domain::second_factor::TotpSecret;
 use crate::error::AppError;
 use crate::services::staff::sign_in::{self, CodeCheck, Staff};
 use crate::state::AppState;
-use crate::web::{PageCtx, see_other};
+use crate::web::{Page, PageCtx, see_other};
 
 const PENDING_KEY: &str = "staff_code_for";
 const ENROL_KEY: &str = "staff_enrol_secret";
@@ -147,11 +147,7 @@ fn qr_svg_path(text: &str) -> (i32, String) {
     (qr.size() + 8, path)
 }
 
-pub async fn get(
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get(Page(_, ctx, session, state): Page) -> Result<HttpResponse, AppError> {
     match pending(&session, &state).await? {
         Some(staff) => render(ctx, &session, &staff, None, StatusCode::OK),
         None => Ok(see_other("/staff/login")),
@@ -167,10 +163,7 @@ pub struct CodeForm {
 }
 
 pub async fn post(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     form: web::Form<CodeForm>,
 ) -> Result<HttpResponse, AppError> {
     let Some(staff) = pending(&session, &state).await? else {

@@ -1,6 +1,6 @@
 //! `GET /staff/failures/{reference}`: one failure, its story and actions; its KTP photos.
 use super::*;
-use crate::services::staff::failures::{self as staff_service, ResendOutcome, Story};
+use crate::services::staff::failures::{self as staff_service, ResendOutcome};
 
 // ---------------------------------------------------------------- detail
 
@@ -49,10 +49,7 @@ pub struct DetailQuery {
 }
 
 pub async fn failure(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     path: web::Path<String>,
     query: web::Query<DetailQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -83,22 +80,15 @@ async fn render_detail(
 ) -> Result<HttpResponse, AppError> {
     let lang = ctx.lang;
     let t = ctx.t;
-    let Some(Story {
-        failure,
-        notes,
-        related,
-        account,
-        mails,
-        registrations,
-    }) = staff_service::story(&state.services(), &reference).await?
-    else {
+    let Some(story) = staff_service::story(&state.services(), &reference).await? else {
         return Err(AppError::NotFound);
     };
     if !reveal {
         audit(state, &staff, "view_failure", reference.clone()).await?;
     }
 
-    let mut timeline: Vec<TimelineEntry> = related
+    let mut timeline: Vec<TimelineEntry> = story
+        .related
         .iter()
         .map(|r| TimelineEntry {
             when: wib(r.occurred_at),
@@ -107,7 +97,7 @@ async fn render_detail(
             reference: Some(r.reference.clone()),
         })
         .collect();
-    for registration in &registrations {
+    for registration in &story.registrations {
         let mut event = |at: NaiveDateTime, what: &str| {
             timeline.push(TimelineEntry {
                 when: wib(at),
@@ -130,11 +120,12 @@ async fn render_detail(
     // An account made through a link is already in the timeline as
     // "password chosen"; older accounts show their own events.
     let made_by_link = |id: &str| {
-        registrations
+        story
+            .registrations
             .iter()
             .any(|r| r.account_id.as_deref() == Some(id))
     };
-    if let Some(account) = account.as_ref().filter(|a| !made_by_link(&a.id)) {
+    if let Some(account) = story.account.as_ref().filter(|a| !made_by_link(&a.id)) {
         timeline.push(TimelineEntry {
             when: wib(account.created_at),
             at: account.created_at,
@@ -150,7 +141,7 @@ async fn render_detail(
             });
         }
     }
-    for mail in &mails {
+    for mail in &story.mails {
         timeline.push(TimelineEntry {
             when: wib(mail.created_at),
             at: mail.created_at,
@@ -204,21 +195,39 @@ async fn render_detail(
 
     // Whose NIK and birth date: the account's, else the newest waiting
     // registration's.
-    let identity = account
+    let identity = story
+        .account
         .as_ref()
         .map(|a| (a.nik.clone(), a.birth_date.clone()))
         .or_else(|| {
-            registrations
-                .iter()
-                .filter(|r| r.completed_at.is_none())
-                .max_by_key(|r| r.updated_at)
+            story
+                .newest_waiting()
                 .map(|r| (r.nik.clone(), r.birth_date.clone()))
         });
+    let failure = &story.failure;
     let case = if failure.reason == reason::NIK_REPORTED {
         crate::services::cases::reference_of_failure(&state.services(), &failure.reference).await?
     } else {
         None
     };
+    // The other address to write to, where it is not the failure's own.
+    let account_email = story
+        .account
+        .as_ref()
+        .map(|a| a.email.clone())
+        .or_else(|| story.newest_waiting().map(|r| r.email.clone()))
+        .filter(|e| Some(e) != failure.email.as_ref());
+    let photos = story
+        .account
+        .iter()
+        .map(|a| (a.email.clone(), a.ktp_upload_id.clone()))
+        .chain(
+            story
+                .waiting()
+                .map(|r| (r.email.clone(), r.ktp_upload_id.clone())),
+        )
+        .collect();
+    let pending_account = story.account.is_none() && story.waiting().next().is_some();
     let page = FailurePage {
         case,
         can_reveal: identity.is_some(),
@@ -229,36 +238,17 @@ async fn render_detail(
         reason: reason_label(&failure.reason, lang),
         fields: crate::i18n::field_labels(&failure.fields, lang),
         resolved_when: failure.resolved_at.map(wib),
-        notes: notes
+        notes: story
+            .notes
             .into_iter()
             .map(|n| (wib(n.created_at), n.staff_email, n.note))
             .collect(),
         timeline,
-        pending_account: account.is_none()
-            && registrations.iter().any(|r| r.completed_at.is_none()),
-        account_email: account
-            .as_ref()
-            .map(|a| a.email.clone())
-            .or_else(|| {
-                registrations
-                    .iter()
-                    .filter(|r| r.completed_at.is_none())
-                    .max_by_key(|r| r.updated_at)
-                    .map(|r| r.email.clone())
-            })
-            .filter(|e| Some(e) != failure.email.as_ref()),
-        other_is_account: account.is_some(),
-        photos: account
-            .iter()
-            .map(|a| (a.email.clone(), a.ktp_upload_id.clone()))
-            .chain(
-                registrations
-                    .iter()
-                    .filter(|r| r.completed_at.is_none())
-                    .map(|r| (r.email.clone(), r.ktp_upload_id.clone())),
-            )
-            .collect(),
-        failure,
+        pending_account,
+        account_email,
+        other_is_account: story.account.is_some(),
+        photos,
+        failure: story.failure,
         notice,
         ctx,
     };
@@ -280,10 +270,7 @@ pub struct ActionForm {
 /// `reveal` (the whole NIK and birth date, with a reason, audited: the
 /// answer is the detail page with them, never a link that shows them).
 pub async fn failure_action(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     path: web::Path<(String, String)>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, AppError> {

@@ -125,10 +125,7 @@ pub(super) fn filter_query(q: &ListQuery) -> String {
 }
 
 pub async fn failures(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let staff = staff_or_login!(req, state);

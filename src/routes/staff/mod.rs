@@ -25,8 +25,8 @@ use crate::services::sessions::STAFF as STAFF_SESSION;
 use crate::services::staff::failures::{Cursor, FailureFilter};
 use crate::services::staff::sign_in::Staff;
 use crate::state::AppState;
-use crate::web::PageCtx;
 use crate::web::see_other;
+use crate::web::{Page, PageCtx};
 pub const STAFF_COOKIE: &str = "emeterai_staff";
 const PAGE_SIZE: i64 = 50;
 /// Indonesia's western time zone, in which staff read times and days.

@@ -37,12 +37,7 @@ fn kind_label(kind: &str, t: &crate::i18n::Text) -> &'static str {
     }
 }
 
-pub async fn requests(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
+pub async fn requests(Page(req, ctx, session, state): Page) -> Result<HttpResponse, AppError> {
     let staff = staff_or_login!(req, state);
     let queue = own_data::queue(&state.services()).await?;
     audit(&state, &staff, "view_requests", String::new()).await?;
@@ -112,10 +107,7 @@ pub struct RequestQuery {
 }
 
 pub async fn request(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     path: web::Path<String>,
     query: web::Query<RequestQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -170,9 +162,7 @@ pub struct DecisionForm {
 
 /// `POST /staff/requests/{id}/{approve|reject}`.
 pub async fn request_action(
-    req: HttpRequest,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, _, session, state): Page,
     path: web::Path<(String, String)>,
     form: web::Form<DecisionForm>,
 ) -> Result<HttpResponse, AppError> {

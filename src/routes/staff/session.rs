@@ -13,12 +13,7 @@ struct LoginPage {
     error: Option<&'static str>,
 }
 
-pub async fn login_get(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
+pub async fn login_get(Page(req, ctx, session, state): Page) -> Result<HttpResponse, AppError> {
     if current_staff(&req, &state).await?.is_some() {
         return Ok(see_other("/staff/failures"));
     }
@@ -32,10 +27,7 @@ pub async fn login_get(
 }
 
 pub async fn login_post(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     form: web::Form<crate::forms::SignInForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
@@ -123,12 +115,7 @@ pub struct CsrfForm {
     csrf_token: String,
 }
 
-pub async fn logout(
-    req: HttpRequest,
-    session: Session,
-    state: web::Data<AppState>,
-    form: web::Form<CsrfForm>,
-) -> HttpResponse {
+pub async fn logout(Page(req, _, session, state): Page, form: web::Form<CsrfForm>) -> HttpResponse {
     if !crate::session::csrf_valid(&session, &form.csrf_token) {
         return see_other("/staff/failures");
     }

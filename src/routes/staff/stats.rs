@@ -53,10 +53,7 @@ pub struct StatsQuery {
 }
 
 pub async fn stats(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     query: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, AppError> {
     let staff = staff_or_login!(req, state);

@@ -79,10 +79,7 @@ async fn render_page(
 }
 
 pub async fn status_notice(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     query: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, AppError> {
     let staff = staff_or_login!(req, state);
@@ -107,10 +104,7 @@ pub struct NoticeForm {
 
 /// `POST /staff/status/post` and `/staff/status/end`.
 pub async fn status_action(
-    req: HttpRequest,
-    ctx: PageCtx,
-    session: Session,
-    state: web::Data<AppState>,
+    Page(req, ctx, session, state): Page,
     path: web::Path<String>,
     form: web::Form<NoticeForm>,
 ) -> Result<HttpResponse, AppError> {
