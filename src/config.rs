@@ -27,7 +27,7 @@ pub enum LogFormat {
 
 /// Every setting of the portal. Each one is an environment variable (and a
 /// flag of the same meaning); `emeterai --help` lists them all.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct Settings {
     /// Database: `postgres://...` / `postgresql://...`, or a SQLite path or `sqlite://` URL.
     #[arg(
@@ -392,6 +392,36 @@ pub struct Settings {
     pub log_format: LogFormat,
 }
 
+/// Written by hand, not derived: the secrets (the secret key, the PKCS#11
+/// PIN, the mail API key, the webhook secret) and the passwords a database
+/// or SMTP URL may carry never reach a log line or a panic message. It
+/// shows whether each is set, and the settings an operator compares.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |value: &Option<String>| if value.is_some() { "set" } else { "unset" };
+        let database = if self.database_url.starts_with("postgres") {
+            "postgres"
+        } else {
+            "sqlite"
+        };
+        f.debug_struct("Settings")
+            .field("database", &database)
+            .field("bind", &self.bind)
+            .field("base_url", &self.base_url)
+            .field("environment", &self.environment)
+            .field("secret_key", &set(&self.secret_key))
+            .field("key_file", &self.key_file)
+            .field("pkcs11_pin", &set(&self.pkcs11_pin))
+            .field("mail_api_url", &set(&self.mail_api_url))
+            .field("mail_api_key", &set(&self.mail_api_key))
+            .field("smtp_url", &set(&self.smtp_url))
+            .field("mail_webhook_secret", &set(&self.mail_webhook_secret))
+            .field("db_pool_size", &self.db_pool_size)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("EMETERAI_SECRET_KEY must be set when EMETERAI_ENV=production")]
@@ -645,6 +675,31 @@ mod tests {
         );
         assert!(parse_base_url("x.go.id").is_err());
         assert!(parse_base_url("http://").is_err());
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let mut s = Settings::defaults();
+        s.database_url = "postgres://portal:db-pass-1@db1,db2/emeterai".into();
+        s.secret_key = Some("secret-key-2".repeat(4));
+        s.pkcs11_pin = Some("pin-3".into());
+        s.mail_api_key = Some("api-key-4".into());
+        s.smtp_url = Some("smtp://mailer:smtp-pass-5@mail.example".into());
+        s.mail_webhook_secret = Some("hook-6".into());
+        let shown = format!("{s:?}");
+        for secret in [
+            "db-pass-1",
+            "secret-key-2",
+            "pin-3",
+            "api-key-4",
+            "smtp-pass-5",
+            "hook-6",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains(r#"database: "postgres""#), "{shown}");
+        assert!(shown.contains(r#"pkcs11_pin: "set""#), "{shown}");
+        assert!(shown.contains(r#"mail_api_key: "set""#), "{shown}");
     }
 
     #[test]
