@@ -127,7 +127,7 @@ pub fn open_with(
         if !unwrapped.contains_key(&key_id) {
             let wrapped = keys
                 .get(&key_id)
-                .ok_or_else(|| unreadable(row, SealError::WrongKey(key_id.clone())))?;
+                .ok_or_else(|| unreadable(row, SealError::KeyGone(key_id.clone())))?;
             let key = ring.unwrap(wrapped).map_err(|e| unreadable(row, e))?;
             unwrapped.insert(key_id.clone(), key);
         }

@@ -186,10 +186,17 @@ pub fn new_key(ring: &KeyRing) -> QueryResult<(sealed::WrappedKey, DataKey)> {
         .map_err(|e| DieselError::DeserializationError(Box::new(e)))
 }
 
+/// Whether `error` is a value whose data key is gone (`SealError::KeyGone`):
+/// read again, the row it came from is gone too.
+pub fn key_gone(error: &DieselError) -> bool {
+    matches!(error, DieselError::DeserializationError(inner)
+        if matches!(inner.downcast_ref::<SealError>(), Some(SealError::KeyGone(_))))
+}
+
 /// The data key a row's value names, unwrapped.
 pub fn data_key(conn: &mut DbConn, ring: &KeyRing, key_id: &str) -> QueryResult<DataKey> {
     let wrapped = super::keys::find(conn, key_id)?.ok_or_else(|| {
-        DieselError::DeserializationError(Box::new(SealError::WrongKey(key_id.to_string())))
+        DieselError::DeserializationError(Box::new(SealError::KeyGone(key_id.to_string())))
     })?;
     ring.unwrap(&wrapped)
         .map_err(|e| DieselError::DeserializationError(Box::new(e)))

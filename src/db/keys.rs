@@ -68,7 +68,7 @@ pub fn open_photo(
         return Ok(stored);
     };
     let opened = find(conn, key_id)?
-        .ok_or_else(|| SealError::WrongKey(key_id.to_string()))
+        .ok_or_else(|| SealError::KeyGone(key_id.to_string()))
         .and_then(|wrapped| ring.unwrap(&wrapped))
         .and_then(|key: DataKey| key.open(&photo_aad(upload_id), &stored));
     opened.map_err(|e| {

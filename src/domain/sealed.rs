@@ -37,6 +37,11 @@ pub enum SealError {
     Malformed,
     #[error("data key {0} is not the one this value names")]
     WrongKey(String),
+    /// The data key a stored value names is no longer stored: deleted with
+    /// what it sealed (a cancelled registration, a deleted account),
+    /// perhaps by another request since the value was read.
+    #[error("data key {0} is gone (deleted with what it sealed)")]
+    KeyGone(String),
     #[error("key-encryption key version {0} is not in the key ring (retired or never known)")]
     UnknownKek(i32),
     #[error("data key {0} does not open: altered, or moved to another row or column")]

@@ -58,17 +58,26 @@ async fn mail_of(
     let keys = ctx.keys.clone();
     let ttl = Duration::days(i64::from(ctx.settings.not_me_ttl_days));
     ctx.db(move |conn| -> Result<_, AppError> {
-        let Some(mail) = not_me::find(conn, &hash)? else {
-            return Ok(Err(Look::Unknown));
-        };
-        if mail.used_at.is_some() {
-            return Ok(Err(Look::Used));
+        let mut first = true;
+        loop {
+            let Some(mail) = not_me::find(conn, &hash)? else {
+                return Ok(Err(Look::Unknown));
+            };
+            if mail.used_at.is_some() {
+                return Ok(Err(Look::Used));
+            }
+            if mail.created_at + ttl < now {
+                return Ok(Err(Look::Expired));
+            }
+            match not_me::target(conn, &keys, &mail) {
+                Ok(target) => return Ok(Ok((mail, target))),
+                // Another press (a second tab) cancelled the registration
+                // between our reading its row and its data key: read
+                // again, and the link is used.
+                Err(e) if first && crate::db::identity::key_gone(&e) => first = false,
+                Err(e) => return Err(e.into()),
+            }
         }
-        if mail.created_at + ttl < now {
-            return Ok(Err(Look::Expired));
-        }
-        let target = not_me::target(conn, &keys, &mail)?;
-        Ok(Ok((mail, target)))
     })
     .await
 }
