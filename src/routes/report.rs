@@ -286,10 +286,22 @@ async fn render_status(
             message: e.message.clone(),
         })
         .collect();
+    // The holder whose objection was upheld: the case is closed as
+    // rejected (the report was), which for them means the account is back.
+    let reinstated = view.role == cases::ROLE_HOLDER
+        && view.status == cases::STATUS_REJECTED
+        && view
+            .events
+            .iter()
+            .any(|e| e.kind == cases::event::REINSTATED);
     let page = StatusPage {
         csrf: crate::session::csrf_token(session),
         token: token.to_string(),
-        status: status_label(&view.status, t),
+        status: if reinstated {
+            t.case_status_reinstated
+        } else {
+            status_label(&view.status, t)
+        },
         received: crate::routes::staff::wib(view.created_at),
         due: view.open.then(|| crate::routes::staff::wib(view.due_at)),
         history,

@@ -13,14 +13,14 @@ use super::Ctx;
 use super::failures::{self, Client, Failure, reason};
 use super::limits::{self, Allowance};
 use crate::db::accounts::Account;
-use crate::db::cases::{self, Case, Contact, Party, PhotoInfo, Step, event};
+use crate::db::cases::{self, Case, Contact, Party, PhotoInfo, Step};
 use crate::domain::{Email, KtpPhoto, Nik, PhoneNumber};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::mail::CaseStep;
 
 pub use crate::db::cases::{
-    Event, PHOTO_SELFIE, Queue, ROLE_HOLDER, ROLE_REPORTER, STATUS_RESOLVED,
+    Event, PHOTO_SELFIE, Queue, ROLE_HOLDER, ROLE_REPORTER, STATUS_REJECTED, STATUS_RESOLVED, event,
 };
 
 /// Reference prefix of cases ("kasus").

@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 
-use crate::helpers::{Backend, Registration, TestApp, attr_after, ktp_jpeg, noisy_jpeg};
+use crate::helpers::{Backend, Registration, TestApp, attr_after, html_of, ktp_jpeg, noisy_jpeg};
 use crate::mail_stub::SentMail;
 use crate::on_both_backends;
 
@@ -827,6 +827,18 @@ async fn an_upheld_objection_reinstates_the_account(backend: Backend) {
     .await;
     assert!(page.contains("Keberatan diterima"), "{page}");
     assert!(page.contains("Ditolak"), "{page}");
+    // The holder's status page says what it means for them; the
+    // reporter's, that the report was rejected.
+    let page = html_of(&holder_browser, app.url(&holder_status)).await;
+    assert!(
+        page.contains("Selesai: keberatan Anda diterima, akun aktif kembali"),
+        "{page}"
+    );
+    assert!(!page.contains("Ditolak"), "{page}");
+    let reporter_mails = app.wait_for_mail("pelapor@example.org", 1).await;
+    let page = html_of(&browser, app.url(&status_path(&reporter_mails[0]))).await;
+    assert!(page.contains("Ditolak"), "{page}");
+    assert!(!page.contains("keberatan Anda diterima"), "{page}");
     let response = app.login("pemegang@example.net", &holder.password).await;
     assert_eq!(response.status(), 303, "the account works again");
     let mails = app.wait_for_mail("pemegang@example.net", 4).await;
