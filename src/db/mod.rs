@@ -315,18 +315,40 @@ impl r2d2::ManageConnection for Manager {
 /// "database is locked"/"busy": a transaction that reads before it writes
 /// fails at once, without waiting on the busy timeout, when another writer
 /// committed in between. Other errors, and PostgreSQL, pass straight through.
-pub fn retry_busy<T>(mut f: impl FnMut() -> diesel::QueryResult<T>) -> diesel::QueryResult<T> {
+/// A service's transaction that also builds mails or pages returns an
+/// `AppError` rather than a diesel error: it is retried the same way.
+pub fn retry_busy<T, E: Busy>(mut f: impl FnMut() -> Result<T, E>) -> Result<T, E> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         match f() {
-            Err(diesel::result::Error::DatabaseError(kind, info))
-                if attempt < 10 && is_busy_message(info.message()) =>
-            {
-                tracing::debug!(?kind, attempt, "database busy; trying again");
+            Err(e) if attempt < 10 && e.is_busy() => {
+                tracing::debug!(attempt, "database busy; trying again");
                 std::thread::sleep(Duration::from_millis(10 * attempt));
             }
             other => return other,
+        }
+    }
+}
+
+/// An error that may be SQLite's "database is locked"/"busy" (`retry_busy`).
+pub trait Busy {
+    fn is_busy(&self) -> bool;
+}
+
+impl Busy for diesel::result::Error {
+    fn is_busy(&self) -> bool {
+        matches!(self, diesel::result::Error::DatabaseError(_, info) if is_busy_message(info.message()))
+    }
+}
+
+impl Busy for crate::error::AppError {
+    fn is_busy(&self) -> bool {
+        match self {
+            crate::error::AppError::Unavailable(cause) => cause
+                .downcast_ref::<diesel::result::Error>()
+                .is_some_and(Busy::is_busy),
+            _ => false,
         }
     }
 }
@@ -532,6 +554,51 @@ pub fn check_ready(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A transaction that failed with SQLite's busy answer is run again,
+    /// whether it returns a diesel error or an `AppError` (a service's
+    /// transaction that also builds mails); other errors are not.
+    #[test]
+    fn busy_transactions_are_run_again() {
+        use crate::error::AppError;
+        use diesel::result::{DatabaseErrorKind, Error};
+        let busy = || {
+            Error::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new("database is locked".to_string()),
+            )
+        };
+        let mut tries = 0;
+        let out: Result<u32, Error> = retry_busy(|| {
+            tries += 1;
+            if tries < 3 { Err(busy()) } else { Ok(7) }
+        });
+        assert_eq!((out.unwrap(), tries), (7, 3));
+        let mut tries = 0;
+        let out: Result<u32, AppError> = retry_busy(|| {
+            tries += 1;
+            if tries < 3 {
+                Err(AppError::from(busy()))
+            } else {
+                Ok(7)
+            }
+        });
+        assert_eq!((out.unwrap(), tries), (7, 3));
+        let mut tries = 0;
+        let out: Result<u32, AppError> = retry_busy(|| {
+            tries += 1;
+            Err(AppError::from(Error::NotFound))
+        });
+        assert!(matches!(out, Err(AppError::NotFound)));
+        assert_eq!(tries, 1);
+        let mut tries = 0;
+        let out: Result<u32, AppError> = retry_busy(|| {
+            tries += 1;
+            Err(AppError::from(busy()))
+        });
+        assert!(matches!(out, Err(AppError::Unavailable(_))));
+        assert_eq!(tries, 10, "gives up after ten");
+    }
 
     #[test]
     fn urls_pick_the_backend_by_scheme() {

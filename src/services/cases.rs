@@ -323,38 +323,42 @@ pub async fn reply(
     let lang = Lang::from_code(&party.lang).unwrap_or_default();
     let done = ctx
         .db(move |conn| -> Result<bool, AppError> {
-            conn.transaction(|conn| {
-                let moved = cases::step(
-                    conn,
-                    &keys,
-                    &case,
-                    &Step {
-                        actor: &party.role,
-                        kind,
-                        party_id: Some(&party.id),
-                        message: Some(&message),
-                        from,
-                        to,
-                        due_at: to.map(|_| due),
-                        assign: None,
-                        now,
-                    },
-                )?;
-                if moved && objection {
-                    let mail = crate::mail::case_mail(
-                        &settings,
-                        lang,
-                        &party.contact.email,
-                        CaseStep::Objection,
-                        &case.row.reference,
-                        &token,
-                        None,
-                        now,
-                    )
-                    .map_err(AppError::internal)?;
-                    crate::db::outbox::insert_mail(conn, &keys, &mail)?;
-                }
-                Ok(moved)
+            // The whole transaction again when SQLite is busy: it read
+            // (the case's key) before its first write.
+            crate::db::retry_busy(|| {
+                conn.transaction(|conn| {
+                    let moved = cases::step(
+                        conn,
+                        &keys,
+                        &case,
+                        &Step {
+                            actor: &party.role,
+                            kind,
+                            party_id: Some(&party.id),
+                            message: Some(&message),
+                            from,
+                            to,
+                            due_at: to.map(|_| due),
+                            assign: None,
+                            now,
+                        },
+                    )?;
+                    if moved && objection {
+                        let mail = crate::mail::case_mail(
+                            &settings,
+                            lang,
+                            &party.contact.email,
+                            CaseStep::Objection,
+                            &case.row.reference,
+                            &token,
+                            None,
+                            now,
+                        )
+                        .map_err(AppError::internal)?;
+                        crate::db::outbox::insert_mail(conn, &keys, &mail)?;
+                    }
+                    Ok(moved)
+                })
             })
         })
         .await?;
@@ -531,117 +535,128 @@ pub async fn act(
     let case = detail.case;
     let acted = ctx
         .db(move |conn| -> Result<Acted, AppError> {
-            conn.transaction(|conn| {
-                let mail_parties = |conn: &mut crate::db::DbConn,
-                                    parties: &[(Party, String)],
-                                    step: CaseStep,
-                                    message: Option<&str>| {
-                    for (party, token) in parties {
-                        let lang = Lang::from_code(&party.lang).unwrap_or_default();
-                        let mail = crate::mail::case_mail(
-                            &settings,
-                            lang,
-                            &party.contact.email,
-                            step,
-                            &case.row.reference,
-                            token,
-                            message,
-                            now,
-                        )
-                        .map_err(AppError::internal)?;
-                        crate::db::outbox::insert_mail(conn, &keys, &mail)?;
-                    }
-                    Ok::<(), AppError>(())
-                };
-                let simple =
-                    |kind, message, to, assign| staff_step(&staff, kind, message, to, assign, now);
-                match &action {
-                    Action::Assign => {
-                        let to = (case.row.status != cases::STATUS_WAITING)
-                            .then_some(cases::STATUS_IN_REVIEW);
-                        let step = simple(event::ASSIGNED, None, to, Some(staff.as_str()));
-                        if !cases::step(conn, &keys, &case, &step)? {
-                            return Ok(Acted::NotNow);
-                        }
-                        if case.row.status == cases::STATUS_NEW {
-                            mail_parties(conn, &reporters, CaseStep::InReview, None)?;
-                        }
-                    }
-                    Action::Ask(message) => {
-                        let step = simple(
-                            event::WAITING,
-                            Some(message.as_str()),
-                            Some(cases::STATUS_WAITING),
-                            None,
-                        );
-                        if !cases::step(conn, &keys, &case, &step)? {
-                            return Ok(Acted::NotNow);
-                        }
-                        mail_parties(conn, &reporters, CaseStep::Waiting, Some(message))?;
-                    }
-                    Action::Reject(message) => {
-                        let step = simple(
-                            event::REJECTED,
-                            Some(message.as_str()),
-                            Some(cases::STATUS_REJECTED),
-                            None,
-                        );
-                        if !cases::step(conn, &keys, &case, &step)? {
-                            return Ok(Acted::NotNow);
-                        }
-                        mail_parties(conn, &reporters, CaseStep::Rejected, Some(message))?;
-                    }
-                    Action::Release(message) => {
-                        let hash = crate::domain::link_token::hash_link_token(&holder_token);
-                        let step = simple(
-                            event::RELEASED,
-                            Some(message.as_str()),
-                            Some(cases::STATUS_RESOLVED),
-                            None,
-                        );
-                        let released =
-                            cases::release(conn, &keys, &case, &step, (&holder_party, &hash));
-                        let holder = match released {
-                            Ok(holder) => holder,
-                            Err(diesel::result::Error::NotFound) => return Ok(Acted::NotNow),
-                            Err(e) => return Err(e.into()),
+            // The whole transaction again when SQLite is busy: it reads
+            // (the case's key, the holder) before it writes.
+            crate::db::retry_busy(|| {
+                conn.transaction(|conn| {
+                    let mail_parties =
+                        |conn: &mut crate::db::DbConn,
+                         parties: &[(Party, String)],
+                         step: CaseStep,
+                         message: Option<&str>| {
+                            for (party, token) in parties {
+                                let lang = Lang::from_code(&party.lang).unwrap_or_default();
+                                let mail = crate::mail::case_mail(
+                                    &settings,
+                                    lang,
+                                    &party.contact.email,
+                                    step,
+                                    &case.row.reference,
+                                    token,
+                                    message,
+                                    now,
+                                )
+                                .map_err(AppError::internal)?;
+                                crate::db::outbox::insert_mail(conn, &keys, &mail)?;
+                            }
+                            Ok::<(), AppError>(())
                         };
-                        mail_parties(conn, &reporters, CaseStep::Released, Some(message))?;
-                        // A release upheld after the holder's objection.
-                        mail_parties(conn, &holders, CaseStep::ObjectionRejected, Some(message))?;
-                        if let Some(holder) = holder {
-                            let lang = Lang::from_code(&holder.lang).unwrap_or_default();
-                            let mail = crate::mail::case_mail(
-                                &settings,
-                                lang,
-                                &holder.email,
-                                CaseStep::HolderSuspended,
-                                &case.row.reference,
-                                &holder_token,
+                    let simple = |kind, message, to, assign| {
+                        staff_step(&staff, kind, message, to, assign, now)
+                    };
+                    match &action {
+                        Action::Assign => {
+                            let to = (case.row.status != cases::STATUS_WAITING)
+                                .then_some(cases::STATUS_IN_REVIEW);
+                            let step = simple(event::ASSIGNED, None, to, Some(staff.as_str()));
+                            if !cases::step(conn, &keys, &case, &step)? {
+                                return Ok(Acted::NotNow);
+                            }
+                            if case.row.status == cases::STATUS_NEW {
+                                mail_parties(conn, &reporters, CaseStep::InReview, None)?;
+                            }
+                        }
+                        Action::Ask(message) => {
+                            let step = simple(
+                                event::WAITING,
+                                Some(message.as_str()),
+                                Some(cases::STATUS_WAITING),
+                                None,
+                            );
+                            if !cases::step(conn, &keys, &case, &step)? {
+                                return Ok(Acted::NotNow);
+                            }
+                            mail_parties(conn, &reporters, CaseStep::Waiting, Some(message))?;
+                        }
+                        Action::Reject(message) => {
+                            let step = simple(
+                                event::REJECTED,
+                                Some(message.as_str()),
+                                Some(cases::STATUS_REJECTED),
+                                None,
+                            );
+                            if !cases::step(conn, &keys, &case, &step)? {
+                                return Ok(Acted::NotNow);
+                            }
+                            mail_parties(conn, &reporters, CaseStep::Rejected, Some(message))?;
+                        }
+                        Action::Release(message) => {
+                            let hash = crate::domain::link_token::hash_link_token(&holder_token);
+                            let step = simple(
+                                event::RELEASED,
+                                Some(message.as_str()),
+                                Some(cases::STATUS_RESOLVED),
+                                None,
+                            );
+                            let released =
+                                cases::release(conn, &keys, &case, &step, (&holder_party, &hash));
+                            let holder = match released {
+                                Ok(holder) => holder,
+                                Err(diesel::result::Error::NotFound) => return Ok(Acted::NotNow),
+                                Err(e) => return Err(e.into()),
+                            };
+                            mail_parties(conn, &reporters, CaseStep::Released, Some(message))?;
+                            // A release upheld after the holder's objection.
+                            mail_parties(
+                                conn,
+                                &holders,
+                                CaseStep::ObjectionRejected,
                                 Some(message),
-                                now,
-                            )
-                            .map_err(AppError::internal)?;
-                            crate::db::outbox::insert_mail(conn, &keys, &mail)?;
+                            )?;
+                            if let Some(holder) = holder {
+                                let lang = Lang::from_code(&holder.lang).unwrap_or_default();
+                                let mail = crate::mail::case_mail(
+                                    &settings,
+                                    lang,
+                                    &holder.email,
+                                    CaseStep::HolderSuspended,
+                                    &case.row.reference,
+                                    &holder_token,
+                                    Some(message),
+                                    now,
+                                )
+                                .map_err(AppError::internal)?;
+                                crate::db::outbox::insert_mail(conn, &keys, &mail)?;
+                            }
+                        }
+                        Action::Reinstate(message) => {
+                            let step = simple(
+                                event::REINSTATED,
+                                Some(message.as_str()),
+                                Some(cases::STATUS_REJECTED),
+                                None,
+                            );
+                            match cases::reinstate(conn, &keys, &case, &step)? {
+                                cases::Reinstated::Done => {}
+                                cases::Reinstated::NotNow => return Ok(Acted::NotNow),
+                                cases::Reinstated::NikTaken => return Ok(Acted::NikTaken),
+                            }
+                            mail_parties(conn, &holders, CaseStep::Reinstated, Some(message))?;
+                            mail_parties(conn, &reporters, CaseStep::Rejected, Some(message))?;
                         }
                     }
-                    Action::Reinstate(message) => {
-                        let step = simple(
-                            event::REINSTATED,
-                            Some(message.as_str()),
-                            Some(cases::STATUS_REJECTED),
-                            None,
-                        );
-                        match cases::reinstate(conn, &keys, &case, &step)? {
-                            cases::Reinstated::Done => {}
-                            cases::Reinstated::NotNow => return Ok(Acted::NotNow),
-                            cases::Reinstated::NikTaken => return Ok(Acted::NikTaken),
-                        }
-                        mail_parties(conn, &holders, CaseStep::Reinstated, Some(message))?;
-                        mail_parties(conn, &reporters, CaseStep::Rejected, Some(message))?;
-                    }
-                }
-                Ok(Acted::Done)
+                    Ok(Acted::Done)
+                })
             })
         })
         .await?;

@@ -242,7 +242,7 @@ pub async fn request_deletion(
             let mail = crate::mail::deletion_mail(&settings, &found, &due_text, now)
                 .map_err(AppError::internal)?;
             crate::db::retry_busy(|| {
-                diesel::Connection::transaction(conn, |conn| {
+                diesel::Connection::transaction(conn, |conn| -> Result<bool, AppError> {
                     if !own_data::request_deletion(conn, &found.id, due)? {
                         return Ok(false);
                     }
@@ -250,7 +250,6 @@ pub async fn request_deletion(
                     Ok(true)
                 })
             })
-            .map_err(AppError::from)
         })
         .await?;
     if !asked {
