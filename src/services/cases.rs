@@ -564,6 +564,8 @@ pub async fn act(
                     let simple = |kind, message, to, assign| {
                         staff_step(&staff, kind, message, to, assign, now)
                     };
+                    // A step with a message to the parties, to status `to`.
+                    let decided = |kind, message, to| simple(kind, Some(message), Some(to), None);
                     match &action {
                         Action::Assign => {
                             let to = (case.row.status != cases::STATUS_WAITING)
@@ -577,24 +579,16 @@ pub async fn act(
                             }
                         }
                         Action::Ask(message) => {
-                            let step = simple(
-                                event::WAITING,
-                                Some(message.as_str()),
-                                Some(cases::STATUS_WAITING),
-                                None,
-                            );
+                            let step =
+                                decided(event::WAITING, message.as_str(), cases::STATUS_WAITING);
                             if !cases::step(conn, &keys, &case, &step)? {
                                 return Ok(Acted::NotNow);
                             }
                             mail_parties(conn, &reporters, CaseStep::Waiting, Some(message))?;
                         }
                         Action::Reject(message) => {
-                            let step = simple(
-                                event::REJECTED,
-                                Some(message.as_str()),
-                                Some(cases::STATUS_REJECTED),
-                                None,
-                            );
+                            let step =
+                                decided(event::REJECTED, message.as_str(), cases::STATUS_REJECTED);
                             if !cases::step(conn, &keys, &case, &step)? {
                                 return Ok(Acted::NotNow);
                             }
@@ -602,12 +596,8 @@ pub async fn act(
                         }
                         Action::Release(message) => {
                             let hash = crate::domain::link_token::hash_link_token(&holder_token);
-                            let step = simple(
-                                event::RELEASED,
-                                Some(message.as_str()),
-                                Some(cases::STATUS_RESOLVED),
-                                None,
-                            );
+                            let step =
+                                decided(event::RELEASED, message.as_str(), cases::STATUS_RESOLVED);
                             let released =
                                 cases::release(conn, &keys, &case, &step, (&holder_party, &hash));
                             let holder = match released {
@@ -640,11 +630,10 @@ pub async fn act(
                             }
                         }
                         Action::Reinstate(message) => {
-                            let step = simple(
+                            let step = decided(
                                 event::REINSTATED,
-                                Some(message.as_str()),
-                                Some(cases::STATUS_REJECTED),
-                                None,
+                                message.as_str(),
+                                cases::STATUS_REJECTED,
                             );
                             match cases::reinstate(conn, &keys, &case, &step)? {
                                 cases::Reinstated::Done => {}
